@@ -1,0 +1,12 @@
+"""Artifacts: networks exported per framework, cached by content."""
+
+from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache
+from pytest_aiotbench.artifacts.prepare import (
+    BuildError,
+    PreparedNetwork,
+    export_artifact,
+    prepare_network,
+)
+
+__all__ = ["Artifact", "ArtifactCache", "BuildError", "PreparedNetwork", "export_artifact",
+           "prepare_network"]

@@ -1,0 +1,128 @@
+"""From a network card to what a workload needs on the host: weights, probes, references,
+and the framework's artifact (from the cache, or exported now)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache
+from pytest_aiotbench.frameworks.base import ExportError, Framework
+from pytest_aiotbench.networks.card import NetworkCard
+from pytest_aiotbench.networks.flops import count_macs
+
+#: Bump when probe generation changes (it is part of what the reference outputs mean).
+PROBE_REVISION = 1
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass
+class PreparedNetwork:
+    """A network built once per session, with the fp32 reference answers of its weights."""
+
+    card: NetworkCard
+    model: Any
+    weights: str  # "random" or "pretrained"
+    weights_sha256: str
+    macs: int
+    probes: np.ndarray  # (n, *input_shape[1:]) float32
+    reference_outputs: np.ndarray  # (n, num_outputs) float64, from the host's fp32 model
+    probe_path: Path
+    prepare_s: float
+
+
+def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_count: int,
+                    workdir: Path) -> PreparedNetwork:
+    import torch
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    try:
+        model = card.build(pretrained)
+    except Exception as exc:
+        raise BuildError(f"building network {card.name!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise BuildError(f"the builder of {card.name!r} returned {type(model).__name__}, "
+                         "not a torch.nn.Module")
+    model.eval()
+    probes = make_probes(card, probe_count, seed)
+    try:
+        with torch.inference_mode():
+            reference = np.stack([
+                model(torch.from_numpy(probes[i:i + 1])).double().numpy().reshape(-1)
+                for i in range(len(probes))])
+        macs = count_macs(model, card.input_shape)
+    except Exception as exc:
+        raise BuildError(f"network {card.name!r} does not run on input shape "
+                         f"{card.input_shape}: {type(exc).__name__}: {exc}") from exc
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe_path = workdir / f"{card.name}-probes-{seed}-{probe_count}.npy"
+    np.save(probe_path, probes)
+    return PreparedNetwork(card, model, "pretrained" if pretrained else "random",
+                           weights_sha256(model), macs, probes, reference, probe_path,
+                           time.perf_counter() - started)
+
+
+def make_probes(card: NetworkCard, count: int, seed: int) -> np.ndarray:
+    """Seeded probe inputs that look like preprocessed images (uniform pixels, normalised)."""
+    rng = np.random.default_rng([seed, PROBE_REVISION])
+    shape = (count, *card.input_shape[1:])
+    pixels = rng.random(shape, dtype=np.float32)
+    channels = len(card.preprocessing.mean)
+    if card.preprocessing.layout == "NCHW" and len(shape) == 4 and shape[1] == channels:
+        mean = np.asarray(card.preprocessing.mean, np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(card.preprocessing.std, np.float32).reshape(1, -1, 1, 1)
+        pixels = (pixels - mean) / std
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def weights_sha256(model: Any) -> str:
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        # Raw bytes of any dtype (bfloat16 and bool included), as numpy cannot take them all.
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def export_artifact(network: PreparedNetwork, framework: Framework, cache: ArtifactCache,
+                    on_build_start: Callable[[str], None] | None = None) -> Artifact:
+    import torch
+
+    card = network.card
+    parts = {
+        "network": card.name,
+        "input_shape": list(card.input_shape),
+        "weights_sha256": network.weights_sha256,
+        "framework": framework.name,
+        "export_revision": framework.export_revision,
+        "tools": framework.tool_versions(),
+    }
+
+    def build(destination: Path) -> list[str]:
+        example = torch.from_numpy(network.probes[0:1].copy())
+        try:
+            with warnings.catch_warnings():
+                # The exporters warn about their own deprecations on every call: noise here.
+                warnings.simplefilter("ignore")
+                return framework.export(network.model, example, destination)
+        except Exception as exc:
+            raise ExportError(f"exporting {card.name!r} to {framework.name} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+    return cache.get_or_build(f"{card.name}-{framework.name}", parts,
+                              f"{card.name}{framework.suffix}", build, on_build_start)

@@ -1,0 +1,94 @@
+"""The local host as a device: the runner runs in a separate process, as on a device, so
+the pytest process's threads, memory and imports never touch the timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pytest_aiotbench.devices.base import Device, RunnerFailed
+
+
+class LocalDevice(Device):
+    kind = "local"
+
+    def __init__(self, python: str | None = None, alias: str = "local"):
+        self.alias = alias
+        self.serial = "local"
+        self.python = python or sys.executable
+
+    def cpu_count(self) -> int:
+        return len(os.sched_getaffinity(0))
+
+    def stage(self, local_path: Path, sha256: str | None = None) -> str:
+        return str(local_path)
+
+    def execute_runner(self, runner_path: str, request: str,
+                       timeout_s: float) -> tuple[int, str, str]:
+        try:
+            done = subprocess.run([self.python, runner_path], input=request, text=True,
+                                  capture_output=True, timeout=timeout_s, check=False)
+        except OSError as exc:
+            raise RunnerFailed(self.alias, "start", f"cannot start {self.python}: {exc}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise RunnerFailed(self.alias, "timeout", f"no result within {timeout_s:.0f} s "
+                               "(raise --aiot-timeout for slow models)",
+                               _text(exc.stderr)) from exc
+        return done.returncode, done.stdout, done.stderr
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "alias": self.alias,
+            "model": _cpu_model(),
+            "hostname": socket.gethostname(),
+            "machine": platform.machine(),
+            "cores": os.cpu_count(),
+            "cores_usable": self.cpu_count(),
+            "core_max_khz": _core_max_khz(),
+            "memory_bytes": _memory_bytes(),
+            "os": platform.platform(),
+            "python": platform.python_version(),
+            "python_executable": self.python,
+        }
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Hardware", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _core_max_khz() -> list[int]:
+    freqs = []
+    for cpu in sorted(Path("/sys/devices/system/cpu").glob("cpu[0-9]*")):
+        try:
+            freqs.append(int((cpu / "cpufreq" / "cpuinfo_max_freq").read_text()))
+        except (OSError, ValueError):
+            continue
+    return freqs
+
+
+def _memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,13 @@
+"""Frameworks: one adapter each, exporting a network into that framework's artifact."""
+
+from pytest_aiotbench.frameworks.base import (
+    ExportError,
+    Framework,
+    UnknownFrameworkError,
+    get,
+    names,
+    register_framework,
+)
+
+__all__ = ["ExportError", "Framework", "UnknownFrameworkError", "get", "names",
+           "register_framework"]

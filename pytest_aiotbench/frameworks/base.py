@@ -1,0 +1,80 @@
+"""The framework adapter: turn a network into an artifact on the host.
+
+An adapter knows how to export and which runner backend loads the file; it knows nothing of
+devices. Adapters register themselves, like networks; the registry is the only list.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+_FRAMEWORKS: dict[str, Framework] = {}
+
+
+class UnknownFrameworkError(LookupError):
+    pass
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+class Framework(abc.ABC):
+    #: Name used in options, test ids and results; also the runner backend's name.
+    name: str = ""
+    #: File suffix of the artifact.
+    suffix: str = ""
+    #: Where the inference runs, as the runner sets it up.
+    backend: str = "cpu"
+    #: What a device must have installed to run this framework (for skip messages).
+    device_requirement: str = ""
+    #: Distributions whose versions change the exported bytes (part of the cache key).
+    export_packages: tuple[str, ...] = ("torch",)
+    #: Bump when the export code changes what it writes.
+    export_revision: int = 1
+
+    @abc.abstractmethod
+    def export(self, model: Any, example: Any, destination: Path) -> list[str]:
+        """Write the artifact for ``model`` at ``destination``; return notes for the report."""
+
+    def tool_versions(self) -> dict[str, str]:
+        return {package: _version(package) for package in self.export_packages}
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def register_framework(cls: type[Framework]) -> type[Framework]:
+    _FRAMEWORKS[cls.name] = cls()
+    return cls
+
+
+def get(name: str) -> Framework:
+    _load_builtin()
+    try:
+        return _FRAMEWORKS[name]
+    except KeyError:
+        raise UnknownFrameworkError(
+            f"unknown framework {name!r}; known frameworks: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    _load_builtin()
+    return list(_FRAMEWORKS)
+
+
+#: The built-in adapters, in the order of the original suite's columns.
+BUILTIN = ("tflite", "onnx_runtime", "pytorch_mobile", "executorch_xnnpack")
+
+
+def _load_builtin() -> None:
+    for module in BUILTIN:
+        importlib.import_module(f"pytest_aiotbench.frameworks.{module}")

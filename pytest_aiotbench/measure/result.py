@@ -1,0 +1,55 @@
+"""One workload's measurement: what was run, on what, how fast, how right."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pytest_aiotbench.measure.stats import LatencyStats
+from pytest_aiotbench.measure.validity import Validity
+
+PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
+
+
+@dataclasses.dataclass
+class WorkloadResult:
+    device: str
+    network: str
+    framework: str
+    variant: str = "fp32"
+    backend: str = ""
+    status: str = FAILED
+    error: str | None = None
+    stats: LatencyStats | None = None
+    samples_s: list[float] = dataclasses.field(default_factory=list)
+    warmup_samples_s: list[float] = dataclasses.field(default_factory=list)
+    load_s: float | None = None
+    first_inference_s: float | None = None
+    stop_reason: str | None = None
+    threads: int | None = None
+    validity: Validity | None = None
+    accuracy: float | None = None
+    accuracy_source: str | None = None
+    macs: int | None = None
+    weights: str | None = None
+    weights_sha256: str | None = None
+    artifact: dict[str, Any] | None = None
+    framework_version: str | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    prepare_s: float = 0.0
+    measure_s: float = 0.0
+    nodeid: str = ""
+
+    @property
+    def scored(self) -> bool:
+        return self.status == PASSED and self.stats is not None and self.accuracy is not None
+
+    @property
+    def workload_id(self) -> str:
+        return f"{self.network}-{self.framework}-{self.variant}-{self.backend}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["stats"] = self.stats.to_json() if self.stats else None
+        data["validity"] = self.validity.to_json() if self.validity else None
+        return data

@@ -1,0 +1,154 @@
+"""pytest hooks: options, items, the fixture, the summary. Thin: the work is elsewhere."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_aiotbench import frameworks, networks, settings
+from pytest_aiotbench.devices import UnknownDeviceError, select_devices
+from pytest_aiotbench.session import BenchSession, WorkloadSpec
+from pytest_aiotbench.workload import Workload
+
+SESSION_KEY = pytest.StashKey[BenchSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aiotbench", "on-device inference benchmark (AIoTBench VIPS/VOPS)")
+
+    def add(name: str, help: str, **kwargs: object) -> None:
+        group.addoption(f"--aiot-{name}", dest=f"aiot_{name.replace('-', '_')}", help=help,
+                        **kwargs)
+
+    add("device", "local (default), all (local + every adb device), or a comma list of "
+        "device aliases/serials", default="local", metavar="DEVICES")
+    add("network", "comma list of networks to run (default: all registered)", metavar="NAMES")
+    add("framework", "comma list of frameworks: tflite, onnxruntime, pytorch-mobile, "
+        "executorch (default: all)", metavar="NAMES")
+    add("weights", "random (default) or pretrained (torchvision's ImageNet weights)",
+        default="random", metavar="KIND")
+    add("seed", "seed of the random weights and probe inputs (default 0)", default="0")
+    add("threads", "inference threads (default: the device's cores)", metavar="N")
+    add("rel-ci", "stop timing when the 95%% CI of the median is within this fraction "
+        "(default 0.02)", default="0.02", metavar="FRACTION")
+    add("confidence", "confidence level of that interval (default 0.95)", default="0.95")
+    add("warmup", "warm-up seconds before timing (default 0.5)", default="0.5",
+        metavar="SECONDS")
+    add("min-time", "time at least this long (default 1)", default="1.0", metavar="SECONDS")
+    add("max-time", "time at most this long per workload (default 10)", default="10",
+        metavar="SECONDS")
+    add("min-samples", "time at least this many inferences (default 10)", default="10",
+        metavar="N")
+    add("rtol", "largest relative error against the fp32 reference (default 1e-3)",
+        default="1e-3")
+    add("probes", "probe inputs compared against the fp32 reference (default 4)", default="4",
+        metavar="N")
+    add("timeout", "seconds one runner call may take (default 900)", default="900",
+        metavar="SECONDS")
+    add("local-python", "the Python that runs the runner on the local device (default: the "
+        "one running pytest)", metavar="PATH")
+    add("cache", "artifact cache folder (default: $AIOTBENCH_CACHE or <rootdir>/models/cache)",
+        metavar="DIR")
+    add("json", "write every sample, the environment and the scores to this JSON file",
+        metavar="PATH")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "aiot: an AIoTBench workload item")
+    options = {name[len("aiot_"):]: value for name, value in vars(config.option).items()
+               if name.startswith("aiot_")}
+    try:
+        parsed = settings.parse(options, Path(config.rootpath))
+        devices = select_devices(parsed.device, local_python=parsed.local_python)
+    except (settings.SettingsError, UnknownDeviceError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = BenchSession(parsed, devices, _progress_writer(config))
+
+
+def _progress_writer(config: pytest.Config):
+    def write(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line, file=sys.stderr)
+
+    return write
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "aiot_workload" not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash[SESSION_KEY]
+    chosen = session.settings
+    cards = _networks_for(metafunc)
+    if chosen.networks:
+        cards = [card for card in cards if card.name in chosen.networks]
+    framework_names = list(chosen.frameworks) or frameworks.names()
+    specs = [WorkloadSpec(card.name, framework, device)
+             for card in cards for framework in framework_names for device in session.devices]
+    metafunc.parametrize("aiot_workload", specs, ids=[spec.id for spec in specs],
+                         indirect=True)
+
+
+def _networks_for(metafunc: pytest.Metafunc) -> list[networks.NetworkCard]:
+    """A module that registers networks benchmarks those; any other module benchmarks the
+    networks not owned by a test module (the reference six and those from conftests)."""
+    module_name = metafunc.module.__name__
+    every = networks.cards()
+    own = [card for card in every if card.origin == module_name]
+    if own:
+        return own
+    patterns = metafunc.config.getini("python_files")
+    return [card for card in every if not _is_test_module(card.origin, patterns)]
+
+
+def _is_test_module(module_name: str, patterns: list[str]) -> bool:
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    return any(fnmatch.fnmatch(os.path.basename(path), pattern) for pattern in patterns)
+
+
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    chosen = config.stash[SESSION_KEY].settings
+    known = networks.names()
+    unknown = [name for name in chosen.networks if name not in known]
+    if unknown:
+        raise pytest.UsageError(f"--aiot-network: unknown network {', '.join(map(repr, unknown))}; "
+                                f"known networks: {', '.join(known)}")
+
+
+@pytest.fixture
+def aiot_workload(request: pytest.FixtureRequest) -> Workload:
+    """One (network, framework, device) workload of the matrix."""
+    session = request.config.stash[SESSION_KEY]
+    return Workload(session, request.param, request.node.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    session = terminalreporter.config.stash.get(SESSION_KEY, None)
+    if session is None or not session.results:
+        return
+    terminalreporter.write_sep("=", "aiotbench: VIPS / VOPS")
+    for line in session.summary_lines():
+        terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    bench = session.config.stash.get(SESSION_KEY, None)
+    if bench is None:
+        return
+    if bench.settings.json_path and bench.results:
+        bench.write_json()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    bench = config.stash.get(SESSION_KEY, None)
+    if bench is not None:
+        bench.close()

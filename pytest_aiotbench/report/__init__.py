@@ -1,0 +1,1 @@
+"""Report: the terminal table and the JSON results."""

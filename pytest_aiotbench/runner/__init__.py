@@ -1,0 +1,1 @@
+"""The on-device runner (``aiot_runner.py``), a standalone script pushed to devices."""

@@ -1,0 +1,341 @@
+"""The on-device runner: load one artifact in one framework, time it, answer probes.
+
+This file is copied to the device as it is and run there as a script:
+
+    python3 aiot_runner.py < request.json
+
+It reads a JSON request on stdin and writes one JSON result on stdout. It uses the standard
+library, numpy and the one framework named in the request; it never imports pytest or the
+plugin, so any board with Python and that framework can run it.
+
+The runner owns the clock: every sample is taken here, on the device, around one inference
+call, and the stopping rule (the confidence interval of the median) is applied here too, so
+the number of round trips to the host does not depend on the model's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+
+RESULT_SCHEMA = 1
+
+
+# ---------------------------------------------------------------------------- statistics
+def median_confidence_bounds(n: int, confidence: float = 0.95) -> tuple[int, int]:
+    """Ranks (0-based, inclusive) of the order statistics that bound the median.
+
+    Distribution-free: the number of samples below the true median is Binomial(n, 1/2),
+    so ranks n/2 -+ z*sqrt(n)/2 cover it with the given confidence (normal approximation
+    of the binomial, good from n of about 10 on). No assumption on the latency
+    distribution, which is skewed and often bimodal on devices.
+    """
+    if n < 1:
+        raise ValueError("need at least one sample")
+    z = _normal_quantile(0.5 + confidence / 2)
+    half_width = z * math.sqrt(n) / 2
+    lower = max(0, math.floor(n / 2 - half_width) - 1)
+    upper = min(n - 1, math.ceil(n / 2 + half_width))
+    return lower, upper
+
+
+def median_relative_half_width(samples: list[float], confidence: float = 0.95) -> float:
+    """Half the width of the median's confidence interval, as a fraction of the median."""
+    ordered = sorted(samples)
+    n = len(ordered)
+    lower, upper = median_confidence_bounds(n, confidence)
+    median = _median_of_sorted(ordered)
+    if median <= 0:
+        return math.inf
+    return (ordered[upper] - ordered[lower]) / 2 / median
+
+
+def _median_of_sorted(ordered: list[float]) -> float:
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _normal_quantile(p: float) -> float:
+    """Inverse of the standard normal CDF (Acklam's rational approximation, |err| < 1e-9)."""
+    a = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+         1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
+    b = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+         6.680131188771972e01, -1.328068155288572e01)
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+         -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
+         3.754408661907416e00)
+    if not 0 < p < 1:
+        raise ValueError("p must lie in (0, 1)")
+    low = 0.02425
+    if p < low:
+        q = math.sqrt(-2 * math.log(p))
+        return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    if p > 1 - low:
+        return -_normal_quantile(1 - p)
+    q = p - 0.5
+    r = q * q
+    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (
+        ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+
+
+# ------------------------------------------------------------------------------ backends
+class Backend:
+    """One framework's way to load an artifact and run one batch."""
+
+    name = ""
+    module = ""
+
+    def load(self, path: str, threads: int) -> None:
+        raise NotImplementedError
+
+    def infer(self, batch):  # numpy array in, numpy array out
+        raise NotImplementedError
+
+    def version(self) -> str:
+        mod = sys.modules.get(self.module)
+        return str(getattr(mod, "__version__", "unknown"))
+
+    def notes(self) -> list[str]:
+        return []
+
+
+class TFLiteBackend(Backend):
+    name = "tflite"
+    module = "ai_edge_litert"
+
+    def load(self, path: str, threads: int) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # older boards ship the slim tflite_runtime wheel instead
+            from tflite_runtime.interpreter import Interpreter
+            self.module = "tflite_runtime"
+        # The default op resolver applies the XNNPACK delegate on CPU.
+        self.interpreter = Interpreter(model_path=path, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+
+    def infer(self, batch):
+        self.interpreter.set_tensor(self.input_index, batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index)
+
+    def version(self) -> str:
+        try:
+            from importlib.metadata import version
+            package = "ai-edge-litert" if self.module == "ai_edge_litert" else "tflite-runtime"
+            return version(package)
+        except Exception:
+            return "unknown"
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    module = "onnxruntime"
+
+    def load(self, path: str, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def infer(self, batch):
+        return self.session.run(None, {self.input_name: batch})[0]
+
+
+class PyTorchMobileBackend(Backend):
+    name = "pytorch-mobile"
+    module = "torch"
+
+    def load(self, path: str, threads: int) -> None:
+        import torch
+        from torch.jit.mobile import _load_for_lite_interpreter
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.module_ = _load_for_lite_interpreter(path)
+
+    def infer(self, batch):
+        with self.torch.inference_mode():
+            return self.module_(self.torch.from_numpy(batch)).numpy()
+
+
+class ExecuTorchBackend(Backend):
+    name = "executorch"
+    module = "executorch"
+
+    def load(self, path: str, threads: int) -> None:
+        import torch
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+
+        # XNNPACK's threadpool is process-wide; size it before the method is loaded.
+        portable_lib._unsafe_reset_threadpool(threads)
+        self.torch = torch
+        program = Runtime.get().load_program(path)
+        self.method = program.load_method("forward")
+
+    def infer(self, batch):
+        return self.method.execute([self.torch.from_numpy(batch)])[0].numpy()
+
+    def version(self) -> str:
+        try:
+            from importlib.metadata import version
+            return version("executorch")
+        except Exception:
+            return "unknown"
+
+
+BACKENDS = {cls.name: cls for cls in (TFLiteBackend, OnnxRuntimeBackend,
+                                      PyTorchMobileBackend, ExecuTorchBackend)}
+
+
+# ------------------------------------------------------------------------------ protocol
+class RunnerError(Exception):
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+def measure(request: dict) -> dict:
+    """Load, answer the probes, warm up and time; everything the host needs to judge."""
+    try:
+        import numpy as np
+    except ImportError as exc:
+        raise RunnerError("import", f"numpy is not installed here ({exc}); the runner needs "
+                                    "it: pip install numpy") from exc
+
+    name = request["framework"]
+    if name not in BACKENDS:
+        raise RunnerError("request", f"unknown framework {name!r}; known: {sorted(BACKENDS)}")
+    backend = BACKENDS[name]()
+    threads = int(request.get("threads") or os.cpu_count() or 1)
+
+    try:
+        probes = np.load(request["probe_inputs"])
+    except Exception as exc:
+        raise RunnerError("inputs", f"cannot read probe inputs {request['probe_inputs']}: "
+                                    f"{exc}") from exc
+    probes = np.ascontiguousarray(probes, dtype=np.float32)
+
+    clock = time.perf_counter
+    started = clock()
+    try:
+        backend.load(request["artifact"], threads)
+    except ImportError as exc:
+        raise RunnerError("import", f"{name} is not installed here ({exc}); install the "
+                                    f"Python package that provides {backend.module}") from exc
+    except Exception as exc:
+        raise RunnerError("load", f"cannot load {request['artifact']} with {name}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+    load_s = clock() - started
+
+    # The first inference is timed on its own: it pays for lazy allocation and packing.
+    timed_input = probes[0:1]
+    try:
+        t0 = clock()
+        backend.infer(timed_input)
+        first_inference_s = clock() - t0
+        outputs = [np.asarray(backend.infer(probes[i:i + 1]), dtype=np.float64).reshape(-1)
+                   for i in range(len(probes))]
+    except Exception as exc:
+        raise RunnerError("infer", f"inference failed in {name}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+
+    warmup_samples = _time_loop(backend.infer, timed_input, clock,
+                                min_samples=int(request.get("warmup_min", 2)),
+                                min_time_s=float(request.get("warmup_s", 0.5)),
+                                max_time_s=float(request.get("warmup_s", 0.5)),
+                                max_samples=10**6)[0]
+    samples, stop_reason = _time_loop(
+        backend.infer, timed_input, clock,
+        min_samples=int(request.get("min_samples", 10)),
+        min_time_s=float(request.get("min_time_s", 1.0)),
+        max_time_s=float(request.get("max_time_s", 10.0)),
+        max_samples=int(request.get("max_samples", 100_000)),
+        target_rel_ci=float(request.get("target_rel_ci", 0.02)),
+        confidence=float(request.get("confidence", 0.95)),
+    )
+    return {
+        "ok": True,
+        "schema": RESULT_SCHEMA,
+        "framework": name,
+        "framework_version": backend.version(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "threads": threads,
+        "load_s": load_s,
+        "first_inference_s": first_inference_s,
+        "warmup_samples_s": warmup_samples,
+        "samples_s": samples,
+        "stop_reason": stop_reason,
+        "probe_outputs": [o.tolist() for o in outputs],
+        "notes": backend.notes(),
+    }
+
+
+def _time_loop(infer, batch, clock, *, min_samples: int, min_time_s: float, max_time_s: float,
+               max_samples: int, target_rel_ci: float | None = None,
+               confidence: float = 0.95) -> tuple[list[float], str]:
+    """Repeat until the median is known within target_rel_ci, or a cap is reached."""
+    samples: list[float] = []
+    started = clock()
+    next_check = max(min_samples, 10)
+    while True:
+        t0 = clock()
+        infer(batch)
+        samples.append(clock() - t0)
+        elapsed = clock() - started
+        n = len(samples)
+        if n >= max_samples:
+            return samples, "sample_cap"
+        if elapsed >= max_time_s and n >= 1:
+            return samples, "time_cap"
+        if n < min_samples or elapsed < min_time_s:
+            continue
+        if target_rel_ci is None:
+            return samples, "done"
+        if n >= next_check:
+            # Checking costs a sort: do it on a geometric schedule, not every sample.
+            next_check = n + max(1, n // 10)
+            if median_relative_half_width(samples, confidence) <= target_rel_ci:
+                return samples, "converged"
+
+
+def main() -> int:
+    # Frameworks print to fd 1 from native code; keep the real stdout for the JSON alone.
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        request = json.loads(sys.stdin.read())
+        result = measure(request)
+        code = 0
+    except RunnerError as exc:
+        result = {"ok": False, "schema": RESULT_SCHEMA, "stage": exc.stage, "error": str(exc),
+                  "traceback": traceback.format_exc()}
+        code = 2
+    except Exception as exc:  # a crash is reported, never swallowed
+        result = {"ok": False, "schema": RESULT_SCHEMA, "stage": "runner",
+                  "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        code = 3
+    sys.stdout.flush()
+    with os.fdopen(result_fd, "w") as out:
+        out.write(json.dumps(result))
+        out.write("\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The run's settings, read from the command line and checked before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+WEIGHTS = ("random", "pretrained")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    device: str = "local"
+    networks: tuple[str, ...] = ()  # empty: every network
+    frameworks: tuple[str, ...] = ()  # empty: every framework
+    weights: str = "random"
+    seed: int = 0
+    threads: int | None = None  # None: the device's cores
+    target_rel_ci: float = 0.02
+    confidence: float = 0.95
+    warmup_s: float = 0.5
+    min_time_s: float = 1.0
+    max_time_s: float = 10.0
+    min_samples: int = 10
+    rtol: float = 1e-3
+    probes: int = 4
+    timeout_s: float = 900.0
+    local_python: str | None = None
+    cache_dir: Path = Path("models/cache")
+    json_path: Path | None = None
+
+    def runner_request(self) -> dict[str, Any]:
+        return {"warmup_s": self.warmup_s, "warmup_min": 2, "min_samples": self.min_samples,
+                "min_time_s": self.min_time_s, "max_time_s": self.max_time_s,
+                "target_rel_ci": self.target_rel_ci, "confidence": self.confidence}
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["cache_dir"] = str(self.cache_dir)
+        data["json_path"] = str(self.json_path) if self.json_path else None
+        return data
+
+
+def split_names(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+
+
+def parse(options: dict[str, Any], rootdir: Path) -> Settings:
+    """Build Settings from option values (strings or numbers); raise SettingsError."""
+    from pytest_aiotbench.frameworks import UnknownFrameworkError, get
+
+    frameworks = split_names(options.get("framework"))
+    for name in frameworks:
+        try:
+            get(name)
+        except UnknownFrameworkError as exc:
+            raise SettingsError(f"--aiot-framework: {exc}") from None
+    weights = options.get("weights") or "random"
+    if weights not in WEIGHTS:
+        raise SettingsError(f"--aiot-weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
+    cache = (options.get("cache") or os.environ.get("AIOTBENCH_CACHE")
+             or rootdir / "models" / "cache")
+    json_path = options.get("json")
+    return Settings(
+        device=options.get("device") or "local",
+        networks=split_names(options.get("network")),
+        frameworks=frameworks,
+        weights=weights,
+        seed=_number("seed", options.get("seed", 0), int, 0, 2**31 - 1),
+        threads=None if options.get("threads") in (None, "", "auto") else
+        _number("threads", options["threads"], int, 1, 1024),
+        target_rel_ci=_number("rel-ci", options.get("rel_ci", 0.02), float, 1e-4, 1.0),
+        confidence=_number("confidence", options.get("confidence", 0.95), float, 0.5, 0.999),
+        warmup_s=_number("warmup", options.get("warmup", 0.5), float, 0.0, 3600),
+        min_time_s=_number("min-time", options.get("min_time", 1.0), float, 0.0, 3600),
+        max_time_s=_number("max-time", options.get("max_time", 10.0), float, 0.001, 86400),
+        min_samples=_number("min-samples", options.get("min_samples", 10), int, 1, 10**6),
+        rtol=_number("rtol", options.get("rtol", 1e-3), float, 0.0, 10.0),
+        probes=_number("probes", options.get("probes", 4), int, 1, 1000),
+        timeout_s=_number("timeout", options.get("timeout", 900), float, 1.0, 86400),
+        local_python=_executable(options.get("local_python")),
+        cache_dir=Path(cache),
+        json_path=Path(json_path) if json_path else None,
+    )
+
+
+def _number(option: str, value: Any, kind: type, low: float, high: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"--aiot-{option}={value!r}: not a {kind.__name__}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"--aiot-{option}={value!r}: out of range, use {low} to {high}")
+    return number
+
+
+def _executable(value: str | None) -> str | None:
+    if not value:
+        return None
+    found = shutil.which(value)
+    if found is None:
+        raise SettingsError(f"--aiot-local-python={value!r}: no such executable")
+    return found

@@ -1,0 +1,1 @@
+"""The reference suite: ``pytest --pyargs pytest_aiotbench.suite`` runs the AIoTBench matrix."""

@@ -1,0 +1,45 @@
+"""The workload item as a test: what ``test_workload`` does with its fixture.
+
+Import ``test_workload`` into a test module and pytest collects it there, parametrized over
+that module's networks (or the reference six) x frameworks x devices::
+
+    from pytest_aiotbench import test_workload  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_aiotbench.measure.result import INVALID, PASSED, SKIPPED, WorkloadResult
+from pytest_aiotbench.session import BenchSession, WorkloadSpec
+
+
+class Workload:
+    """The fixture's value: one (network, framework, device) combination, ready to run."""
+
+    def __init__(self, session: BenchSession, spec: WorkloadSpec, nodeid: str):
+        self.session = session
+        self.spec = spec
+        self.nodeid = nodeid
+        self.result: WorkloadResult | None = None
+
+    def run(self) -> WorkloadResult:
+        """Deploy, time and check; the measurement is recorded whatever the outcome."""
+        self.result = self.session.run(self.spec, self.nodeid)
+        return self.result
+
+    def check(self) -> WorkloadResult:
+        """Run, then turn the outcome into the test's outcome (skip, fail with figures)."""
+        result = self.run()
+        if result.status == SKIPPED:
+            pytest.skip(result.error or "skipped")
+        if result.status == INVALID:
+            pytest.fail(result.error or "outputs diverge", pytrace=False)
+        if result.status != PASSED:
+            pytest.fail(f"{self.spec.id}: {result.error}", pytrace=False)
+        return result
+
+
+def test_workload(aiot_workload: Workload) -> None:
+    """Deploy, time and check one (network, framework, device) workload."""
+    aiot_workload.check()

@@ -1,0 +1,66 @@
+"""Shared set-up for the project's tests: one artifact cache for the whole run, and a way to
+run pytest with the plugin in a fresh process (the plugin's registries are per process)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Short timing: these tests check behaviour, not speed (speed is `tox -e bench`).
+FAST = ["--aiot-warmup=0.05", "--aiot-min-time=0.1", "--aiot-max-time=0.5",
+        "--aiot-min-samples=5", "-p", "no:cacheprovider"]
+
+
+@pytest.fixture(scope="session")
+def artifact_cache() -> Path:
+    """Exports are slow and deterministic: every test of the run shares one cache."""
+    root = Path(os.environ.get("AIOTBENCH_TEST_CACHE", REPO / "models" / "cache" / "tests"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def run_plugin(pytester: pytest.Pytester, artifact_cache: Path):
+    """Run pytest with the plugin in a subprocess; return (outcome, parsed JSON or None)."""
+
+    def run(*args: str, json_report: bool = True):
+        report = pytester.path / "aiot.json"
+        extra = [f"--aiot-json={report}"] if json_report else []
+        result = pytester.runpytest_subprocess(*FAST, f"--aiot-cache={artifact_cache}",
+                                               *extra, *args, timeout=1200)
+        document = json.loads(report.read_text()) if report.exists() else None
+        return result, document
+
+    return run
+
+
+TINY_CNN_MODULE = '''
+import torch
+from pytest_aiotbench import register_network, test_workload  # noqa: F401
+
+
+class TinyCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1))
+        self.classifier = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+@register_network(input_shape=(1, 3, 32, 32), num_classes=10)
+def tiny_cnn():
+    """A tiny CNN for 32x32 images."""
+    return TinyCNN()
+'''

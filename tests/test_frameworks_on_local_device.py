@@ -1,0 +1,135 @@
+"""Each framework, for real: export a small network, run it in the runner process on the
+local device, and check its answers against the fp32 reference."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pytest_aiotbench import frameworks
+from pytest_aiotbench.artifacts import ArtifactCache, export_artifact, prepare_network
+from pytest_aiotbench.devices import FrameworkMissing, LocalDevice, RunnerFailed
+from pytest_aiotbench.measure import compare, summarize
+from pytest_aiotbench.networks.card import NetworkCard
+
+FAST_REQUEST = {"warmup_s": 0.05, "min_samples": 5, "min_time_s": 0.1, "max_time_s": 0.5,
+                "target_rel_ci": 0.02, "confidence": 0.95}
+
+
+def small_cnn(pretrained: bool) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10))
+
+
+CARD = NetworkCard("small_cnn", small_cnn, input_shape=(1, 3, 32, 32), num_classes=10,
+                   origin=__name__)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return prepare_network(CARD, pretrained=False, seed=0, probe_count=3,
+                           workdir=tmp_path_factory.mktemp("probes"))
+
+
+def request_for(framework: str, artifact: Path, probes: Path) -> dict:
+    return {"framework": framework, "artifact": str(artifact), "probe_inputs": str(probes),
+            "threads": 1, **FAST_REQUEST}
+
+
+@pytest.mark.parametrize("framework", ["tflite", "onnxruntime", "pytorch-mobile", "executorch"])
+def test_export_deploy_time_and_check(framework, prepared, artifact_cache):
+    adapter = frameworks.get(framework)
+    artifact = export_artifact(prepared, adapter, ArtifactCache(artifact_cache))
+    assert artifact.path.suffix == adapter.suffix and artifact.size_bytes > 0
+
+    result = LocalDevice().run(request_for(framework, artifact.path, prepared.probe_path), 300)
+
+    assert result["ok"] and result["framework"] == framework and result["threads"] == 1
+    assert result["stop_reason"] in ("converged", "time_cap", "sample_cap")
+    stats = summarize(result["samples_s"])
+    assert stats.n >= 5 and 0 < stats.min_s <= stats.median_s <= stats.max_s
+    assert result["load_s"] > 0 and result["first_inference_s"] > 0
+    validity = compare(result["probe_outputs"], prepared.reference_outputs, rtol=1e-4)
+    assert validity.passed, validity.describe()
+    assert validity.top1_agreement == 1.0
+
+
+def test_pytorch_mobile_says_when_optimize_for_mobile_was_skipped(prepared, artifact_cache):
+    artifact = export_artifact(prepared, frameworks.get("pytorch-mobile"),
+                               ArtifactCache(artifact_cache))
+    notes = " ".join(artifact.notes)
+    assert "optimize_for_mobile applied" in notes or "optimize_for_mobile skipped" in notes
+
+
+def test_a_corrupt_artifact_fails_at_load_naming_the_file(prepared, tmp_path):
+    broken = tmp_path / "broken model.onnx"  # a space: paths are never split by a shell
+    broken.write_bytes(b"\x08\x07 this is not an onnx file")
+    with pytest.raises(RunnerFailed) as error:
+        LocalDevice().run(request_for("onnxruntime", broken, prepared.probe_path), 120)
+    assert error.value.stage == "load"
+    assert "broken model.onnx" in str(error.value)
+
+
+def test_wrong_outputs_are_caught_relative_to_scale(prepared):
+    scaled = prepared.reference_outputs * 1e12
+    assert compare(scaled, scaled, rtol=1e-6).passed
+    nudged = scaled.copy()
+    nudged[0, 0] += 1e-3 * np.abs(scaled[0]).max()
+    assert not compare(nudged, scaled, rtol=1e-4).passed
+    assert not compare(np.full_like(scaled, np.nan), scaled, rtol=1.0).passed
+
+
+@pytest.fixture(scope="module")
+def python_without_frameworks(tmp_path_factory) -> str:
+    """A Python environment with numpy and nothing else, as on a bare board."""
+    root = tmp_path_factory.mktemp("bare-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
+                   check=True)
+    only_numpy = root / "site"
+    only_numpy.mkdir()
+    numpy_dir = Path(np.__file__).parent
+    for entry in (numpy_dir, numpy_dir.parent / "numpy.libs"):
+        if entry.exists():
+            os.symlink(entry, only_numpy / entry.name)
+    site = next((root / "venv" / "lib").glob("python3*/site-packages"))
+    (site / "only_numpy.pth").write_text(str(only_numpy) + "\n")
+    return str(root / "venv" / "bin" / "python")
+
+
+def test_a_missing_framework_is_reported_with_what_to_install(prepared, artifact_cache,
+                                                               python_without_frameworks):
+    artifact = export_artifact(prepared, frameworks.get("onnxruntime"),
+                               ArtifactCache(artifact_cache))
+    device = LocalDevice(python=python_without_frameworks)
+    with pytest.raises(FrameworkMissing) as error:
+        device.run(request_for("onnxruntime", artifact.path, prepared.probe_path), 120)
+    assert "onnxruntime" in str(error.value) and "install" in str(error.value)
+
+
+def test_a_runner_that_dies_reports_its_exit_code_and_stderr(prepared, tmp_path):
+    """A crash without a result (a segfault in native code): the user sees why."""
+    crashing = tmp_path / "crashing-python"
+    crashing.write_text("#!/bin/sh\necho 'Fatal Python error: Segmentation fault' >&2\n"
+                        "exit 139\n")
+    crashing.chmod(0o755)
+    with pytest.raises(RunnerFailed) as error:
+        LocalDevice(python=str(crashing)).run(
+            request_for("onnxruntime", tmp_path / "m.onnx", prepared.probe_path), 10)
+    assert "exited with code 139" in str(error.value)
+    assert "Segmentation fault" in str(error.value)
+
+
+def test_a_python_that_does_not_exist_is_named(prepared, tmp_path):
+    missing = tmp_path / "no-such-python"
+    with pytest.raises(RunnerFailed) as error:
+        LocalDevice(python=str(missing)).run(
+            request_for("onnxruntime", tmp_path / "m.onnx", prepared.probe_path), 10)
+    assert str(missing) in str(error.value)

@@ -1,0 +1,120 @@
+"""The registry, the six reference cards, FLOPs from the models, torchvision's import trap,
+and the pretrained-weights path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from pytest_aiotbench import networks
+from pytest_aiotbench.networks.flops import count_macs
+from pytest_aiotbench.networks.reference import PretrainedWeightsUnavailable
+from pytest_aiotbench.networks.registry import register_network, unregister
+
+REFERENCE = ["resnet50", "inception_v3", "densenet121", "squeezenet1_1", "mobilenet_v2",
+             "mnasnet1_0"]
+PUBLISHED_GMACS = {"resnet50": 4.09, "inception_v3": 5.71, "densenet121": 2.83,
+                   "squeezenet1_1": 0.35, "mobilenet_v2": 0.30, "mnasnet1_0": 0.31}
+
+
+def test_registry_holds_the_six_reference_networks():
+    assert [n for n in networks.names() if n in REFERENCE] == REFERENCE
+    assert networks.get("inception_v3").input_shape == (1, 3, 299, 299)
+    assert networks.get("inception_v3").preprocessing.resize == 342
+    assert networks.get("resnet50").preprocessing.crop == 224
+
+
+@pytest.mark.parametrize("name", REFERENCE)
+def test_flops_are_counted_from_the_model_within_2_percent_of_published(name):
+    card = networks.get(name)
+    torch.manual_seed(0)
+    macs = count_macs(card.build(pretrained=False), card.input_shape)
+    assert macs / 1e9 == pytest.approx(PUBLISHED_GMACS[name], rel=0.02)
+
+
+def test_unknown_network_names_the_known_ones():
+    with pytest.raises(networks.UnknownNetworkError) as error:
+        networks.get("resnet5O")
+    assert "resnet5O" in str(error.value) and "mobilenet_v2" in str(error.value)
+
+
+def test_decorator_registers_a_builder_and_refuses_a_silent_clash():
+    @register_network(input_shape=(1, 3, 16, 16), num_classes=4)
+    def four_way():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(768, 4))
+
+    try:
+        card = networks.get("four_way")
+        assert card.num_classes == 4 and card.origin == __name__
+        assert card.build(pretrained=False)(torch.zeros(1, 3, 16, 16)).shape == (1, 4)
+        with pytest.raises(ValueError, match="no pretrained weights"):
+            card.build(pretrained=True)
+        with pytest.raises(ValueError, match="already registered"):
+            register_network("four_way", origin="somewhere.else")(lambda: None)
+    finally:
+        unregister("four_way")
+
+
+def test_torchvision_classifiers_load_where_torchvision_import_fails():
+    """The registry's torchvision is a CUDA build; against the CPU torch its import dies."""
+    probe = textwrap.dedent("""
+        import torch
+        try:
+            import torchvision
+            print("plain-import-ok")
+        except RuntimeError as exc:
+            print("plain-import-failed:", exc)
+        from pytest_aiotbench.networks.torchvision_compat import torchvision_models
+        import pytest_aiotbench.networks.torchvision_compat as compat
+        model = torchvision_models().resnet50().eval()
+        print("logits", tuple(model(torch.zeros(1, 3, 224, 224)).shape))
+        print("fallback", compat.fallback_reason is not None)
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "logits (1, 1000)" in done.stdout
+    if "plain-import-failed" in done.stdout:
+        assert "torchvision::nms does not exist" in done.stdout
+        assert "fallback True" in done.stdout
+
+
+def test_pretrained_weights_that_cannot_be_had_give_a_clear_error(tmp_path, monkeypatch):
+    # An empty hub folder and no route out: the download fails as it does on this machine.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    card = networks.get("squeezenet1_1")
+    with pytest.raises(PretrainedWeightsUnavailable) as error:
+        card.build(pretrained=True)
+    message = str(error.value)
+    assert "squeezenet1_1" in message and "--aiot-weights=random" in message
+    assert str(tmp_path) in message  # where to put the file by hand
+
+
+def test_pretrained_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
+    """The real loading path: torchvision's loader, reading a checkpoint already in the
+    cache folder (as after a download on a connected machine, or one copied there by hand).
+    The weights are random but in the exact layout and file name torchvision expects."""
+    import torch.hub
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    card = networks.get("squeezenet1_1")
+    torch.manual_seed(3)
+    expected = card.build(pretrained=False).state_dict()
+    from pytest_aiotbench.networks.torchvision_compat import torchvision_models
+
+    url = torchvision_models().SqueezeNet1_1_Weights.IMAGENET1K_V1.url
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(expected, checkpoints / url.rsplit("/", 1)[1])
+    # torch.hub checks a checkpoint's hash when it downloads it, not when it finds it cached.
+    loaded = card.build(pretrained=True).state_dict()
+    assert expected.keys() == loaded.keys()
+    assert all(torch.equal(expected[k], loaded[k]) for k in expected)
