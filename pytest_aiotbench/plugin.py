@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from pytest_aiotbench import frameworks, networks, settings
-from pytest_aiotbench.devices import UnknownDeviceError, select_devices
+from pytest_aiotbench.devices import (
+    AdbOptions,
+    DeviceError,
+    UnknownDeviceError,
+    select_devices,
+)
 from pytest_aiotbench.session import BenchSession, WorkloadSpec
 from pytest_aiotbench.workload import Workload
 
@@ -51,6 +56,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS")
     add("local-python", "the Python that runs the runner on the local device (default: the "
         "one running pytest)", metavar="PATH")
+    add("cooldown", "pause before each workload (default: 0 on local, 5 on adb devices)",
+        metavar="SECONDS")
+    add("throttle-freq-drop", "flag a run whose core frequency fell by more than this "
+        "fraction (default 0.1)", default="0.1", metavar="FRACTION")
+    add("throttle-temp-rise", "flag a run whose thermal zone rose by more than this "
+        "(default 10 C)", default="10", metavar="CELSIUS")
+    add("adb-server", "the adb server to ask for devices (default 127.0.0.1:5037, started "
+        "if not running)", metavar="HOST:PORT")
+    add("adb-workdir", "work folder on adb devices (default /data/local/tmp/aiotbench)",
+        metavar="PATH")
+    add("adb-python", "the Python on adb devices (default python3)", metavar="PATH")
+    add("keep-deployed", "leave the pushed runner and artifacts on the devices (a later "
+        "session then skips pushing them)", action="store_true", default=False)
+    add("pin", "big (default): pin the runner to the fastest cores where cores differ; none",
+        default="big", metavar="CORES")
     add("cache", "artifact cache folder (default: $AIOTBENCH_CACHE or <rootdir>/models/cache)",
         metavar="DIR")
     add("json", "write every sample, the environment and the scores to this JSON file",
@@ -63,10 +83,28 @@ def pytest_configure(config: pytest.Config) -> None:
                if name.startswith("aiot_")}
     try:
         parsed = settings.parse(options, Path(config.rootpath))
-        devices = select_devices(parsed.device, local_python=parsed.local_python)
-    except (settings.SettingsError, UnknownDeviceError) as exc:
+        selection = select_devices(parsed.device, local_python=parsed.local_python,
+                                   adb=AdbOptions(server=parsed.adb_server,
+                                                  workdir=parsed.adb_workdir,
+                                                  python=parsed.adb_python,
+                                                  keep_deployed=parsed.keep_deployed,
+                                                  pin_big_cores=parsed.pin_big_cores))
+    except (settings.SettingsError, UnknownDeviceError, DeviceError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = BenchSession(parsed, devices, _progress_writer(config))
+    config.stash[SESSION_KEY] = BenchSession(parsed, selection.devices,
+                                             _progress_writer(config), selection.unavailable)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return []
+    lines = [f"aiotbench: devices {', '.join(session.devices)}; artifact cache "
+             f"{session.settings.cache_dir}"]
+    if session.unavailable:
+        lines.append("aiotbench: devices seen but not usable (not benchmarked): "
+                     + ", ".join(session.unavailable))
+    return lines
 
 
 def _progress_writer(config: pytest.Config):

@@ -23,6 +23,7 @@ from pytest_aiotbench.devices import Device, DeviceError, FrameworkMissing
 from pytest_aiotbench.frameworks import ExportError
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure.result import FAILED, INVALID, PASSED, SKIPPED
+from pytest_aiotbench.measure.thermal import throttle_findings
 from pytest_aiotbench.report import json_file, table
 from pytest_aiotbench.score import score_all
 from pytest_aiotbench.settings import Settings
@@ -43,9 +44,11 @@ class WorkloadSpec:
 
 class BenchSession:
     def __init__(self, settings: Settings, devices: list[Device],
-                 progress: Callable[[str], None] = print):
+                 progress: Callable[[str], None] = print, unavailable: list[str] | None = None):
         self.settings = settings
         self.devices = {device.alias: device for device in devices}
+        #: Devices adb reported but that cannot run anything (offline, unauthorized).
+        self.unavailable = list(unavailable or [])
         self.cache = ArtifactCache(settings.cache_dir)
         self.progress = progress
         self.results: list[WorkloadResult] = []
@@ -101,6 +104,11 @@ class BenchSession:
         device = self.devices[spec.device]
         if spec.device not in self.device_facts:
             self.device_facts[spec.device] = device.facts()
+        cooldown = (settings.cooldown_s if settings.cooldown_s is not None
+                    else device.default_cooldown_s)
+        if cooldown:
+            time.sleep(cooldown)
+            result.cooldown_s = cooldown
         measured = time.perf_counter()
         request = {
             "framework": framework.name,
@@ -119,6 +127,12 @@ class BenchSession:
         result.stop_reason, result.threads = raw["stop_reason"], raw["threads"]
         result.framework_version = raw["framework_version"]
         result.notes.extend(raw.get("notes", []))
+        result.thermal = raw.get("thermal")
+        if result.thermal:
+            result.throttled = throttle_findings(
+                result.thermal["before"], result.thermal["after"],
+                max_freq_drop=settings.throttle_freq_drop,
+                max_temp_rise_c=settings.throttle_temp_rise_c)
         result.validity = compare(raw["probe_outputs"], network.reference_outputs, settings.rtol)
         result.accuracy = result.validity.top1_agreement
         result.accuracy_source = AGREEMENT_SOURCE
@@ -163,8 +177,15 @@ class BenchSession:
         environment["timing"] = {
             "session_s": time.perf_counter() - self.started, "prepare_s": self.prepare_s,
             "artifacts_built": self.artifacts_built, "artifacts_reused": self.artifacts_reused}
-        return json_file.build(self.results, score_all(self.results), self.device_facts,
-                               environment, self.settings.to_json())
+        facts = {alias: dict(values) for alias, values in self.device_facts.items()}
+        for alias, device in self.devices.items():
+            deploy = getattr(device, "deploy_stats", None)
+            if deploy is not None and alias in facts:
+                facts[alias]["deploy"] = dict(deploy)
+        document = json_file.build(self.results, score_all(self.results), facts,
+                                   environment, self.settings.to_json())
+        document["unavailable_devices"] = self.unavailable
+        return document
 
     def write_json(self) -> None:
         assert self.settings.json_path is not None
@@ -174,6 +195,14 @@ class BenchSession:
         if not self.results:
             return []
         lines = table.render(score_all(self.results), self.device_facts)
+        for alias, device in self.devices.items():
+            deploy = getattr(device, "deploy_stats", None)
+            if deploy is not None:
+                lines.append(f"deploy to {alias}: {deploy['pushed']} files pushed "
+                             f"({deploy['bytes_pushed'] / 1e6:.1f} MB), "
+                             f"{deploy['skipped_same_hash']} already there with the same hash")
+        if self.unavailable:
+            lines.append("devices seen but not usable: " + ", ".join(self.unavailable))
         elapsed = time.perf_counter() - self.started
         lines.append(
             f"artifacts: {self.artifacts_built} exported, {self.artifacts_reused} from the cache; "

@@ -33,6 +33,14 @@ class Settings:
     probes: int = 4
     timeout_s: float = 900.0
     local_python: str | None = None
+    cooldown_s: float | None = None  # None: the device's default
+    throttle_freq_drop: float = 0.10
+    throttle_temp_rise_c: float = 10.0
+    adb_server: str | None = None
+    adb_workdir: str = "/data/local/tmp/aiotbench"
+    adb_python: str = "python3"
+    keep_deployed: bool = False
+    pin_big_cores: bool = True
     cache_dir: Path = Path("models/cache")
     json_path: Path | None = None
 
@@ -64,6 +72,8 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
             get(name)
         except UnknownFrameworkError as exc:
             raise SettingsError(f"--aiot-framework: {exc}") from None
+    if (options.get("pin") or "big") not in ("big", "none"):
+        raise SettingsError(f"--aiot-pin={options.get('pin')!r}: choose big or none")
     weights = options.get("weights") or "random"
     if weights not in WEIGHTS:
         raise SettingsError(f"--aiot-weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
@@ -88,6 +98,17 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
         probes=_number("probes", options.get("probes", 4), int, 1, 1000),
         timeout_s=_number("timeout", options.get("timeout", 900), float, 1.0, 86400),
         local_python=_executable(options.get("local_python")),
+        cooldown_s=None if options.get("cooldown") in (None, "") else
+        _number("cooldown", options["cooldown"], float, 0.0, 3600),
+        throttle_freq_drop=_number("throttle-freq-drop", options.get("throttle_freq_drop", 0.1),
+                                   float, 0.0, 1.0),
+        throttle_temp_rise_c=_number("throttle-temp-rise",
+                                     options.get("throttle_temp_rise", 10.0), float, 0.0, 200),
+        adb_server=options.get("adb_server") or None,
+        adb_workdir=_workdir(options.get("adb_workdir") or "/data/local/tmp/aiotbench"),
+        adb_python=options.get("adb_python") or "python3",
+        keep_deployed=bool(options.get("keep_deployed")),
+        pin_big_cores=(options.get("pin") or "big") == "big",
         cache_dir=Path(cache),
         json_path=Path(json_path) if json_path else None,
     )
@@ -101,6 +122,12 @@ def _number(option: str, value: Any, kind: type, low: float, high: float) -> Any
     if not low <= number <= high:
         raise SettingsError(f"--aiot-{option}={value!r}: out of range, use {low} to {high}")
     return number
+
+
+def _workdir(value: str) -> str:
+    if not value.startswith("/"):
+        raise SettingsError(f"--aiot-adb-workdir={value!r}: give an absolute path on the device")
+    return value
 
 
 def _executable(value: str | None) -> str | None:

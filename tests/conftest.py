@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -64,3 +67,56 @@ def tiny_cnn():
     """A tiny CNN for 32x32 images."""
     return TinyCNN()
 '''
+
+
+@pytest.fixture(scope="session")
+def adbd_factory(tmp_path_factory):
+    """Start real adbd test devices; every one is disconnected and killed at the end.
+
+    Where adbd cannot be had (not Debian, no package mirror), the adb tests skip with the
+    reason, except in CI (CI=true), where they must run.
+    """
+    from adbd_testbed import AdbdUnavailable, DebianAdbd, adb_server_running, kill_adb_server
+
+    started: list[DebianAdbd] = []
+    server_was_running = adb_server_running()
+
+    def start(model: str, **kwargs) -> DebianAdbd:
+        root = tmp_path_factory.mktemp(f"adbd-{model.replace(' ', '_')}")
+        try:
+            device = DebianAdbd(root, model, **kwargs).start()
+        except AdbdUnavailable as exc:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"the adbd test device is required in CI: {exc}")
+            pytest.skip(f"no adbd test device: {exc}")
+        started.append(device)
+        return device
+
+    yield start
+    for device in started:
+        device.stop()
+    if not server_was_running:  # leave the machine as it was
+        kill_adb_server()
+
+
+@pytest.fixture(scope="session")
+def board(adbd_factory):
+    """A two-core Linux board with Python and every framework, reached over adb."""
+    return adbd_factory("AIoT Board")
+
+
+@pytest.fixture(scope="session")
+def python_without_frameworks(tmp_path_factory) -> str:
+    """A Python environment with numpy and nothing else, as on a bare board."""
+    root = tmp_path_factory.mktemp("bare-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
+                   check=True)
+    only_numpy = root / "site"
+    only_numpy.mkdir()
+    numpy_dir = Path(np.__file__).parent
+    for entry in (numpy_dir, numpy_dir.parent / "numpy.libs"):
+        if entry.exists():
+            os.symlink(entry, only_numpy / entry.name)
+    site = next((root / "venv" / "lib").glob("python3*/site-packages"))
+    (site / "only_numpy.pth").write_text(str(only_numpy) + "\n")
+    return str(root / "venv" / "bin" / "python")

@@ -3,9 +3,6 @@ local device, and check its answers against the fp32 reference."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +82,6 @@ def test_wrong_outputs_are_caught_relative_to_scale(prepared):
     nudged[0, 0] += 1e-3 * np.abs(scaled[0]).max()
     assert not compare(nudged, scaled, rtol=1e-4).passed
     assert not compare(np.full_like(scaled, np.nan), scaled, rtol=1.0).passed
-
-
-@pytest.fixture(scope="module")
-def python_without_frameworks(tmp_path_factory) -> str:
-    """A Python environment with numpy and nothing else, as on a bare board."""
-    root = tmp_path_factory.mktemp("bare-python")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
-                   check=True)
-    only_numpy = root / "site"
-    only_numpy.mkdir()
-    numpy_dir = Path(np.__file__).parent
-    for entry in (numpy_dir, numpy_dir.parent / "numpy.libs"):
-        if entry.exists():
-            os.symlink(entry, only_numpy / entry.name)
-    site = next((root / "venv" / "lib").glob("python3*/site-packages"))
-    (site / "only_numpy.pth").write_text(str(only_numpy) + "\n")
-    return str(root / "venv" / "bin" / "python")
 
 
 def test_a_missing_framework_is_reported_with_what_to_install(prepared, artifact_cache,

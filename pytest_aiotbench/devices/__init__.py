@@ -1,6 +1,8 @@
-"""Devices: the interface, the local host, and the selection from ``--aiot-device``."""
+"""Devices: the interface, the local host, adb devices, and ``--aiot-device`` selection."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from pytest_aiotbench.devices.base import Device, DeviceError, FrameworkMissing, RunnerFailed
 from pytest_aiotbench.devices.local import LocalDevice
@@ -10,25 +12,75 @@ class UnknownDeviceError(LookupError):
     pass
 
 
-def select_devices(spec: str, local_python: str | None = None) -> list[Device]:
-    """Devices named by ``--aiot-device``: ``local``, ``all``, or a comma list."""
-    available: list[Device] = [LocalDevice(python=local_python)]
+@dataclasses.dataclass(frozen=True)
+class AdbOptions:
+    server: str | None = None
+    workdir: str = "/data/local/tmp/aiotbench"
+    python: str = "python3"
+    keep_deployed: bool = False
+    pin_big_cores: bool = True
+
+
+@dataclasses.dataclass
+class Selection:
+    devices: list[Device]
+    #: Devices seen but not usable (offline, unauthorized), as "serial (state)".
+    unavailable: list[str]
+
+
+def select_devices(spec: str, local_python: str | None = None,
+                   adb: AdbOptions | None = None) -> Selection:
+    """Devices named by ``--aiot-device``: ``local``, ``all``, or a comma list of aliases or
+    serials. adb is asked only when something other than ``local`` is named."""
     wanted = [part.strip() for part in spec.split(",") if part.strip()]
     if not wanted:
         raise UnknownDeviceError("--aiot-device is empty; use local, all, or a comma list")
-    if wanted == ["all"]:
-        return available
-    by_name = {d.alias: d for d in available} | {d.serial: d for d in available}
+    local = LocalDevice(python=local_python)
+    if wanted == ["local"]:
+        return Selection([local], [])
+
+    from pytest_aiotbench.devices.adb import AdbDevice, list_adb_devices
+
+    adb = adb or AdbOptions()
+    seen, _address = list_adb_devices(adb.server)
+    ready = [serial for serial, state in seen if state == "device"]
+    unavailable = [f"{serial} ({state})" for serial, state in seen if state != "device"]
+    attached: list[Device] = [local]
+    for serial in sorted(ready):
+        attached.append(AdbDevice(serial, server=adb.server, workdir=adb.workdir,
+                                  python=adb.python, keep_deployed=adb.keep_deployed,
+                                  pin_big_cores=adb.pin_big_cores))
+    _make_aliases_unique(attached)
+    if "all" in wanted:
+        return Selection(attached, unavailable)
+
+    by_name = {d.alias: d for d in attached} | {d.serial: d for d in attached}
+    not_ready = {serial: state for serial, state in seen if state != "device"}
     chosen: list[Device] = []
     for name in wanted:
+        if name in not_ready:
+            raise UnknownDeviceError(f"device {name!r} is {not_ready[name]}: reconnect it "
+                                     "(and accept the debugging prompt) or leave it out")
         if name not in by_name:
-            known = ", ".join(sorted({d.alias for d in available}))
-            raise UnknownDeviceError(
-                f"unknown device {name!r}; attached: {known} (or use 'all')")
+            listing = ", ".join([d.alias for d in attached] + unavailable)
+            raise UnknownDeviceError(f"unknown device {name!r}; attached: {listing} "
+                                     "(or use 'all')")
         if by_name[name] not in chosen:
             chosen.append(by_name[name])
-    return chosen
+    for device in attached:
+        if device not in chosen:
+            device.close()
+    return Selection(chosen, unavailable)
 
 
-__all__ = ["Device", "DeviceError", "FrameworkMissing", "LocalDevice", "RunnerFailed",
-           "UnknownDeviceError", "select_devices"]
+def _make_aliases_unique(devices: list[Device]) -> None:
+    """Two phones of one model get model, model-2, ... in serial order."""
+    counts: dict[str, int] = {}
+    for device in devices:
+        counts[device.alias] = counts.get(device.alias, 0) + 1
+        if counts[device.alias] > 1:
+            device.alias = f"{device.alias}-{counts[device.alias]}"
+
+
+__all__ = ["AdbOptions", "Device", "DeviceError", "FrameworkMissing", "LocalDevice",
+           "RunnerFailed", "Selection", "UnknownDeviceError", "select_devices"]

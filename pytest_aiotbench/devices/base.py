@@ -40,6 +40,8 @@ class Device(abc.ABC):
     #: How the transport names it (adb serial; "local" for the host).
     serial: str
     kind: str
+    #: Pause before each workload when --aiot-cooldown is not given.
+    default_cooldown_s: float = 0.0
 
     @abc.abstractmethod
     def facts(self) -> dict[str, Any]:

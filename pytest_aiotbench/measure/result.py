@@ -36,6 +36,10 @@ class WorkloadResult:
     artifact: dict[str, Any] | None = None
     framework_version: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    thermal: dict[str, Any] | None = None
+    #: Why the timing may not be trusted (the device throttled); empty when it did not.
+    throttled: list[str] = dataclasses.field(default_factory=list)
+    cooldown_s: float = 0.0
     prepare_s: float = 0.0
     measure_s: float = 0.0
     nodeid: str = ""

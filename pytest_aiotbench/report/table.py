@@ -47,6 +47,10 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
     if "top-1 agreement with fp32 reference" in sources:
         lines.append("accuracy source agree-fp32: no labelled images were given, so accuracy is "
                      "the top-1 agreement with the host's fp32 reference on the probe inputs")
+    for row in score.workloads:
+        if row.result.throttled:
+            lines.append(f"throttled: {row.result.network}-{row.result.framework}: "
+                         + "; ".join(row.result.throttled))
     for result in score.unscored:
         lines.append(f"not scored: {result.network}-{result.framework}: {result.status}"
                      f"{': ' + _first_line(result.error) if result.error else ''}")

@@ -202,6 +202,39 @@ BACKENDS = {cls.name: cls for cls in (TFLiteBackend, OnnxRuntimeBackend,
                                       PyTorchMobileBackend, ExecuTorchBackend)}
 
 
+# ------------------------------------------------------------------- thermal state
+def thermal_state() -> dict:
+    """Temperatures (degrees C) of the thermal zones and current core frequencies (kHz).
+
+    Read before and after timing so the host can flag a run during which the SoC throttled.
+    Empty where the kernel exposes none (VMs, some boards).
+    """
+    zones: dict[str, float] = {}
+    base = "/sys/class/thermal"
+    for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        if not entry.startswith("thermal_zone"):
+            continue
+        try:
+            with open(os.path.join(base, entry, "temp")) as handle:
+                milli = int(handle.read().strip())
+            with open(os.path.join(base, entry, "type")) as handle:
+                kind = handle.read().strip()
+        except (OSError, ValueError):
+            continue
+        zones[f"{entry}:{kind}"] = milli / 1000.0
+    freqs: dict[str, int] = {}
+    cpu_base = "/sys/devices/system/cpu"
+    for entry in sorted(os.listdir(cpu_base)) if os.path.isdir(cpu_base) else []:
+        path = os.path.join(cpu_base, entry, "cpufreq", "scaling_cur_freq")
+        if entry[3:].isdigit() and os.path.exists(path):
+            try:
+                with open(path) as handle:
+                    freqs[entry] = int(handle.read().strip())
+            except (OSError, ValueError):
+                continue
+    return {"temperatures_c": zones, "core_khz": freqs, "time": time.time()}
+
+
 # ------------------------------------------------------------------------------ protocol
 class RunnerError(Exception):
     def __init__(self, stage: str, message: str):
@@ -259,6 +292,7 @@ def measure(request: dict) -> dict:
                                 min_time_s=float(request.get("warmup_s", 0.5)),
                                 max_time_s=float(request.get("warmup_s", 0.5)),
                                 max_samples=10**6)[0]
+    thermal_before = thermal_state()
     samples, stop_reason = _time_loop(
         backend.infer, timed_input, clock,
         min_samples=int(request.get("min_samples", 10)),
@@ -268,6 +302,7 @@ def measure(request: dict) -> dict:
         target_rel_ci=float(request.get("target_rel_ci", 0.02)),
         confidence=float(request.get("confidence", 0.95)),
     )
+    thermal_after = thermal_state()
     return {
         "ok": True,
         "schema": RESULT_SCHEMA,
@@ -282,6 +317,7 @@ def measure(request: dict) -> dict:
         "samples_s": samples,
         "stop_reason": stop_reason,
         "probe_outputs": [o.tolist() for o in outputs],
+        "thermal": {"before": thermal_before, "after": thermal_after},
         "notes": backend.notes(),
     }
 

@@ -1,0 +1,328 @@
+"""Devices reached over adb, through adbutils and a real adb server.
+
+This is the Linux-board path of DESIGN.md: the device has Python and a framework; the runner
+and the artifact are pushed into a work folder there and the runner runs with
+``shell2(..., v2=True)`` (exit code and stderr kept apart). Every path that reaches the
+device's shell is quoted: names with spaces or quotes are safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shlex
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_aiotbench.devices.base import Device, DeviceError, RunnerFailed
+
+DEFAULT_WORKDIR = "/data/local/tmp/aiotbench"
+FRAMEWORK_MODULES = {"tflite": "ai_edge_litert", "onnxruntime": "onnxruntime",
+                     "pytorch-mobile": "torch", "executorch": "executorch"}
+
+# One shell call gathers the facts: cheap on a phone, and nothing is parsed from `adb` text.
+FACTS_SCRIPT = r"""
+for key in ro.product.model ro.product.manufacturer ro.product.board ro.board.platform \
+           ro.soc.model ro.hardware ro.product.cpu.abi ro.build.version.release; do
+  printf 'prop %s=%s\n' "$key" "$(getprop "$key" 2>/dev/null)"
+done
+printf 'nproc=%s\n' "$(nproc 2>/dev/null)"
+for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do
+  [ -r "$f" ] && printf 'maxfreq %s=%s\n' "$f" "$(cat "$f")"
+done
+printf 'meminfo=%s\n' "$(grep MemTotal /proc/meminfo 2>/dev/null)"
+printf 'kernel=%s\n' "$(uname -r 2>/dev/null)"
+printf 'machine=%s\n' "$(uname -m 2>/dev/null)"
+[ -r /etc/os-release ] && printf 'osrelease=%s\n' "$(. /etc/os-release; echo "$PRETTY_NAME")"
+"""
+
+VERSIONS_SCRIPT = """
+import importlib, importlib.metadata, json, platform
+found = {"python": platform.python_version()}
+for name, dist in (("numpy", "numpy"), ("ai_edge_litert", "ai-edge-litert"),
+                   ("tflite_runtime", "tflite-runtime"), ("onnxruntime", "onnxruntime"),
+                   ("torch", "torch"), ("executorch", "executorch")):
+    try:
+        found[dist] = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        found[dist] = None
+print(json.dumps(found))
+"""
+
+
+class AdbUnavailable(DeviceError):
+    """The adb server cannot be reached or started."""
+
+
+def _adbutils() -> Any:
+    import adbutils
+
+    return adbutils
+
+
+def _client(server: str | None) -> Any:
+    adbutils = _adbutils()
+    host, port = "127.0.0.1", 5037
+    if server:
+        host, _, port_text = server.rpartition(":")
+        if not host or not port_text.isdigit():
+            raise AdbUnavailable(f"--aiot-adb-server={server!r}: use HOST:PORT")
+        port = int(port_text)
+    return adbutils.AdbClient(host=host, port=port, socket_timeout=30)
+
+
+def list_adb_devices(server: str | None) -> tuple[list[tuple[str, str]], str]:
+    """All devices the server knows, as (serial, state), and the server's address."""
+    client = _client(server)
+    address = f"{client.host}:{client.port}"
+    try:
+        return [(info.serial, info.state) for info in client.list()], address
+    except Exception as exc:  # refused, reset, a server of another version
+        raise AdbUnavailable(
+            f"cannot reach the adb server at {address} ({type(exc).__name__}: {exc}); "
+            "start it with `adb start-server`, or name another with --aiot-adb-server="
+            "HOST:PORT") from exc
+
+
+class AdbDevice(Device):
+    kind = "adb"
+    default_cooldown_s = 5.0  # phones heat up: let the SoC cool between workloads
+
+    def __init__(self, serial: str, *, server: str | None = None,
+                 workdir: str = DEFAULT_WORKDIR, python: str = "python3",
+                 keep_deployed: bool = False, pin_big_cores: bool = True):
+        self.serial = serial
+        self.server = server
+        self.workdir = workdir.rstrip("/") or "/"
+        self.python = python
+        self.keep_deployed = keep_deployed
+        self.pin_big_cores = pin_big_cores
+        self.device = _client(server).device(serial)
+        self._lost: str | None = None
+        self._facts: dict[str, Any] | None = None
+        self._staged: dict[str, str] = {}  # local path + sha -> device path
+        self.pushed: list[str] = []
+        self.deploy_stats = {"pushed": 0, "skipped_same_hash": 0, "bytes_pushed": 0}
+        self._lock = _HostLock(serial)
+        self.alias = self._ask_model()
+
+    # ------------------------------------------------------------------ transport
+    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every adb call goes through here: a vanished device becomes one clear error."""
+        if self._lost:
+            raise DeviceError(f"device {self._name()} was lost earlier in this session "
+                              f"({self._lost}); its remaining items cannot run")
+        try:
+            return function(*args, **kwargs)
+        except DeviceError:
+            raise
+        except Exception as exc:  # AdbError, EOFError, ConnectionError, socket timeouts
+            reason = f"{what}: {type(exc).__name__}: {exc}"
+            if _is_disconnect(exc, self):
+                self._lost = reason
+                raise DeviceError(f"device {self._name()} disappeared during {reason}") from exc
+            raise DeviceError(f"device {self._name()}: {reason}") from exc
+
+    def _name(self) -> str:
+        alias = getattr(self, "alias", None)
+        return f"{alias!r} ({self.serial})" if alias else repr(self.serial)
+
+    def shell(self, command: str, timeout: float = 60) -> Any:
+        return self._call(f"shell {command[:60]!r}", self.device.shell2, command,
+                          timeout=timeout, v2=True)
+
+    def _ask_model(self) -> str:
+        result = self.shell("getprop ro.product.model")
+        model = result.stdout.strip() if result.returncode == 0 else ""
+        return _alias_safe(model) or _alias_safe(self.serial)
+
+    # ------------------------------------------------------------------ Device API
+    def facts(self) -> dict[str, Any]:
+        if self._facts is None:
+            self._facts = self._gather_facts()
+        return self._facts
+
+    def _gather_facts(self) -> dict[str, Any]:
+        out = self.shell(FACTS_SCRIPT).stdout
+        props: dict[str, str] = {}
+        max_khz: list[int] = []
+        values: dict[str, str] = {}
+        for line in out.splitlines():
+            if line.startswith("prop "):
+                key, _, value = line[5:].partition("=")
+                props[key] = value.strip()
+            elif line.startswith("maxfreq "):
+                with contextlib.suppress(ValueError):
+                    max_khz.append(int(line.rpartition("=")[2]))
+            else:
+                key, _, value = line.partition("=")
+                values[key] = value.strip()
+        memory = re.search(r"(\d+)", values.get("meminfo", ""))
+        versions = self._python_versions()
+        return {
+            "kind": self.kind,
+            "alias": self.alias,
+            "serial": self.serial,
+            "model": props.get("ro.product.model") or self.alias,
+            "manufacturer": props.get("ro.product.manufacturer"),
+            "soc": props.get("ro.soc.model") or props.get("ro.board.platform")
+            or props.get("ro.hardware") or props.get("ro.product.board") or None,
+            "abi": props.get("ro.product.cpu.abi") or values.get("machine"),
+            "machine": values.get("machine"),
+            "cores": int(values["nproc"]) if values.get("nproc", "").isdigit() else None,
+            "core_max_khz": max_khz,
+            "big_cores": _big_cores(max_khz),
+            "memory_bytes": int(memory.group(1)) * 1024 if memory else None,
+            "kernel": values.get("kernel"),
+            "os": values.get("osrelease") or (f"Android {props['ro.build.version.release']}"
+                                              if props.get("ro.build.version.release") else None),
+            "python": versions.get("python"),
+            "packages": {k: v for k, v in versions.items() if k != "python"},
+            "workdir": self.workdir,
+        }
+
+    def _python_versions(self) -> dict[str, Any]:
+        result = self.shell(f"{shlex.quote(self.python)} -c {shlex.quote(VERSIONS_SCRIPT)}")
+        if result.returncode != 0:
+            return {"python": None, "error": (result.stderr or result.stdout).strip()[-300:]}
+        try:
+            return json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {"python": None}
+
+    def cpu_count(self) -> int:
+        facts = self.facts()
+        return len(self._pinned_cores()) or facts.get("cores") or 1
+
+    def _pinned_cores(self) -> list[int]:
+        return self.facts().get("big_cores") or [] if self.pin_big_cores else []
+
+    def stage(self, local_path: Path, sha256: str | None = None) -> str:
+        local_path = Path(local_path)
+        digest = sha256 or _sha256(local_path)
+        memo = f"{local_path}:{digest}"
+        if memo in self._staged:
+            return self._staged[memo]
+        remote_dir = posixpath.join(self.workdir, "files", digest[:16])
+        remote = posixpath.join(remote_dir, local_path.name)
+        if self._remote_sha256(remote) == digest:
+            self.deploy_stats["skipped_same_hash"] += 1
+        else:
+            self.shell(f"mkdir -p {shlex.quote(remote_dir)}")
+            self._call(f"push {local_path.name}", self.device.sync.push, str(local_path),
+                       remote, mode=0o644)
+            if self._remote_sha256(remote) != digest:
+                raise DeviceError(f"device {self._name()}: {remote} does not match "
+                                  f"{local_path} after the push (disk full?)")
+            self.pushed.append(remote_dir)
+            self.deploy_stats["pushed"] += 1
+            self.deploy_stats["bytes_pushed"] += local_path.stat().st_size
+        self._staged[memo] = remote
+        return remote
+
+    def _remote_sha256(self, remote: str) -> str | None:
+        result = self.shell(f"sha256sum {shlex.quote(remote)} 2>/dev/null")
+        if result.returncode != 0 or not result.stdout.strip():
+            return None
+        return result.stdout.split()[0]
+
+    def execute_runner(self, runner_path: str, request: str,
+                       timeout_s: float) -> tuple[int, str, str]:
+        self._lock.acquire()
+        name = f"request-{hashlib.sha256(request.encode()).hexdigest()[:16]}.json"
+        with tempfile.TemporaryDirectory(prefix="aiotbench-request-") as scratch:
+            local = Path(scratch) / name
+            local.write_text(request)
+            remote_request = self.stage(local)
+        pin = self._pinned_cores()
+        taskset = f"taskset -c {','.join(map(str, pin))} " if pin else ""
+        # `timeout` bounds the total: adb's own timeout only bounds silence on the socket.
+        command = (f"cd {shlex.quote(self.workdir)} && {taskset}timeout {int(timeout_s)} "
+                   f"{shlex.quote(self.python)} {shlex.quote(runner_path)} "
+                   f"< {shlex.quote(remote_request)}")
+        result = self._call("runner", self.device.shell2, command, timeout=timeout_s + 30,
+                            v2=True)
+        if result.returncode == 124:
+            raise RunnerFailed(self.alias, "timeout", f"no result within {timeout_s:.0f} s "
+                               "(raise --aiot-timeout for slow models)", result.stderr)
+        return result.returncode, result.stdout, result.stderr
+
+    def close(self) -> None:
+        try:
+            if self.pushed and not self.keep_deployed and not self._lost:
+                quoted = " ".join(shlex.quote(p) for p in dict.fromkeys(self.pushed))
+                with contextlib.suppress(DeviceError):
+                    self.shell(f"rm -rf {quoted}")
+        finally:
+            self._lock.release()
+
+
+def _is_disconnect(exc: Exception, device: AdbDevice) -> bool:
+    if isinstance(exc, EOFError | ConnectionError | socket.timeout | BrokenPipeError):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in ("offline", "not found", "closed", "no devices"))
+
+
+def _big_cores(max_khz: list[int]) -> list[int]:
+    """The fastest cores, where the SoC mixes big and little ones (else: none to pin)."""
+    if len(set(max_khz)) < 2:
+        return []
+    top = max(max_khz)
+    return [index for index, khz in enumerate(max_khz) if khz == top]
+
+
+def _alias_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name.strip()).strip("_")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _HostLock:
+    """One session at a time per device, across the sessions of this host."""
+
+    def __init__(self, serial: str):
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", serial)
+        self.path = Path(tempfile.gettempdir()) / f"aiotbench-device-{safe}.lock"
+        self.handle: Any = None
+
+    def acquire(self, wait_s: float = 3600) -> None:
+        if self.handle is not None:
+            return
+        handle = open(self.path, "a+")
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise DeviceError(f"device lock {self.path} is held by another session "
+                                      f"for over {wait_s:.0f} s") from None
+                time.sleep(0.5)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None

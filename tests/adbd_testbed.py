@@ -1,0 +1,158 @@
+"""Real adb test devices: Debian's adbd, the device side of adb, run on this Linux host.
+
+No phone is needed and nothing of ours is mocked: the plugin talks to a real adb server
+(adbutils' bundled adb), which talks to a real adbd over TCP. The adbd comes from Debian's
+bookworm-backports, unpacked into a cache folder by ``adbd/fetch_adbd.sh`` without a system
+install. Each device gets its own model name (through a small ``getprop``), its own work
+folder, and a ``python3`` that is the test environment's Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "adbd"
+CACHE = Path(os.environ.get("AIOTBENCH_ADBD_CACHE",
+                            Path.home() / ".cache" / "pytest-aiotbench" / "adbd"))
+
+
+class AdbdUnavailable(RuntimeError):
+    pass
+
+
+def fetch_adbd() -> dict[str, str]:
+    """Unpack adbd (once; later calls read the cache) and return its binary and libraries."""
+    env_file = CACHE / "adbd.env"
+    if not env_file.exists():
+        if not Path("/etc/debian_version").exists():
+            raise AdbdUnavailable("Debian's adbd needs a Debian machine (apt-get, dpkg)")
+        done = subprocess.run(["bash", str(HERE / "fetch_adbd.sh"), str(CACHE)],
+                              capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0 or not env_file.exists():
+            raise AdbdUnavailable(f"fetching adbd failed: {done.stderr[-2000:]}")
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
+                  if "=" in line)
+    return values
+
+
+def free_port() -> int:
+    """A free TCP port outside 5555-5585, which the adb server claims for emulators."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if not 5555 <= port <= 5585:
+            return port
+
+
+def adb_client():
+    import adbutils
+
+    # Only matter if this process starts the server: no USB scan, no mDNS in a VM.
+    os.environ.setdefault("ADB_LIBUSB", "0")
+    os.environ.setdefault("ADB_MDNS", "0")
+    return adbutils.AdbClient(host="127.0.0.1", port=5037)
+
+
+def adb_server_running(port: int = 5037) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+def kill_adb_server() -> None:
+    import adbutils
+
+    subprocess.run([adbutils.adb_path(), "kill-server"], capture_output=True, timeout=30,
+                   check=False)
+
+
+class DebianAdbd:
+    """One adbd on a TCP port, connected to the adb server, as a phone would be."""
+
+    def __init__(self, root: Path, model: str, *, cores: str | None = None,
+                 python: str = sys.executable):
+        self.root = root
+        self.model = model
+        self.cores = cores
+        self.python = python
+        self.port = free_port()
+        self.serial = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.marker = f"{os.getpid()}-{self.port}"
+
+    def start(self) -> DebianAdbd:
+        adbd = fetch_adbd()
+        bin_dir = self.root / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        (bin_dir / "getprop").write_bytes((HERE / "getprop").read_bytes())
+        (bin_dir / "getprop").chmod(0o755)
+        # A wrapper, not a symlink: a venv's Python finds its packages from its own path.
+        (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
+        (bin_dir / "python3").chmod(0o755)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        env.update(ADBD_PORT=str(self.port), ADBD_MODEL=self.model,
+                   LD_LIBRARY_PATH=adbd["ADBD_LD_LIBRARY_PATH"],
+                   PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                   AIOTBENCH_TEST_ADBD=self.marker)
+        command = [adbd["ADBD_BIN"]]
+        if self.cores is not None:
+            command = ["taskset", "-c", self.cores, *command]
+        self.log = open(self.root / "adbd.log", "wb")
+        self.process = subprocess.Popen(command, env=env, cwd=self.root, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_listening()
+        client = adb_client()
+        answer = client.connect(self.serial, timeout=10)
+        if not answer.startswith(("connected to", "already connected")):
+            self.stop()
+            raise AdbdUnavailable(f"adb connect {self.serial}: {answer}")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if any(i.serial == self.serial and i.state == "device" for i in client.list()):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise AdbdUnavailable(f"{self.serial} never reached state 'device'")
+
+    def _wait_listening(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AdbdUnavailable(f"adbd exited: {(self.root / 'adbd.log').read_text()}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.2):
+                return
+            time.sleep(0.05)
+        raise AdbdUnavailable(f"adbd did not listen on {self.port}")
+
+    def kill(self) -> None:
+        """The device vanishes: adbd and everything it started die, with no goodbye."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self._kill_leftovers()
+
+    def stop(self) -> None:
+        """Disconnect first, or the server keeps it as 'offline' for a minute."""
+        with contextlib.suppress(Exception):
+            adb_client().disconnect(self.serial)
+        self.kill()
+        with contextlib.suppress(Exception):
+            self.log.close()
+
+    def _kill_leftovers(self) -> None:
+        # adbd's shells outlive it; find them by the marker in their environment.
+        needle = f"AIOTBENCH_TEST_ADBD={self.marker}".encode()
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            with contextlib.suppress(OSError):
+                if needle in environ.read_bytes().split(b"\0"):
+                    os.kill(int(environ.parent.name), signal.SIGKILL)
