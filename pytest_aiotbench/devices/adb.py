@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_aiotbench.artifacts.cache import sha256_file
 from pytest_aiotbench.devices.base import Device, DeviceError, RunnerFailed
 
 DEFAULT_WORKDIR = "/data/local/tmp/aiotbench"
@@ -207,7 +208,7 @@ class AdbDevice(Device):
 
     def stage(self, local_path: Path, sha256: str | None = None) -> str:
         local_path = Path(local_path)
-        digest = sha256 or _sha256(local_path)
+        digest = sha256 or sha256_file(local_path)
         memo = f"{local_path}:{digest}"
         if memo in self._staged:
             return self._staged[memo]
@@ -282,14 +283,6 @@ def _big_cores(max_khz: list[int]) -> list[int]:
 
 def _alias_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name.strip()).strip("_")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _HostLock:
