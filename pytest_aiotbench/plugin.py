@@ -16,6 +16,7 @@ from pytest_aiotbench.devices import (
     UnknownDeviceError,
     select_devices,
 )
+from pytest_aiotbench.images import DatasetError, load_dataset
 from pytest_aiotbench.session import BenchSession, WorkloadSpec
 from pytest_aiotbench.workload import Workload
 
@@ -71,6 +72,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "session then skips pushing them)", action="store_true", default=False)
     add("pin", "big (default): pin the runner to the fastest cores where cores differ; none",
         default="big", metavar="CORES")
+    add("dataset", "labelled images, ImageNet validation layout DIR/<class>/*.JPEG: accuracy "
+        "is measured on the device with the deployed artifact", metavar="DIR")
+    add("labels", "file mapping each image (path relative to the dataset) to its class "
+        "index, one 'path index' per line (default: sorted class folders)", metavar="FILE")
+    add("images", "a seeded, class-balanced subset of this many images (default: all)",
+        metavar="N")
+    add("images-per-class", "images per class in that subset (default 5, as the original "
+        "100 x 5)", default="5", metavar="N")
+    add("protocol", "rigorous (default: warm-up, repeat until the median is known) or paper "
+        "(the original: one end-to-end pass over the images, first image included, TFLite on "
+        "one thread)", default="rigorous", metavar="NAME")
+    add("variant", "comma list of variants: fp32 (default), fp16, dynamic-int8, int8",
+        metavar="NAMES")
     add("cache", "artifact cache folder (default: $AIOTBENCH_CACHE or <rootdir>/models/cache)",
         metavar="DIR")
     add("json", "write every sample, the environment and the scores to this JSON file",
@@ -89,10 +103,15 @@ def pytest_configure(config: pytest.Config) -> None:
                                                   python=parsed.adb_python,
                                                   keep_deployed=parsed.keep_deployed,
                                                   pin_big_cores=parsed.pin_big_cores))
-    except (settings.SettingsError, UnknownDeviceError, DeviceError) as exc:
+        dataset = None
+        if parsed.dataset is not None:
+            dataset = load_dataset(parsed.dataset, labels_file=parsed.labels, count=parsed.images,
+                                   per_class=parsed.images_per_class, seed=parsed.seed)
+    except (settings.SettingsError, UnknownDeviceError, DeviceError, DatasetError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = BenchSession(parsed, selection.devices,
-                                             _progress_writer(config), selection.unavailable)
+                                             _progress_writer(config), selection.unavailable,
+                                             dataset)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -100,7 +119,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if session is None:
         return []
     lines = [f"aiotbench: devices {', '.join(session.devices)}; artifact cache "
-             f"{session.settings.cache_dir}"]
+             f"{session.settings.cache_dir}; protocol {session.settings.protocol}"]
+    if session.dataset is not None:
+        lines.append(f"aiotbench: accuracy on {session.dataset.describe()}")
     if session.unavailable:
         lines.append("aiotbench: devices seen but not usable (not benchmarked): "
                      + ", ".join(session.unavailable))
@@ -127,8 +148,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if chosen.networks:
         cards = [card for card in cards if card.name in chosen.networks]
     framework_names = list(chosen.frameworks) or frameworks.names()
-    specs = [WorkloadSpec(card.name, framework, device)
-             for card in cards for framework in framework_names for device in session.devices]
+    specs = [WorkloadSpec(card.name, framework, device, variant)
+             for card in cards for framework in framework_names
+             for variant in chosen.variants for device in session.devices]
     metafunc.parametrize("aiot_workload", specs, ids=[spec.id for spec in specs],
                          indirect=True)
 

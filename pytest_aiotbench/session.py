@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pytest_aiotbench import frameworks, networks
 from pytest_aiotbench.artifacts import (
     ArtifactCache,
@@ -20,15 +22,32 @@ from pytest_aiotbench.artifacts import (
     prepare_network,
 )
 from pytest_aiotbench.devices import Device, DeviceError, FrameworkMissing
-from pytest_aiotbench.frameworks import ExportError
+from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
+from pytest_aiotbench.images import Dataset
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure.result import FAILED, INVALID, PASSED, SKIPPED
 from pytest_aiotbench.measure.thermal import throttle_findings
 from pytest_aiotbench.report import json_file, table
+from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.score import score_all
 from pytest_aiotbench.settings import Settings
 
 AGREEMENT_SOURCE = "top-1 agreement with fp32 reference"
+#: Largest relative error against fp32 for the reduced-precision variants: they are judged
+#: by their accuracy, this only catches an artifact that computes something else entirely.
+VARIANT_RTOL = {"fp16": 1e-2, "dynamic-int8": 0.5, "int8": 0.5}
+
+
+def tolerance_for(variant: str, fp32_rtol: float) -> float:
+    return max(fp32_rtol, VARIANT_RTOL.get(variant, fp32_rtol))
+
+
+def preprocessing_spec(card: networks.NetworkCard) -> dict[str, Any]:
+    return dataclasses.asdict(card.preprocessing)
+
+
+LABELLED_SOURCE = "labelled images"
+CALIBRATION_IMAGES = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,16 +55,22 @@ class WorkloadSpec:
     network: str
     framework: str
     device: str
+    variant: str = "fp32"
 
     @property
     def id(self) -> str:
-        return f"{self.network}-{self.framework}-{self.device}"
+        if self.variant == "fp32":
+            return f"{self.network}-{self.framework}-{self.device}"
+        return f"{self.network}-{self.framework}-{self.variant}-{self.device}"
 
 
 class BenchSession:
     def __init__(self, settings: Settings, devices: list[Device],
-                 progress: Callable[[str], None] = print, unavailable: list[str] | None = None):
+                 progress: Callable[[str], None] = print, unavailable: list[str] | None = None,
+                 dataset: Dataset | None = None):
         self.settings = settings
+        self.dataset = dataset
+        self._calibration: dict[str, np.ndarray] = {}
         self.devices = {device.alias: device for device in devices}
         #: Devices adb reported but that cannot run anything (offline, unauthorized).
         self.unavailable = list(unavailable or [])
@@ -67,10 +92,11 @@ class BenchSession:
         framework = frameworks.get(spec.framework)
         result = WorkloadResult(device=spec.device, network=spec.network,
                                 framework=spec.framework, backend=framework.backend,
-                                nodeid=nodeid)
+                                variant=spec.variant, nodeid=nodeid,
+                                protocol=self.settings.protocol)
         try:
             self._run(spec, framework, result)
-        except FrameworkMissing as exc:
+        except (FrameworkMissing, VariantUnsupported) as exc:
             result.status, result.error = SKIPPED, str(exc)
         except (BuildError, ExportError, DeviceError) as exc:
             result.status, result.error = FAILED, str(exc)
@@ -89,7 +115,12 @@ class BenchSession:
             network = self.network(card)
             result.macs = network.macs
             result.weights, result.weights_sha256 = network.weights, network.weights_sha256
-            artifact = export_artifact(network, framework, self.cache, self._announce_export)
+            if network.weights == "pretrained":
+                result.published_top1 = card.reference_top1
+            self._check_labels(card)
+            artifact = export_artifact(network, framework, self.cache, self._announce_export,
+                                       variant=spec.variant,
+                                       calibration=self._calibration_for(card))
         finally:
             result.prepare_s = time.perf_counter() - started
             self.prepare_s += result.prepare_s
@@ -110,15 +141,25 @@ class BenchSession:
             time.sleep(cooldown)
             result.cooldown_s = cooldown
         measured = time.perf_counter()
+        threads = settings.threads or device.cpu_count()
+        if settings.protocol == "paper" and framework.name == "tflite":
+            threads = 1  # as the original app ran TFLite
         request = {
             "framework": framework.name,
             "artifact": device.stage(artifact.path, artifact.sha256),
             "probe_inputs": device.stage(network.probe_path),
-            "threads": settings.threads or device.cpu_count(),
+            "threads": threads,
+            "protocol": settings.protocol,
             **settings.runner_request(),
         }
+        if self.dataset is not None:
+            request["images"] = [[device.stage(image.path), image.label]
+                                 for image in self.dataset.images]
+            request["preprocessing"] = preprocessing_spec(card)
         raw = device.run(request, settings.timeout_s)
         result.measure_s = time.perf_counter() - measured
+        if raw.get("labelled"):
+            self._score_labelled(raw["labelled"], result)
 
         result.samples_s = raw["samples_s"]
         result.warmup_samples_s = raw["warmup_samples_s"]
@@ -133,15 +174,54 @@ class BenchSession:
                 result.thermal["before"], result.thermal["after"],
                 max_freq_drop=settings.throttle_freq_drop,
                 max_temp_rise_c=settings.throttle_temp_rise_c)
-        result.validity = compare(raw["probe_outputs"], network.reference_outputs, settings.rtol)
-        result.accuracy = result.validity.top1_agreement
-        result.accuracy_source = AGREEMENT_SOURCE
+        result.validity = compare(raw["probe_outputs"], network.reference_outputs,
+                                  tolerance_for(spec.variant, settings.rtol))
+        if result.top1 is None:
+            result.accuracy = result.validity.top1_agreement
+            result.accuracy_source = AGREEMENT_SOURCE
         if result.validity.passed:
             result.status = PASSED
         else:
             result.status = INVALID
             result.error = (f"{spec.id}: outputs diverge from the fp32 reference: "
                             f"{result.validity.describe()}")
+
+    def _score_labelled(self, labelled: dict[str, Any], result: WorkloadResult) -> None:
+        assert self.dataset is not None
+        labels = [image.label for image in self.dataset.images]
+        top = labelled["top_k"]
+        result.images = len(labels)
+        result.predictions = [row[0] for row in top]
+        pairs = list(zip(top, labels, strict=True))
+        result.top1 = sum(row[0] == label for row, label in pairs) / len(labels)
+        result.top5 = sum(label in row for row, label in pairs) / len(labels)
+        result.accuracy, result.accuracy_source = result.top1, LABELLED_SOURCE
+        result.end_to_end = summarize(labelled["end_to_end_s"], self.settings.confidence)
+        result.labelled_inference = summarize(labelled["inference_s"], self.settings.confidence)
+        if self.settings.protocol == "paper":
+            result.latency_basis = "end-to-end"
+
+    def _check_labels(self, card: networks.NetworkCard) -> None:
+        if self.dataset is None:
+            return
+        for image in self.dataset.images:
+            if image.label >= card.num_classes:
+                raise BuildError(
+                    f"class {image.class_name!r} of {self.dataset.root} has index {image.label}, "
+                    f"but {card.name!r} outputs {card.num_classes} classes; give a labels file "
+                    "(--aiot-labels) or a dataset of this network's classes")
+
+    def _calibration_for(self, card: networks.NetworkCard) -> np.ndarray | None:
+        """A few labelled images, preprocessed for this network (None: use the probes)."""
+        if self.dataset is None:
+            return None
+        if card.name not in self._calibration:
+            step = max(1, len(self.dataset.images) // CALIBRATION_IMAGES)
+            chosen = self.dataset.images[::step][:CALIBRATION_IMAGES]
+            spec = preprocessing_spec(card)
+            self._calibration[card.name] = np.concatenate(
+                [preprocess(str(image.path), spec) for image in chosen])
+        return self._calibration[card.name]
 
     def network(self, card: networks.NetworkCard) -> PreparedNetwork:
         if card.name in self._build_errors:

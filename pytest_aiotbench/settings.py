@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 WEIGHTS = ("random", "pretrained")
+PROTOCOLS = ("rigorous", "paper")
+VARIANTS = ("fp32", "fp16", "dynamic-int8", "int8")
 
 
 class SettingsError(ValueError):
@@ -41,6 +43,12 @@ class Settings:
     adb_python: str = "python3"
     keep_deployed: bool = False
     pin_big_cores: bool = True
+    dataset: Path | None = None
+    labels: Path | None = None
+    images: int | None = None  # None: every image of the dataset
+    images_per_class: int = 5
+    protocol: str = "rigorous"
+    variants: tuple[str, ...] = ("fp32",)
     cache_dir: Path = Path("models/cache")
     json_path: Path | None = None
 
@@ -52,6 +60,8 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["cache_dir"] = str(self.cache_dir)
+        data["dataset"] = str(self.dataset) if self.dataset else None
+        data["labels"] = str(self.labels) if self.labels else None
         data["json_path"] = str(self.json_path) if self.json_path else None
         return data
 
@@ -74,6 +84,16 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
             raise SettingsError(f"--aiot-framework: {exc}") from None
     if (options.get("pin") or "big") not in ("big", "none"):
         raise SettingsError(f"--aiot-pin={options.get('pin')!r}: choose big or none")
+    protocol = options.get("protocol") or "rigorous"
+    if protocol not in PROTOCOLS:
+        raise SettingsError(f"--aiot-protocol={protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    if protocol == "paper" and not options.get("dataset"):
+        raise SettingsError("--aiot-protocol=paper times one pass over labelled images: "
+                            "give them with --aiot-dataset=DIR")
+    variants = split_names(options.get("variant")) or ("fp32",)
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise SettingsError(f"--aiot-variant={variant!r}: choose from {', '.join(VARIANTS)}")
     weights = options.get("weights") or "random"
     if weights not in WEIGHTS:
         raise SettingsError(f"--aiot-weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
@@ -109,6 +129,14 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
         adb_python=options.get("adb_python") or "python3",
         keep_deployed=bool(options.get("keep_deployed")),
         pin_big_cores=(options.get("pin") or "big") == "big",
+        dataset=Path(options["dataset"]) if options.get("dataset") else None,
+        labels=Path(options["labels"]) if options.get("labels") else None,
+        images=None if options.get("images") in (None, "", "all") else
+        _number("images", options["images"], int, 1, 10**7),
+        images_per_class=_number("images-per-class", options.get("images_per_class", 5), int,
+                                 1, 10**6),
+        protocol=protocol,
+        variants=variants,
         cache_dir=Path(cache),
         json_path=Path(json_path) if json_path else None,
     )

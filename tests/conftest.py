@@ -120,3 +120,14 @@ def python_without_frameworks(tmp_path_factory) -> str:
     site = next((root / "venv" / "lib").glob("python3*/site-packages"))
     (site / "only_numpy.pth").write_text(str(only_numpy) + "\n")
     return str(root / "venv" / "bin" / "python")
+
+
+@pytest.fixture(scope="session")
+def digits_set(tmp_path_factory):
+    """Held-out digits as JPEGs in the ImageNet layout, and a CNN trained on the rest."""
+    from digits import make_digits, network_module
+
+    root = tmp_path_factory.mktemp("digits")
+    val, weights, host_top1 = make_digits(root)
+    return {"val": val, "module": network_module(weights), "host_top1": host_top1,
+            "train": root / "train"}

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache
-from pytest_aiotbench.frameworks.base import ExportError, Framework
+from pytest_aiotbench.frameworks.base import ExportError, Framework, VariantUnsupported
 from pytest_aiotbench.networks.card import NetworkCard
 from pytest_aiotbench.networks.flops import count_macs
 
@@ -100,9 +100,12 @@ def weights_sha256(model: Any) -> str:
 
 
 def export_artifact(network: PreparedNetwork, framework: Framework, cache: ArtifactCache,
-                    on_build_start: Callable[[str], None] | None = None) -> Artifact:
+                    on_build_start: Callable[[str], None] | None = None, *,
+                    variant: str = "fp32", calibration: np.ndarray | None = None) -> Artifact:
+    """The framework's artifact of this network (fp32 or a variant), from the cache or new."""
     import torch
 
+    framework.check_variant(variant)
     card = network.card
     parts = {
         "network": card.name,
@@ -112,17 +115,34 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
         "export_revision": framework.export_revision,
         "tools": framework.tool_versions(),
     }
+    example = torch.from_numpy(network.probes[0:1].copy())
 
-    def build(destination: Path) -> list[str]:
-        example = torch.from_numpy(network.probes[0:1].copy())
+    def guarded(what: str, make: Callable[[], list[str]]) -> list[str]:
         try:
             with warnings.catch_warnings():
                 # The exporters warn about their own deprecations on every call: noise here.
                 warnings.simplefilter("ignore")
-                return framework.export(network.model, example, destination)
+                return make()
+        except VariantUnsupported:
+            raise
         except Exception as exc:
-            raise ExportError(f"exporting {card.name!r} to {framework.name} failed: "
+            raise ExportError(f"{what} {card.name!r} to {framework.name} failed: "
                               f"{type(exc).__name__}: {exc}") from exc
 
-    return cache.get_or_build(f"{card.name}-{framework.name}", parts,
-                              f"{card.name}{framework.suffix}", build, on_build_start)
+    fp32 = cache.get_or_build(
+        f"{card.name}-{framework.name}", parts, f"{card.name}{framework.suffix}",
+        lambda destination: guarded("exporting", lambda: framework.export(
+            network.model, example, destination)), on_build_start)
+    if variant == "fp32":
+        return fp32
+    samples = calibration if calibration is not None else network.probes
+    variant_parts = {**parts, "variant": variant, "from_sha256": fp32.sha256,
+                     "calibration_sha256": hashlib.sha256(
+                         np.ascontiguousarray(samples).tobytes()).hexdigest()}
+    batches = [samples[i:i + 1] for i in range(len(samples))]
+    return cache.get_or_build(
+        f"{card.name}-{framework.name}-{variant}", variant_parts,
+        f"{card.name}-{variant}{framework.suffix}",
+        lambda destination: guarded(f"making the {variant} variant of", lambda: (
+            framework.make_variant(variant, fp32.path, network.model, example, batches,
+                                   destination))), on_build_start)

@@ -4,10 +4,11 @@ from pytest_aiotbench.frameworks.base import (
     ExportError,
     Framework,
     UnknownFrameworkError,
+    VariantUnsupported,
     get,
     names,
     register_framework,
 )
 
-__all__ = ["ExportError", "Framework", "UnknownFrameworkError", "get", "names",
-           "register_framework"]
+__all__ = ["ExportError", "Framework", "UnknownFrameworkError", "VariantUnsupported", "get",
+           "names", "register_framework"]

@@ -23,6 +23,10 @@ class ExportError(RuntimeError):
     pass
 
 
+class VariantUnsupported(ExportError):
+    """The framework cannot make this variant here: the item is skipped with the reason."""
+
+
 class Framework(abc.ABC):
     #: Name used in options, test ids and results; also the runner backend's name.
     name: str = ""
@@ -37,9 +41,23 @@ class Framework(abc.ABC):
     #: Bump when the export code changes what it writes.
     export_revision: int = 1
 
+    #: Variants beyond fp32 this adapter can make (see ``make_variant``).
+    variants: tuple[str, ...] = ()
+
     @abc.abstractmethod
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
-        """Write the artifact for ``model`` at ``destination``; return notes for the report."""
+        """Write the fp32 artifact for ``model`` at ``destination``; return notes."""
+
+    def check_variant(self, variant: str) -> None:
+        if variant != "fp32" and variant not in self.variants:
+            raise VariantUnsupported(f"{self.name} has no {variant} variant "
+                                     f"(it offers: {', '.join(('fp32', *self.variants))})")
+
+    def make_variant(self, variant: str, fp32_artifact: Path, model: Any, example: Any,
+                     calibration: list[Any], destination: Path) -> list[str]:
+        """Write a quantized or reduced-precision variant; ``calibration`` holds a few
+        preprocessed inputs (numpy, batch 1) for the variants that need them."""
+        raise NotImplementedError(variant)
 
     def tool_versions(self) -> dict[str, str]:
         return {package: _version(package) for package in self.export_packages}

@@ -10,9 +10,6 @@ SOURCE_SHORT = {
     "labelled images": "labelled",
 }
 
-COLUMNS = ("network", "framework", "variant", "median ms", "p90 ms", "img/s", "±CI",
-           "accuracy", "source", "GMACs", "VIPS", "share")
-
 
 def render(scores: list[DeviceScore], facts: dict[str, dict]) -> list[str]:
     lines: list[str] = []
@@ -30,31 +27,83 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
         described.append(f"{facts.get('cores_usable') or facts.get('cores')} cores")
     if described:
         title += f" ({', '.join(described)})"
+    results = [row.result for row in score.workloads]
+    paper = any(r.latency_basis == "end-to-end" for r in results)
+    labelled = any(r.top1 is not None for r in results)
+    variants = any(r.variant != "fp32" for r in results)
+    fp32 = {(r.network, r.framework): r for r in results if r.variant == "fp32"}
+
+    header = ["network", "framework", "variant", "mean e2e ms" if paper else "median ms",
+              "p90 ms", "img/s", "±CI"]
+    if labelled:
+        header += ["e2e ms", "top-1", "top-5"]
+    else:
+        header += ["accuracy"]
+    header += ["source"]
+    if variants:
+        header += ["Δacc", "speed-up"]
+    header += ["GMACs", "VIPS", "share"]
     rows = []
     for row in score.workloads:
         r = row.result
         assert r.stats is not None
-        rows.append((r.network, r.framework, r.variant, f"{r.stats.median_s * 1e3:.2f}",
-                     f"{r.stats.p90_s * 1e3:.2f}", f"{1 / r.stats.median_s:.1f}",
-                     f"{r.stats.median_ci_rel_half_width:.1%}", f"{r.accuracy:.3f}",
-                     SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or "?"),
-                     f"{(r.macs or 0) / 1e9:.2f}", f"{row.vips:.2f}", f"{row.vips_share:.1%}"))
-    lines = [title, *_grid(COLUMNS, rows)]
+        seconds = r.seconds_per_image
+        cells = [r.network, r.framework, r.variant, f"{seconds * 1e3:.2f}",
+                 f"{r.stats.p90_s * 1e3:.2f}", f"{1 / seconds:.1f}",
+                 f"{r.stats.median_ci_rel_half_width:.1%}"]
+        if labelled:
+            cells += [f"{r.end_to_end.median_s * 1e3:.2f}" if r.end_to_end else "-",
+                      _fraction(r.top1), _fraction(r.top5)]
+        else:
+            cells += [_fraction(r.accuracy)]
+        cells += [SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or "?")]
+        if variants:
+            base = fp32.get((r.network, r.framework))
+            if base is not None and r.variant != "fp32" and base.accuracy is not None:
+                cells += [f"{(r.accuracy or 0) - base.accuracy:+.3f}",
+                          f"{base.seconds_per_image / seconds:.2f}x"]
+            else:
+                cells += ["", ""]
+        cells += [f"{(r.macs or 0) / 1e9:.2f}", f"{row.vips:.2f}", f"{row.vips_share:.1%}"]
+        rows.append(tuple(cells))
+    lines = [title, *_grid(tuple(header), rows)]
+    basis = ("t = mean seconds per image over one end-to-end pass (JPEG decode + "
+             "preprocessing + inference, first image included: the paper's protocol)"
+             if paper else "t = median seconds per image, inference only")
     lines.append(f"VIPS {score.vips:.2f}   VOPS {score.vops:.1f}   "
-                 f"({len(score.workloads)} workloads scored; t = median seconds per image, "
-                 "inference only; MFLOPs = million multiply-accumulates)")
-    sources = {r.result.accuracy_source for r in score.workloads}
+                 f"({len(score.workloads)} workloads scored; {basis}; "
+                 "MFLOPs = million multiply-accumulates)")
+    sources = {r.accuracy_source for r in results}
     if "top-1 agreement with fp32 reference" in sources:
         lines.append("accuracy source agree-fp32: no labelled images were given, so accuracy is "
                      "the top-1 agreement with the host's fp32 reference on the probe inputs")
+    if LABELLED in sources:
+        images = max(r.images for r in results)
+        lines.append(f"accuracy source labelled: top-1/top-5 measured on the device with the "
+                     f"deployed artifact over {images} labelled images; e2e ms = median JPEG "
+                     "decode + preprocessing + inference")
+    if variants:
+        lines.append("Δacc and speed-up: against the fp32 row of the same network and framework")
+    published = {r.network: r.published_top1 for r in results if r.published_top1}
+    if published:
+        lines.append("published top-1 of the pretrained weights: " + ", ".join(
+            f"{name} {value:.3f}" for name, value in published.items()))
     for row in score.workloads:
         if row.result.throttled:
             lines.append(f"throttled: {row.result.network}-{row.result.framework}: "
                          + "; ".join(row.result.throttled))
     for result in score.unscored:
-        lines.append(f"not scored: {result.network}-{result.framework}: {result.status}"
-                     f"{': ' + _first_line(result.error) if result.error else ''}")
+        variant = "" if result.variant == "fp32" else f"-{result.variant}"
+        lines.append(f"not scored: {result.network}-{result.framework}{variant}: "
+                     f"{result.status}{': ' + _first_line(result.error) if result.error else ''}")
     return lines
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+LABELLED = "labelled images"
 
 
 def render_ranking(scores: list[DeviceScore]) -> list[str]:
@@ -74,8 +123,8 @@ def render_ranking(scores: list[DeviceScore]) -> list[str]:
 def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
-    numeric = {i for i, h in enumerate(header) if h not in ("network", "framework", "variant",
-                                                             "source")}
+    text = ("network", "framework", "variant", "source")
+    numeric = {i for i, h in enumerate(header) if h not in text}
 
     def fmt(cells: tuple[str, ...]) -> str:
         return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)

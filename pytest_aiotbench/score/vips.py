@@ -3,7 +3,8 @@
     VIPS = sum over workloads w of  accuracy_w / t_w
     VOPS = sum over workloads w of  accuracy_w * MFLOPs_w / t_w
 
-t_w is the median seconds per image; MFLOPs are millions of multiply-accumulates, the
+t_w is the seconds per image (the steady-state inference median, or in the paper protocol
+the mean of one end-to-end pass); MFLOPs are millions of multiply-accumulates, the
 convention of the original suite (ResNet50: about 4000). A sum over the device's workloads,
 not a mean: a device that runs more workloads is not penalised for it, as in the original.
 """
@@ -41,7 +42,7 @@ class DeviceScore:
 
 def workload_vips(result: WorkloadResult) -> tuple[float, float]:
     assert result.stats is not None and result.accuracy is not None
-    seconds = result.stats.median_s
+    seconds = result.seconds_per_image
     vips = result.accuracy / seconds
     vops = vips * (result.macs or 0) / 1e6
     return vips, vops
