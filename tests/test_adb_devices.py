@@ -167,3 +167,18 @@ def test_calls_on_a_vanished_device_raise_device_errors(adbd_factory, tmp_path):
     with pytest.raises(DeviceError, match="lost earlier"):
         device.shell("true")
     device.close()
+
+
+def test_labelled_images_travel_to_the_device_and_accuracy_is_measured_there(
+        pytester, run_plugin, board, digits_set, tmp_path):
+    pytester.makepyfile(test_digits=digits_set["module"])
+    result, document = run_plugin("--aiot-device=AIoT_Board", f"--aiot-dataset={digits_set['val']}",
+                                  "--aiot-images=100", "--aiot-framework=onnxruntime,tflite",
+                                  "--aiot-variant=fp32,int8", workdir_option(tmp_path),
+                                  *ADB_FAST)
+    result.assert_outcomes(passed=4)
+    device = document["devices"]["AIoT_Board"]
+    assert device["facts"]["deploy"]["pushed"] >= 100  # the images went to the device
+    for workload in device["workloads"]:
+        assert workload["accuracy_source"] == "labelled images" and workload["images"] == 100
+        assert workload["top1"] >= 0.85

@@ -150,3 +150,32 @@ def test_paper_protocol_needs_labelled_images(pytester, run_plugin):
     result, _ = run_plugin("--aiot-protocol=paper", json_report=False)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--aiot-protocol=paper*--aiot-dataset=DIR*"])
+
+
+def test_quantized_variants_report_their_accuracy_change_and_speed_up(pytester, run_plugin,
+                                                                      digits_set):
+    pytester.makepyfile(test_digits=digits_set["module"])
+    result, document = run_plugin("-rs", f"--aiot-dataset={digits_set['val']}",
+                                  "--aiot-images=200",
+                                  "--aiot-variant=fp32,fp16,dynamic-int8,int8")
+    # tflite 4, onnxruntime 3, executorch 2, pytorch-mobile 1 made; the rest skip, saying why.
+    result.assert_outcomes(passed=10, skipped=6)
+    result.stdout.fnmatch_lines(["SKIPPED*pytorch-mobile has no int8 variant (it offers: fp32)*"])
+    result.stdout.fnmatch_lines(["*Δacc*speed-up*"])
+    rows = {(w["framework"], w["variant"]): w for w in document["devices"]["local"]["workloads"]
+            if w["status"] == "passed"}
+    assert set(rows) == {("tflite", v) for v in ("fp32", "fp16", "dynamic-int8", "int8")} | {
+        ("onnxruntime", v) for v in ("fp32", "dynamic-int8", "int8")} | {
+        ("executorch", v) for v in ("fp32", "int8")} | {("pytorch-mobile", "fp32")}
+    for (framework, variant), row in rows.items():
+        assert row["accuracy_source"] == "labelled images"
+        assert row["top1"] >= 0.85, (framework, variant, row["top1"])
+        if variant != "fp32":
+            fp32 = rows[(framework, "fp32")]
+            assert row["artifact"]["sha256"] != fp32["artifact"]["sha256"]
+            assert row["artifact"]["bytes"] < fp32["artifact"]["bytes"]  # smaller weights
+    # Quantization changes the answers measurably (not a copy of fp32 under another name).
+    assert rows[("tflite", "int8")]["validity"]["max_rel_error"] > 1e-4
+    assert rows[("onnxruntime", "int8")]["validity"]["max_rel_error"] > 1e-4
+    vips = sum(w["accuracy"] / w["stats"]["median_s"] for w in rows.values())
+    assert document["devices"]["local"]["vips"] == pytest.approx(vips)

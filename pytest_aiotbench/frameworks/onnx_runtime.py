@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ class OnnxRuntime(Framework):
     suffix = ".onnx"
     backend = "cpu"
     device_requirement = "pip install onnxruntime"
-    export_packages = ("torch", "onnx", "onnxscript")
+    export_packages = ("torch", "onnx", "onnxscript", "onnxruntime")
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
         import torch
@@ -23,3 +24,39 @@ class OnnxRuntime(Framework):
         # One self-contained file: the device gets one push, not a model plus a data file.
         program.save(str(destination), external_data=False)
         return ["torch.onnx.export(dynamo=True); CPU provider, ORT_ENABLE_ALL"]
+
+    variants = ("dynamic-int8", "int8")
+
+    def make_variant(self, variant: str, fp32_artifact: Path, model: Any, example: Any,
+                     calibration: list[Any], destination: Path) -> list[str]:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        with tempfile.TemporaryDirectory(prefix="aiotbench-onnx-") as scratch:
+            # Shape inference first: the dynamo exporter's value_info otherwise clashes
+            # with the quantizer's Gemm -> MatMul rewrite.
+            prepared = str(Path(scratch) / "prepared.onnx")
+            quant_pre_process(str(fp32_artifact), prepared)
+            if variant == "dynamic-int8":
+                quantize_dynamic(prepared, str(destination), weight_type=QuantType.QInt8,
+                                 per_channel=True)
+                return ["dynamic int8 (onnxruntime.quantization), per-channel weights"]
+            input_name = onnx.load(prepared, load_external_data=False).graph.input[0].name
+            feeds = iter([{input_name: x} for x in calibration])
+
+            class Feeds(CalibrationDataReader):
+                def get_next(self) -> dict | None:
+                    return next(feeds, None)
+
+            quantize_static(prepared, str(destination), Feeds(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+        return [f"static int8 QDQ (uint8 activations, int8 per-channel weights), calibrated on "
+                f"{len(calibration)} inputs"]

@@ -14,7 +14,7 @@ class TFLite(Framework):
     suffix = ".tflite"
     backend = "xnnpack"
     device_requirement = "pip install ai-edge-litert (or tflite-runtime)"
-    export_packages = ("torch", "litert-torch")
+    export_packages = ("torch", "litert-torch", "ai-edge-quantizer")
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
         import litert_torch
@@ -22,3 +22,41 @@ class TFLite(Framework):
         converted = litert_torch.convert(model, (example,))
         converted.export(str(destination))
         return ["converted by litert-torch; input kept in NCHW"]
+
+    variants = ("fp16", "dynamic-int8", "int8")
+
+    def make_variant(self, variant: str, fp32_artifact: Path, model: Any, example: Any,
+                     calibration: list[Any], destination: Path) -> list[str]:
+        # ai-edge-quantizer rewrites the converted .tflite: the same graph, other weights.
+        from ai_edge_quantizer import qtyping, quantizer, recipe
+
+        if variant == "fp16":
+            tool = quantizer.Quantizer(str(fp32_artifact))
+            tool.add_weight_only_config(regex=".*",
+                                        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                        num_bits=16,
+                                        algorithm_key=quantizer.AlgorithmName.FLOAT_CASTING)
+            tool.quantize(enable_progress_report=False).export_model(str(destination),
+                                                                      overwrite=True)
+            return ["float16 weights (ai-edge-quantizer float casting), float32 compute"]
+        if variant == "dynamic-int8":
+            tool = quantizer.Quantizer(str(fp32_artifact), recipe.dynamic_wi8_afp32())
+            tool.quantize(enable_progress_report=False).export_model(str(destination),
+                                                                      overwrite=True)
+            return ["dynamic-range int8: int8 per-channel weights, activations quantized at "
+                    "run time (ai-edge-quantizer)"]
+        from ai_edge_litert.interpreter import Interpreter
+
+        signatures = Interpreter(model_path=str(fp32_artifact)).get_signature_list()
+        key = next(iter(signatures))
+        input_name = signatures[key]["inputs"][0]
+        tool = quantizer.Quantizer(str(fp32_artifact), recipe.static_wi8_ai8())
+        for boundary in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
+            # Keep float input and output: the runner feeds every variant the same tensors.
+            tool.update_quantization_recipe(regex=".*", operation_name=boundary,
+                                            algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
+        ranges = tool.calibrate({key: [{input_name: x} for x in calibration]}, num_threads=2)
+        tool.quantize(ranges, enable_progress_report=False).export_model(str(destination),
+                                                                         overwrite=True)
+        return [f"full int8 weights and activations, calibrated on {len(calibration)} inputs; "
+                "float input/output"]
