@@ -64,7 +64,7 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
                           f"{base.seconds_per_image / seconds:.2f}x"]
             else:
                 cells += ["", ""]
-        cells += [f"{(r.macs or 0) / 1e9:.2f}", f"{row.vips:.2f}", f"{row.vips_share:.1%}"]
+        cells += [f"{(r.macs or 0) / 1e9:.3g}", f"{row.vips:.2f}", f"{row.vips_share:.1%}"]
         rows.append(tuple(cells))
     lines = [title, *_grid(tuple(header), rows)]
     basis = ("t = mean seconds per image over one end-to-end pass (JPEG decode + "
