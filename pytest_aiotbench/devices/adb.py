@@ -127,7 +127,7 @@ class AdbDevice(Device):
             raise
         except Exception as exc:  # AdbError, EOFError, ConnectionError, socket timeouts
             reason = f"{what}: {type(exc).__name__}: {exc}"
-            if _is_disconnect(exc, self):
+            if _is_disconnect(exc):
                 self._lost = reason
                 raise DeviceError(f"device {self._name()} disappeared during {reason}") from exc
             raise DeviceError(f"device {self._name()}: {reason}") from exc
@@ -266,7 +266,7 @@ class AdbDevice(Device):
             self._lock.release()
 
 
-def _is_disconnect(exc: Exception, device: AdbDevice) -> bool:
+def _is_disconnect(exc: Exception) -> bool:
     if isinstance(exc, EOFError | ConnectionError | socket.timeout | BrokenPipeError):
         return True
     text = str(exc).lower()

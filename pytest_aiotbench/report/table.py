@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.score.vips import DeviceScore
 
 SOURCE_SHORT = {
@@ -135,8 +134,3 @@ def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0][:160] if text else ""
-
-
-def failed_summary(results: list[WorkloadResult]) -> list[str]:
-    return [f"{r.nodeid or r.workload_id}: {_first_line(r.error)}" for r in results
-            if r.status != "passed"]
