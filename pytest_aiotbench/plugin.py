@@ -31,38 +31,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                         **kwargs)
 
     add("device", "local (default), all (local + every adb device), or a comma list of "
-        "device aliases/serials", default="local", metavar="DEVICES")
+        "device aliases/serials", metavar="DEVICES")
     add("network", "comma list of networks to run (default: all registered)", metavar="NAMES")
     add("framework", "comma list of frameworks: tflite, onnxruntime, pytorch-mobile, "
         "executorch (default: all)", metavar="NAMES")
     add("weights", "random (default) or pretrained (torchvision's ImageNet weights)",
-        default="random", metavar="KIND")
-    add("seed", "seed of the random weights and probe inputs (default 0)", default="0")
+        metavar="KIND")
+    add("seed", "seed of the random weights and probe inputs (default 0)")
     add("threads", "inference threads (default: the device's cores)", metavar="N")
     add("rel-ci", "stop timing when the 95%% CI of the median is within this fraction "
-        "(default 0.02)", default="0.02", metavar="FRACTION")
-    add("confidence", "confidence level of that interval (default 0.95)", default="0.95")
-    add("warmup", "warm-up seconds before timing (default 0.5)", default="0.5",
+        "(default 0.02)", metavar="FRACTION")
+    add("confidence", "confidence level of that interval (default 0.95)")
+    add("warmup", "warm-up seconds before timing (default 0.5)",
         metavar="SECONDS")
-    add("min-time", "time at least this long (default 1)", default="1.0", metavar="SECONDS")
-    add("max-time", "time at most this long per workload (default 10)", default="10",
+    add("min-time", "time at least this long (default 1)", metavar="SECONDS")
+    add("max-time", "time at most this long per workload (default 10)",
         metavar="SECONDS")
-    add("min-samples", "time at least this many inferences (default 10)", default="10",
+    add("min-samples", "time at least this many inferences (default 10)",
         metavar="N")
-    add("rtol", "largest relative error against the fp32 reference (default 1e-3)",
-        default="1e-3")
-    add("probes", "probe inputs compared against the fp32 reference (default 4)", default="4",
+    add("rtol", "largest relative error against the fp32 reference (default 1e-3)")
+    add("probes", "probe inputs compared against the fp32 reference (default 4)",
         metavar="N")
-    add("timeout", "seconds one runner call may take (default 900)", default="900",
+    add("timeout", "seconds one runner call may take (default 900)",
         metavar="SECONDS")
     add("local-python", "the Python that runs the runner on the local device (default: the "
         "one running pytest)", metavar="PATH")
     add("cooldown", "pause before each workload (default: 0 on local, 5 on adb devices)",
         metavar="SECONDS")
     add("throttle-freq-drop", "flag a run whose core frequency fell by more than this "
-        "fraction (default 0.1)", default="0.1", metavar="FRACTION")
+        "fraction (default 0.1)", metavar="FRACTION")
     add("throttle-temp-rise", "flag a run whose thermal zone rose by more than this "
-        "(default 10 C)", default="10", metavar="CELSIUS")
+        "(default 10 C)", metavar="CELSIUS")
     add("adb-server", "the adb server to ask for devices (default 127.0.0.1:5037, started "
         "if not running)", metavar="HOST:PORT")
     add("adb-workdir", "work folder on adb devices (default /data/local/tmp/aiotbench)",
@@ -71,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("keep-deployed", "leave the pushed runner and artifacts on the devices (a later "
         "session then skips pushing them)", action="store_true", default=False)
     add("pin", "big (default): pin the runner to the fastest cores where cores differ; none",
-        default="big", metavar="CORES")
+        metavar="CORES")
     add("dataset", "labelled images, ImageNet validation layout DIR/<class>/*.JPEG: accuracy "
         "is measured on the device with the deployed artifact", metavar="DIR")
     add("labels", "file mapping each image (path relative to the dataset) to its class "
@@ -79,10 +78,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("images", "a seeded, class-balanced subset of this many images (default: all)",
         metavar="N")
     add("images-per-class", "images per class in that subset (default 5, as the original "
-        "100 x 5)", default="5", metavar="N")
+        "100 x 5)", metavar="N")
     add("protocol", "rigorous (default: warm-up, repeat until the median is known) or paper "
         "(the original: one end-to-end pass over the images, first image included, TFLite on "
-        "one thread)", default="rigorous", metavar="NAME")
+        "one thread)", metavar="NAME")
     add("variant", "comma list of variants: fp32 (default), fp16, dynamic-int8, int8",
         metavar="NAMES")
     add("cache", "artifact cache folder (default: $AIOTBENCH_CACHE or <rootdir>/models/cache)",

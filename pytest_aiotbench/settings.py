@@ -74,6 +74,11 @@ def split_names(value: str | None) -> tuple[str, ...]:
 
 def parse(options: dict[str, Any], rootdir: Path) -> Settings:
     """Build Settings from option values (strings or numbers); raise SettingsError."""
+    d = DEFAULT
+
+    def given(key: str, default: Any) -> Any:
+        return _given(options, key, default)
+
     from pytest_aiotbench.frameworks import UnknownFrameworkError, get
 
     frameworks = split_names(options.get("framework"))
@@ -84,62 +89,73 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
             raise SettingsError(f"--aiot-framework: {exc}") from None
     if (options.get("pin") or "big") not in ("big", "none"):
         raise SettingsError(f"--aiot-pin={options.get('pin')!r}: choose big or none")
-    protocol = options.get("protocol") or "rigorous"
+    protocol = options.get("protocol") or d.protocol
     if protocol not in PROTOCOLS:
         raise SettingsError(f"--aiot-protocol={protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     if protocol == "paper" and not options.get("dataset"):
         raise SettingsError("--aiot-protocol=paper times one pass over labelled images: "
                             "give them with --aiot-dataset=DIR")
-    variants = split_names(options.get("variant")) or ("fp32",)
+    variants = split_names(options.get("variant")) or d.variants
     for variant in variants:
         if variant not in VARIANTS:
             raise SettingsError(f"--aiot-variant={variant!r}: choose from {', '.join(VARIANTS)}")
-    weights = options.get("weights") or "random"
+    weights = options.get("weights") or d.weights
     if weights not in WEIGHTS:
         raise SettingsError(f"--aiot-weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
     cache = (options.get("cache") or os.environ.get("AIOTBENCH_CACHE")
              or rootdir / "models" / "cache")
     json_path = options.get("json")
     return Settings(
-        device=options.get("device") or "local",
+        device=options.get("device") or d.device,
         networks=split_names(options.get("network")),
         frameworks=frameworks,
         weights=weights,
-        seed=_number("seed", options.get("seed", 0), int, 0, 2**31 - 1),
+        seed=_number("seed", given("seed", d.seed), int, 0, 2**31 - 1),
         threads=None if options.get("threads") in (None, "", "auto") else
         _number("threads", options["threads"], int, 1, 1024),
-        target_rel_ci=_number("rel-ci", options.get("rel_ci", 0.02), float, 1e-4, 1.0),
-        confidence=_number("confidence", options.get("confidence", 0.95), float, 0.5, 0.999),
-        warmup_s=_number("warmup", options.get("warmup", 0.5), float, 0.0, 3600),
-        min_time_s=_number("min-time", options.get("min_time", 1.0), float, 0.0, 3600),
-        max_time_s=_number("max-time", options.get("max_time", 10.0), float, 0.001, 86400),
-        min_samples=_number("min-samples", options.get("min_samples", 10), int, 1, 10**6),
-        rtol=_number("rtol", options.get("rtol", 1e-3), float, 0.0, 10.0),
-        probes=_number("probes", options.get("probes", 4), int, 1, 1000),
-        timeout_s=_number("timeout", options.get("timeout", 900), float, 1.0, 86400),
+        target_rel_ci=_number("rel-ci", given("rel_ci", d.target_rel_ci), float, 1e-4, 1.0),
+        confidence=_number("confidence", given("confidence", d.confidence), float, 0.5, 0.999),
+        warmup_s=_number("warmup", given("warmup", d.warmup_s), float, 0.0, 3600),
+        min_time_s=_number("min-time", given("min_time", d.min_time_s), float, 0.0, 3600),
+        max_time_s=_number("max-time", given("max_time", d.max_time_s), float, 0.001, 86400),
+        min_samples=_number("min-samples", given("min_samples", d.min_samples), int, 1, 10**6),
+        rtol=_number("rtol", given("rtol", d.rtol), float, 0.0, 10.0),
+        probes=_number("probes", given("probes", d.probes), int, 1, 1000),
+        timeout_s=_number("timeout", given("timeout", d.timeout_s), float, 1.0, 86400),
         local_python=_executable(options.get("local_python")),
         cooldown_s=None if options.get("cooldown") in (None, "") else
         _number("cooldown", options["cooldown"], float, 0.0, 3600),
-        throttle_freq_drop=_number("throttle-freq-drop", options.get("throttle_freq_drop", 0.1),
+        throttle_freq_drop=_number("throttle-freq-drop",
+                                   given("throttle_freq_drop", d.throttle_freq_drop),
                                    float, 0.0, 1.0),
         throttle_temp_rise_c=_number("throttle-temp-rise",
-                                     options.get("throttle_temp_rise", 10.0), float, 0.0, 200),
+                                     given("throttle_temp_rise", d.throttle_temp_rise_c),
+                                     float, 0.0, 200),
         adb_server=options.get("adb_server") or None,
-        adb_workdir=_workdir(options.get("adb_workdir") or "/data/local/tmp/aiotbench"),
-        adb_python=options.get("adb_python") or "python3",
+        adb_workdir=_workdir(options.get("adb_workdir") or d.adb_workdir),
+        adb_python=options.get("adb_python") or d.adb_python,
         keep_deployed=bool(options.get("keep_deployed")),
         pin_big_cores=(options.get("pin") or "big") == "big",
         dataset=Path(options["dataset"]) if options.get("dataset") else None,
         labels=Path(options["labels"]) if options.get("labels") else None,
         images=None if options.get("images") in (None, "", "all") else
         _number("images", options["images"], int, 1, 10**7),
-        images_per_class=_number("images-per-class", options.get("images_per_class", 5), int,
-                                 1, 10**6),
+        images_per_class=_number("images-per-class",
+                                 given("images_per_class", d.images_per_class), int, 1, 10**6),
         protocol=protocol,
         variants=variants,
         cache_dir=Path(cache),
         json_path=Path(json_path) if json_path else None,
     )
+
+
+#: The defaults, stated once: the command line's options fall back to these.
+DEFAULT = Settings()
+
+
+def _given(options: dict[str, Any], key: str, default: Any) -> Any:
+    value = options.get(key)
+    return default if value in (None, "") else value
 
 
 def _number(option: str, value: Any, kind: type, low: float, high: float) -> Any:
