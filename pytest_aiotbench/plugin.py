@@ -84,6 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "one thread)", metavar="NAME")
     add("variant", "comma list of variants: fp32 (default), fp16, dynamic-int8, int8",
         metavar="NAMES")
+    add("runner", "auto (default: the Python runner where the device's Python has the "
+        "framework, else the native runner), python, or native (the C++ runner, built for "
+        "this host on demand)", metavar="KIND")
     add("cache", "artifact cache folder (default: $AIOTBENCH_CACHE or <rootdir>/models/cache)",
         metavar="DIR")
     add("json", "write every sample, the environment and the scores to this JSON file",

@@ -29,6 +29,9 @@ from pytest_aiotbench.measure.result import FAILED, INVALID, PASSED, SKIPPED
 from pytest_aiotbench.measure.thermal import throttle_findings
 from pytest_aiotbench.report import json_file, table
 from pytest_aiotbench.runner.aiot_runner import preprocess
+from pytest_aiotbench.runner.native.build import NativeBuilder, NativeBuildError
+from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
+from pytest_aiotbench.runner.protocol import LabelledPass, RunRequest
 from pytest_aiotbench.score import score_all
 from pytest_aiotbench.settings import Settings
 
@@ -71,11 +74,13 @@ class BenchSession:
         self.settings = settings
         self.dataset = dataset
         self._calibration: dict[str, np.ndarray] = {}
+        self._labelled_inputs: dict[str, Path] = {}
         self.devices = {device.alias: device for device in devices}
         #: Devices adb reported but that cannot run anything (offline, unauthorized).
         self.unavailable = list(unavailable or [])
         self.cache = ArtifactCache(settings.cache_dir)
         self.progress = progress
+        self.runners = RunnerChooser(settings.runner, NativeBuilder(settings.cache_dir, progress))
         self.results: list[WorkloadResult] = []
         self.device_facts: dict[str, dict[str, Any]] = {}
         self._prepared: dict[str, PreparedNetwork] = {}
@@ -96,9 +101,9 @@ class BenchSession:
                                 protocol=self.settings.protocol)
         try:
             self._run(spec, framework, result)
-        except (FrameworkMissing, VariantUnsupported) as exc:
+        except (FrameworkMissing, VariantUnsupported, RunnerUnavailable) as exc:
             result.status, result.error = SKIPPED, str(exc)
-        except (BuildError, ExportError, DeviceError) as exc:
+        except (BuildError, ExportError, DeviceError, NativeBuildError) as exc:
             result.status, result.error = FAILED, str(exc)
         except Exception as exc:  # confined to this item; the session goes on
             result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"
@@ -135,6 +140,11 @@ class BenchSession:
         device = self.devices[spec.device]
         if spec.device not in self.device_facts:
             self.device_facts[spec.device] = device.facts()
+        program = self.runners.program(self.device_facts[spec.device], framework.name,
+                                       framework.device_packages, framework.device_requirement)
+        result.runner = program.kind
+        if program.native is not None:
+            result.native_runner = program.native.to_json()
         cooldown = (settings.cooldown_s if settings.cooldown_s is not None
                     else device.default_cooldown_s)
         if cooldown:
@@ -144,37 +154,34 @@ class BenchSession:
         threads = settings.threads or device.cpu_count()
         if settings.protocol == "paper" and framework.name == "tflite":
             threads = 1  # as the original app ran TFLite
-        request = {
-            "framework": framework.name,
-            "artifact": device.stage(artifact.path, artifact.sha256),
-            "probe_inputs": device.stage(network.probe_path),
-            "threads": threads,
-            "protocol": settings.protocol,
-            **settings.runner_request(),
-        }
-        if self.dataset is not None:
-            request["images"] = [[device.stage(image.path), image.label]
-                                 for image in self.dataset.images]
-            request["preprocessing"] = preprocessing_spec(card)
-        raw = device.run(request, settings.timeout_s)
+        request = RunRequest(
+            framework=framework.name,
+            artifact=device.stage(artifact.path, artifact.sha256),
+            probe_inputs=device.stage(network.probe_path),
+            threads=threads,
+            timing=settings.timing(),
+            **self._labelled_request(device, card, program))
+        raw = device.run(program, request, settings.timeout_s)
         result.measure_s = time.perf_counter() - measured
-        if raw.get("labelled"):
-            self._score_labelled(raw["labelled"], result)
+        if raw.labelled is not None:
+            self._score_labelled(raw.labelled, result)
 
-        result.samples_s = raw["samples_s"]
-        result.warmup_samples_s = raw["warmup_samples_s"]
+        result.samples_s = raw.samples_s
+        result.warmup_samples_s = raw.warmup_samples_s
         result.stats = summarize(result.samples_s, settings.confidence)
-        result.load_s, result.first_inference_s = raw["load_s"], raw["first_inference_s"]
-        result.stop_reason, result.threads = raw["stop_reason"], raw["threads"]
-        result.framework_version = raw["framework_version"]
-        result.notes.extend(raw.get("notes", []))
-        result.thermal = raw.get("thermal")
-        if result.thermal:
-            result.throttled = throttle_findings(
-                result.thermal["before"], result.thermal["after"],
-                max_freq_drop=settings.throttle_freq_drop,
-                max_temp_rise_c=settings.throttle_temp_rise_c)
-        result.validity = compare(raw["probe_outputs"], network.reference_outputs,
+        result.load_s, result.first_inference_s = raw.load_s, raw.first_inference_s
+        result.stop_reason, result.threads = raw.stop_reason, raw.threads
+        result.framework_version, result.runner_runtime = raw.framework_version, raw.runtime
+        result.peak_rss_after_load_bytes = raw.peak_memory.after_load
+        result.peak_rss_after_timing_bytes = raw.peak_memory.after_timing
+        result.notes.extend(raw.notes)
+        result.thermal = {"before": raw.thermal_before.to_json(),
+                          "after": raw.thermal_after.to_json()}
+        result.throttled = throttle_findings(
+            result.thermal["before"], result.thermal["after"],
+            max_freq_drop=settings.throttle_freq_drop,
+            max_temp_rise_c=settings.throttle_temp_rise_c)
+        result.validity = compare(raw.probe_outputs, network.reference_outputs,
                                   tolerance_for(spec.variant, settings.rtol))
         if result.top1 is None:
             result.accuracy = result.validity.top1_agreement
@@ -186,18 +193,37 @@ class BenchSession:
             result.error = (f"{spec.id}: outputs diverge from the fp32 reference: "
                             f"{result.validity.describe()}")
 
-    def _score_labelled(self, labelled: dict[str, Any], result: WorkloadResult) -> None:
+    def _labelled_request(self, device: Device, card: networks.NetworkCard,
+                          program: RunnerProgram) -> dict[str, Any]:
+        """The labelled images as this runner takes them: the JPEG files themselves for the
+        Python runner (decoded on the device), or one tensor file preprocessed here with
+        the same ``preprocess`` for the native runner (a phone has no Pillow)."""
+        if self.dataset is None:
+            return {}
+        if program.kind == "python":
+            return {"images": tuple(device.stage(image.path) for image in self.dataset.images),
+                    "preprocessing": preprocessing_spec(card)}
+        if card.name not in self._labelled_inputs:
+            spec = preprocessing_spec(card)
+            path = self._workdir / f"{card.name}-labelled-inputs.npy"
+            np.save(path, np.concatenate([preprocess(str(image.path), spec)
+                                          for image in self.dataset.images]))
+            self._labelled_inputs[card.name] = path
+        return {"labelled_inputs": device.stage(self._labelled_inputs[card.name])}
+
+    def _score_labelled(self, labelled: LabelledPass, result: WorkloadResult) -> None:
         assert self.dataset is not None
         labels = [image.label for image in self.dataset.images]
-        top = labelled["top_k"]
+        top = labelled.top_k
         result.images = len(labels)
         result.predictions = [row[0] for row in top]
         pairs = list(zip(top, labels, strict=True))
         result.top1 = sum(row[0] == label for row, label in pairs) / len(labels)
         result.top5 = sum(label in row for row, label in pairs) / len(labels)
         result.accuracy, result.accuracy_source = result.top1, LABELLED_SOURCE
-        result.end_to_end = summarize(labelled["end_to_end_s"], self.settings.confidence)
-        result.labelled_inference = summarize(labelled["inference_s"], self.settings.confidence)
+        result.end_to_end = summarize(labelled.end_to_end_s, self.settings.confidence)
+        result.labelled_inference = summarize(labelled.inference_s, self.settings.confidence)
+        result.decoded_on_device = labelled.decoded_on_device
         if self.settings.protocol == "paper":
             result.latency_basis = "end-to-end"
 

@@ -8,6 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pytest_aiotbench.runner.program import RUNNER_CHOICES
+from pytest_aiotbench.runner.protocol import Timing
+
 WEIGHTS = ("random", "pretrained")
 PROTOCOLS = ("rigorous", "paper")
 VARIANTS = ("fp32", "fp16", "dynamic-int8", "int8")
@@ -49,13 +52,15 @@ class Settings:
     images_per_class: int = 5
     protocol: str = "rigorous"
     variants: tuple[str, ...] = ("fp32",)
+    runner: str = "auto"
     cache_dir: Path = Path("models/cache")
     json_path: Path | None = None
 
-    def runner_request(self) -> dict[str, Any]:
-        return {"warmup_s": self.warmup_s, "warmup_min": 2, "min_samples": self.min_samples,
-                "min_time_s": self.min_time_s, "max_time_s": self.max_time_s,
-                "target_rel_ci": self.target_rel_ci, "confidence": self.confidence}
+    def timing(self) -> Timing:
+        return Timing(mode=self.protocol, warmup_s=self.warmup_s,
+                      min_samples=self.min_samples, min_time_s=self.min_time_s,
+                      max_time_s=self.max_time_s, target_rel_ci=self.target_rel_ci,
+                      confidence=self.confidence)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -99,6 +104,9 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
     for variant in variants:
         if variant not in VARIANTS:
             raise SettingsError(f"--aiot-variant={variant!r}: choose from {', '.join(VARIANTS)}")
+    runner = options.get("runner") or d.runner
+    if runner not in RUNNER_CHOICES:
+        raise SettingsError(f"--aiot-runner={runner!r}: choose one of {', '.join(RUNNER_CHOICES)}")
     weights = options.get("weights") or d.weights
     if weights not in WEIGHTS:
         raise SettingsError(f"--aiot-weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
@@ -144,6 +152,7 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
                                  given("images_per_class", d.images_per_class), int, 1, 10**6),
         protocol=protocol,
         variants=variants,
+        runner=runner,
         cache_dir=Path(cache),
         json_path=Path(json_path) if json_path else None,
     )

@@ -26,8 +26,6 @@ from pytest_aiotbench.artifacts.cache import sha256_file
 from pytest_aiotbench.devices.base import Device, DeviceError, RunnerFailed
 
 DEFAULT_WORKDIR = "/data/local/tmp/aiotbench"
-FRAMEWORK_MODULES = {"tflite": "ai_edge_litert", "onnxruntime": "onnxruntime",
-                     "pytorch-mobile": "torch", "executorch": "executorch"}
 
 # One shell call gathers the facts: cheap on a phone, and nothing is parsed from `adb` text.
 FACTS_SCRIPT = r"""
@@ -45,18 +43,26 @@ printf 'machine=%s\n' "$(uname -m 2>/dev/null)"
 [ -r /etc/os-release ] && printf 'osrelease=%s\n' "$(. /etc/os-release; echo "$PRETTY_NAME")"
 """
 
+# The Python runner's needs: numpy, and the packages each framework names.
 VERSIONS_SCRIPT = """
-import importlib, importlib.metadata, json, platform
+import importlib.metadata, json, platform, sys
 found = {"python": platform.python_version()}
-for name, dist in (("numpy", "numpy"), ("ai_edge_litert", "ai-edge-litert"),
-                   ("tflite_runtime", "tflite-runtime"), ("onnxruntime", "onnxruntime"),
-                   ("torch", "torch"), ("executorch", "executorch")):
+for dist in sys.argv[1:]:
     try:
         found[dist] = importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         found[dist] = None
 print(json.dumps(found))
 """
+
+
+def _device_packages() -> list[str]:
+    from pytest_aiotbench import frameworks
+
+    packages = ["numpy", "pillow"]
+    for name in frameworks.names():
+        packages += frameworks.get(name).device_packages
+    return packages
 
 
 class AdbUnavailable(DeviceError):
@@ -191,7 +197,9 @@ class AdbDevice(Device):
         }
 
     def _python_versions(self) -> dict[str, Any]:
-        result = self.shell(f"{shlex.quote(self.python)} -c {shlex.quote(VERSIONS_SCRIPT)}")
+        packages = " ".join(shlex.quote(p) for p in _device_packages())
+        result = self.shell(f"{shlex.quote(self.python)} -c {shlex.quote(VERSIONS_SCRIPT)} "
+                            f"{packages}")
         if result.returncode != 0:
             return {"python": None, "error": (result.stderr or result.stdout).strip()[-300:]}
         try:
@@ -206,7 +214,8 @@ class AdbDevice(Device):
     def _pinned_cores(self) -> list[int]:
         return self.facts().get("big_cores") or [] if self.pin_big_cores else []
 
-    def stage(self, local_path: Path, sha256: str | None = None) -> str:
+    def stage(self, local_path: Path, sha256: str | None = None,
+              executable: bool = False) -> str:
         local_path = Path(local_path)
         digest = sha256 or sha256_file(local_path)
         memo = f"{local_path}:{digest}"
@@ -219,7 +228,7 @@ class AdbDevice(Device):
         else:
             self.shell(f"mkdir -p {shlex.quote(remote_dir)}")
             self._call(f"push {local_path.name}", self.device.sync.push, str(local_path),
-                       remote, mode=0o644)
+                       remote, mode=0o755 if executable else 0o644)
             if self._remote_sha256(remote) != digest:
                 raise DeviceError(f"device {self._name()}: {remote} does not match "
                                   f"{local_path} after the push (disk full?)")
@@ -235,7 +244,7 @@ class AdbDevice(Device):
             return None
         return result.stdout.split()[0]
 
-    def execute_runner(self, runner_path: str, request: str,
+    def execute_runner(self, argv: list[str], env: dict[str, str], request: str,
                        timeout_s: float) -> tuple[int, str, str]:
         self._lock.acquire()
         name = f"request-{hashlib.sha256(request.encode()).hexdigest()[:16]}.json"
@@ -246,9 +255,9 @@ class AdbDevice(Device):
         pin = self._pinned_cores()
         taskset = f"taskset -c {','.join(map(str, pin))} " if pin else ""
         # `timeout` bounds the total: adb's own timeout only bounds silence on the socket.
-        command = (f"cd {shlex.quote(self.workdir)} && {taskset}timeout {int(timeout_s)} "
-                   f"{shlex.quote(self.python)} {shlex.quote(runner_path)} "
-                   f"< {shlex.quote(remote_request)}")
+        variables = "".join(f"{name}={shlex.quote(value)} " for name, value in env.items())
+        command = (f"cd {shlex.quote(self.workdir)} && {variables}{taskset}timeout "
+                   f"{int(timeout_s)} {shlex.join(argv)} < {shlex.quote(remote_request)}")
         result = self._call("runner", self.device.shell2, command, timeout=timeout_s + 30,
                             v2=True)
         if result.returncode == 124:

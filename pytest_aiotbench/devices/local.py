@@ -25,16 +25,17 @@ class LocalDevice(Device):
     def cpu_count(self) -> int:
         return len(os.sched_getaffinity(0))
 
-    def stage(self, local_path: Path, sha256: str | None = None) -> str:
+    def stage(self, local_path: Path, sha256: str | None = None,
+              executable: bool = False) -> str:
         return str(local_path)
 
-    def execute_runner(self, runner_path: str, request: str,
+    def execute_runner(self, argv: list[str], env: dict[str, str], request: str,
                        timeout_s: float) -> tuple[int, str, str]:
         try:
-            done = subprocess.run([self.python, runner_path], input=request, text=True,
+            done = subprocess.run(argv, input=request, text=True, env={**os.environ, **env},
                                   capture_output=True, timeout=timeout_s, check=False)
         except OSError as exc:
-            raise RunnerFailed(self.alias, "start", f"cannot start {self.python}: {exc}") from exc
+            raise RunnerFailed(self.alias, "start", f"cannot start {argv[0]}: {exc}") from exc
         except subprocess.TimeoutExpired as exc:
             raise RunnerFailed(self.alias, "timeout", f"no result within {timeout_s:.0f} s "
                                "(raise --aiot-timeout for slow models)",

@@ -36,6 +36,8 @@ class Framework(abc.ABC):
     backend: str = "cpu"
     #: What a device must have installed to run this framework (for skip messages).
     device_requirement: str = ""
+    #: Python distributions that give a device's Python this framework (any one will do).
+    device_packages: tuple[str, ...] = ()
     #: Distributions whose versions change the exported bytes (part of the cache key).
     export_packages: tuple[str, ...] = ("torch",)
     #: Bump when the export code changes what it writes.

@@ -14,6 +14,7 @@ class ExecuTorch(Framework):
     suffix = ".pte"
     backend = "xnnpack"
     device_requirement = "pip install executorch"
+    device_packages = ("executorch",)
     export_packages = ("torch", "executorch", "torchao")
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:

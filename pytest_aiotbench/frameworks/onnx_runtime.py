@@ -15,6 +15,7 @@ class OnnxRuntime(Framework):
     suffix = ".onnx"
     backend = "cpu"
     device_requirement = "pip install onnxruntime"
+    device_packages = ("onnxruntime",)
     export_packages = ("torch", "onnx", "onnxscript", "onnxruntime")
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:

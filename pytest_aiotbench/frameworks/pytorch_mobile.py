@@ -14,6 +14,7 @@ class PyTorchMobile(Framework):
     suffix = ".ptl"
     backend = "cpu"
     device_requirement = "pip install torch (a build with the lite interpreter)"
+    device_packages = ("torch",)
     export_packages = ("torch",)
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:

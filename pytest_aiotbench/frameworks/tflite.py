@@ -14,6 +14,7 @@ class TFLite(Framework):
     suffix = ".tflite"
     backend = "xnnpack"
     device_requirement = "pip install ai-edge-litert (or tflite-runtime)"
+    device_packages = ("ai-edge-litert", "tflite-runtime")
     export_packages = ("torch", "litert-torch", "ai-edge-quantizer")
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:

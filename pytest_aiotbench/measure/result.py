@@ -35,6 +35,14 @@ class WorkloadResult:
     weights_sha256: str | None = None
     artifact: dict[str, Any] | None = None
     framework_version: str | None = None
+    #: Which runner measured: "python" (aiot_runner.py) or "native" (the C++ runner).
+    runner: str | None = None
+    runner_runtime: str | None = None
+    #: The native build that measured (target, bundle, compiler), for native rows.
+    native_runner: dict[str, Any] | None = None
+    #: Peak resident memory of the runner process (VmHWM), after loading and after timing.
+    peak_rss_after_load_bytes: int | None = None
+    peak_rss_after_timing_bytes: int | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     thermal: dict[str, Any] | None = None
     #: Why the timing may not be trusted (the device throttled); empty when it did not.
@@ -49,6 +57,9 @@ class WorkloadResult:
     top5: float | None = None
     published_top1: float | None = None
     end_to_end: LatencyStats | None = None
+    #: Whether end to end included JPEG decoding on the device (Python runner) or started
+    #: from tensors preprocessed on the host (native runner).
+    decoded_on_device: bool | None = None
     labelled_inference: LatencyStats | None = None
     predictions: list[int] = dataclasses.field(default_factory=list)
     prepare_s: float = 0.0

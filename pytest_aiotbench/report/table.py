@@ -32,7 +32,8 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
     variants = any(r.variant != "fp32" for r in results)
     fp32 = {(r.network, r.framework): r for r in results if r.variant == "fp32"}
 
-    header = ["network", "framework", "variant", "mean e2e ms" if paper else "median ms",
+    header = ["network", "framework", "variant", "runner",
+              "mean e2e ms" if paper else "median ms",
               "p90 ms", "img/s", "±CI"]
     if labelled:
         header += ["e2e ms", "top-1", "top-5"]
@@ -41,17 +42,17 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
     header += ["source"]
     if variants:
         header += ["Δacc", "speed-up"]
-    header += ["GMACs", "VIPS", "share"]
+    header += ["peak MB", "GMACs", "VIPS", "share"]
     rows = []
     for row in score.workloads:
         r = row.result
         assert r.stats is not None
         seconds = r.seconds_per_image
-        cells = [r.network, r.framework, r.variant, f"{seconds * 1e3:.2f}",
+        cells = [r.network, r.framework, r.variant, r.runner or "?", f"{seconds * 1e3:.2f}",
                  f"{r.stats.p90_s * 1e3:.2f}", f"{1 / seconds:.1f}",
                  f"{r.stats.median_ci_rel_half_width:.1%}"]
         if labelled:
-            cells += [f"{r.end_to_end.median_s * 1e3:.2f}" if r.end_to_end else "-",
+            cells += [_end_to_end(r),
                       _fraction(r.top1), _fraction(r.top5)]
         else:
             cells += [_fraction(r.accuracy)]
@@ -63,7 +64,8 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
                           f"{base.seconds_per_image / seconds:.2f}x"]
             else:
                 cells += ["", ""]
-        cells += [f"{(r.macs or 0) / 1e9:.3g}", f"{row.vips:.2f}", f"{row.vips_share:.1%}"]
+        cells += [_megabytes(r.peak_rss_after_timing_bytes), f"{(r.macs or 0) / 1e9:.3g}",
+                  f"{row.vips:.2f}", f"{row.vips_share:.1%}"]
         rows.append(tuple(cells))
     lines = [title, *_grid(tuple(header), rows)]
     basis = ("t = mean seconds per image over one end-to-end pass (JPEG decode + "
@@ -81,6 +83,11 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
         lines.append(f"accuracy source labelled: top-1/top-5 measured on the device with the "
                      f"deployed artifact over {images} labelled images; e2e ms = median JPEG "
                      "decode + preprocessing + inference")
+    if any(r.decoded_on_device is False for r in results):
+        lines.append("e2e ms*: native runner rows exclude JPEG decoding and preprocessing, "
+                     "which happened on the host; their e2e is reading the tensor + inference")
+    lines.append("runner: python = aiot_runner.py, native = the C++ runner; peak MB = the "
+                 "runner's peak resident memory (VmHWM) after timing")
     if variants:
         lines.append("Δacc and speed-up: against the fp32 row of the same network and framework")
     published = {r.network: r.published_top1 for r in results if r.published_top1}
@@ -96,6 +103,17 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
         lines.append(f"not scored: {result.network}-{result.framework}{variant}: "
                      f"{result.status}{': ' + _first_line(result.error) if result.error else ''}")
     return lines
+
+
+def _end_to_end(result) -> str:
+    if result.end_to_end is None:
+        return "-"
+    mark = "*" if result.decoded_on_device is False else ""
+    return f"{result.end_to_end.median_s * 1e3:.2f}{mark}"
+
+
+def _megabytes(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.0f}"
 
 
 def _fraction(value: float | None) -> str:
@@ -122,7 +140,7 @@ def render_ranking(scores: list[DeviceScore]) -> list[str]:
 def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
-    text = ("network", "framework", "variant", "source")
+    text = ("network", "framework", "variant", "runner", "source")
     numeric = {i for i, h in enumerate(header) if h not in text}
 
     def fmt(cells: tuple[str, ...]) -> str:

@@ -4,7 +4,8 @@ This file is copied to the device as it is and run there as a script:
 
     python3 aiot_runner.py < request.json
 
-It reads a JSON request on stdin and writes one JSON result on stdout. It uses the standard
+It reads a JSON request on stdin and writes one JSON result on stdout, as the runner
+protocol says (``protocol.py`` holds the host's typed classes for both). It uses the standard
 library, numpy and the one framework named in the request; it never imports pytest or the
 plugin, so any board with Python and that framework can run it.
 
@@ -23,7 +24,8 @@ import sys
 import time
 import traceback
 
-RESULT_SCHEMA = 1
+#: The runner protocol version this file implements (see protocol.py).
+PROTOCOL_VERSION = 2
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -234,14 +236,16 @@ def preprocess(path: str, spec: dict):
     return np.ascontiguousarray(pixels[None], dtype=np.float32)
 
 
-def labelled_pass(infer, images: list, spec: dict, clock, top_k: int = 5) -> dict:
-    """One pass over the labelled images, timing each end to end and its inference alone."""
+def labelled_pass(infer, load_image, count: int, clock, top_k: int = 5,
+                  decoded_on_device: bool = True) -> dict:
+    """One pass over the labelled images, timing each end to end (``load_image``: decode and
+    preprocess a JPEG, or read a preprocessed tensor) and its inference alone."""
     import numpy as np
 
     end_to_end, inference, top = [], [], []
-    for path, _label in images:
+    for index in range(count):
         t0 = clock()
-        batch = preprocess(path, spec)
+        batch = load_image(index)
         t1 = clock()
         logits = infer(batch)
         t2 = clock()
@@ -249,7 +253,20 @@ def labelled_pass(infer, images: list, spec: dict, clock, top_k: int = 5) -> dic
         inference.append(t2 - t1)
         flat = np.asarray(logits).reshape(-1)
         top.append([int(i) for i in np.argsort(-flat, kind="stable")[:top_k]])
-    return {"end_to_end_s": end_to_end, "inference_s": inference, "top_k": top}
+    return {"end_to_end_s": end_to_end, "inference_s": inference, "top_k": top,
+            "decoded_on_device": decoded_on_device}
+
+
+def peak_resident_bytes() -> int | None:
+    """Peak resident set size of this process so far (VmHWM), None where there is no /proc."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 # ------------------------------------------------------------------- thermal state
@@ -300,11 +317,17 @@ def measure(request: dict) -> dict:
         raise RunnerError("import", f"numpy is not installed here ({exc}); the runner needs "
                                     "it: pip install numpy") from exc
 
+    version = request.get("protocol_version", 1)
+    if version != PROTOCOL_VERSION:
+        raise RunnerError("protocol", f"the host speaks runner protocol {version}, this runner "
+                                      f"speaks {PROTOCOL_VERSION}: deploy the runner of the "
+                                      "plugin's version")
     name = request["framework"]
     if name not in BACKENDS:
         raise RunnerError("request", f"unknown framework {name!r}; known: {sorted(BACKENDS)}")
     backend = BACKENDS[name]()
     threads = int(request.get("threads") or os.cpu_count() or 1)
+    timing = request.get("timing") or {}
 
     try:
         probes = np.load(request["probe_inputs"])
@@ -324,51 +347,71 @@ def measure(request: dict) -> dict:
         raise RunnerError("load", f"cannot load {request['artifact']} with {name}: "
                                   f"{type(exc).__name__}: {exc}") from exc
     load_s = clock() - started
+    memory = {"after_load": peak_resident_bytes()}
 
-    images = request.get("images") or []
-    spec = request.get("preprocessing")
-    if images:
-        try:
-            import PIL  # noqa: F401
-        except ImportError as exc:
-            raise RunnerError("import", f"Pillow is not installed here ({exc}); the runner "
-                                        "decodes the JPEGs on the device: "
-                                        "pip install pillow") from exc
-
-    if request.get("protocol") == "paper":
+    labelled_source = _labelled_source(request, np)
+    if timing.get("mode") == "paper":
+        if labelled_source is None:
+            raise RunnerError("request", "the paper protocol needs labelled images")
         # The original protocol: straight after loading, one end-to-end pass over the
         # images, first image included, no warm-up; the probes are answered afterwards.
         thermal_before = thermal_state()
-        labelled = _run_labelled(backend, images, spec, clock)
+        labelled = _run_labelled(backend, labelled_source, clock)
         thermal_after = thermal_state()
         outputs, _ = _answer_probes(backend, probes, name, clock, np)
-        first_inference_s = labelled["end_to_end_s"][0] if images else None
+        first_inference_s = labelled["end_to_end_s"][0] if labelled["end_to_end_s"] else None
+        memory["after_timing"] = peak_resident_bytes()
         return _result(backend, name, threads, load_s, first_inference_s, [],
                        labelled["end_to_end_s"], "one_pass", outputs, labelled,
-                       thermal_before, thermal_after, np)
+                       thermal_before, thermal_after, memory, np)
 
     # The first inference is timed on its own: it pays for lazy allocation and packing.
     timed_input = probes[0:1]
     outputs, first_inference_s = _answer_probes(backend, probes, name, clock, np)
     warmup_samples = _time_loop(backend.infer, timed_input, clock,
-                                min_samples=int(request.get("warmup_min", 2)),
-                                min_time_s=float(request.get("warmup_s", 0.5)),
-                                max_time_s=float(request.get("warmup_s", 0.5)),
+                                min_samples=int(timing.get("warmup_min_samples", 2)),
+                                min_time_s=float(timing.get("warmup_s", 0.5)),
+                                max_time_s=float(timing.get("warmup_s", 0.5)),
                                 max_samples=10**6)[0]
-    labelled = _run_labelled(backend, images, spec, clock) if images else None
+    labelled = (_run_labelled(backend, labelled_source, clock)
+                if labelled_source is not None else None)
     thermal_before = thermal_state()
     samples, stop_reason = _time_loop(
         backend.infer, timed_input, clock,
-        min_samples=int(request.get("min_samples", 10)),
-        min_time_s=float(request.get("min_time_s", 1.0)),
-        max_time_s=float(request.get("max_time_s", 10.0)),
-        max_samples=int(request.get("max_samples", 100_000)),
-        target_rel_ci=float(request.get("target_rel_ci", 0.02)),
-        confidence=float(request.get("confidence", 0.95)),
+        min_samples=int(timing.get("min_samples", 10)),
+        min_time_s=float(timing.get("min_time_s", 1.0)),
+        max_time_s=float(timing.get("max_time_s", 10.0)),
+        max_samples=int(timing.get("max_samples", 100_000)),
+        target_rel_ci=float(timing.get("target_rel_ci", 0.02)),
+        confidence=float(timing.get("confidence", 0.95)),
     )
     thermal_after = thermal_state()
+    memory["after_timing"] = peak_resident_bytes()
     return _result(backend, name, threads, load_s, first_inference_s, warmup_samples, samples,
-                   stop_reason, outputs, labelled, thermal_before, thermal_after, np)
+                   stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np)
+
+
+def _labelled_source(request: dict, np) -> tuple | None:
+    """(count, load_image, decoded_on_device) for the labelled images, or None."""
+    if request.get("labelled_inputs"):
+        try:  # preprocessed on the host; memory-mapped, read per image like a file
+            tensors = np.load(request["labelled_inputs"], mmap_mode="r")
+        except Exception as exc:
+            raise RunnerError("inputs", f"cannot read labelled inputs "
+                                        f"{request['labelled_inputs']}: {exc}") from exc
+        return (len(tensors), lambda i: np.ascontiguousarray(tensors[i:i + 1],
+                                                             dtype=np.float32), False)
+    images = request.get("images") or []
+    if not images:
+        return None
+    try:
+        import PIL  # noqa: F401
+    except ImportError as exc:
+        raise RunnerError("import", f"Pillow is not installed here ({exc}); the runner "
+                                    "decodes the JPEGs on the device: "
+                                    "pip install pillow") from exc
+    spec = request.get("preprocessing")
+    return len(images), lambda i: preprocess(images[i], spec), True
 
 
 def _answer_probes(backend: Backend, probes, name: str, clock, np) -> tuple[list, float]:
@@ -388,22 +431,24 @@ def _answer_probes(backend: Backend, probes, name: str, clock, np) -> tuple[list
                                    f"{type(exc).__name__}: {exc}") from exc
 
 
-def _run_labelled(backend: Backend, images: list, spec: dict, clock) -> dict:
+def _run_labelled(backend: Backend, source: tuple, clock) -> dict:
+    count, load_image, decoded_on_device = source
     try:
-        return labelled_pass(backend.infer, images, spec, clock)
+        return labelled_pass(backend.infer, load_image, count, clock,
+                             decoded_on_device=decoded_on_device)
     except OSError as exc:  # a file that vanished or cannot be decoded on the device
         raise RunnerError("images", f"cannot read an image: {exc}") from exc
 
 
 def _result(backend, name, threads, load_s, first_inference_s, warmup_samples, samples,
-            stop_reason, outputs, labelled, thermal_before, thermal_after, np) -> dict:
+            stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np) -> dict:
     return {
         "ok": True,
-        "schema": RESULT_SCHEMA,
+        "protocol_version": PROTOCOL_VERSION,
+        "runner": "python",
+        "runtime": f"Python {platform.python_version()}, numpy {np.__version__}",
         "framework": name,
         "framework_version": backend.version(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
         "threads": threads,
         "load_s": load_s,
         "first_inference_s": first_inference_s,
@@ -413,6 +458,7 @@ def _result(backend, name, threads, load_s, first_inference_s, warmup_samples, s
         "probe_outputs": [o.tolist() for o in outputs],
         "labelled": labelled,
         "thermal": {"before": thermal_before, "after": thermal_after},
+        "peak_rss_bytes": memory,
         "notes": backend.notes(),
     }
 
@@ -454,18 +500,21 @@ def main() -> int:
         result = measure(request)
         code = 0
     except RunnerError as exc:
-        result = {"ok": False, "schema": RESULT_SCHEMA, "stage": exc.stage, "error": str(exc),
-                  "traceback": traceback.format_exc()}
+        result = _failure(exc.stage, str(exc))
         code = 2
     except Exception as exc:  # a crash is reported, never swallowed
-        result = {"ok": False, "schema": RESULT_SCHEMA, "stage": "runner",
-                  "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        result = _failure("runner", f"{type(exc).__name__}: {exc}")
         code = 3
     sys.stdout.flush()
     with os.fdopen(result_fd, "w") as out:
         out.write(json.dumps(result))
         out.write("\n")
     return code
+
+
+def _failure(stage: str, error: str) -> dict:
+    return {"ok": False, "protocol_version": PROTOCOL_VERSION, "runner": "python",
+            "stage": stage, "error": error, "detail": traceback.format_exc()}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,496 @@
+"""Build the native runner: one executable per framework, its shared libraries beside it.
+
+For the host, everything comes from the installed wheels (the frameworks' own shared
+libraries and headers); for Android, from the libraries the user points at, with the NDK's
+toolchain file. Each (target, framework) build is cached like an artifact: keyed by the
+sources, the compiler, CMake and the libraries' versions, under a lock, staged and renamed
+into place whole. A build folder is a bundle ready to push:
+
+    bin/aiot_runner_<framework>     the runner
+    lib/<soname>                    every library of the framework it needs (not libc & co.)
+    manifest.json                   what is here, and how it was built
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytest_aiotbench.artifacts.cache import ArtifactCache
+from pytest_aiotbench.runner.native.elf import bundle_closure
+from pytest_aiotbench.runner.protocol import PROTOCOL_VERSION
+
+NATIVE_DIR = Path(__file__).resolve().parent
+CORE_SOURCES = ("CMakeLists.txt", "src/backend.hpp", "src/json.hpp", "src/json.cpp",
+                "src/npy.hpp", "src/npy.cpp", "src/stats.hpp", "src/stats.cpp",
+                "src/system.hpp", "src/system.cpp", "src/measure.hpp", "src/measure.cpp",
+                "src/main.cpp")
+#: Android ABIs the CMake project cross-compiles for (the NDK's names).
+ANDROID_ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64")
+BUILD_COMMAND = "aiotbench-build-runner"
+
+Progress = Callable[[str], None]
+
+
+class NativeBuildError(RuntimeError):
+    """A backend could not be built (or has no build for a device): the reason, in full."""
+
+
+def backend_id(framework: str) -> str:
+    return framework.replace("-", "_")
+
+
+def executable_name(framework: str) -> str:
+    return f"aiot_runner_{backend_id(framework)}"
+
+
+# --------------------------------------------------------------------------- targets
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a runner binary runs on: the OS family (its C library) and the CPU ABI."""
+
+    os: str  # "linux" (glibc) or "android" (bionic)
+    abi: str  # uname -m on Linux (x86_64, aarch64), the NDK's ABI name on Android
+
+    @property
+    def name(self) -> str:
+        return f"{self.os}-{self.abi}"
+
+    @classmethod
+    def host(cls) -> Target:
+        return cls("linux", platform.machine())
+
+    @classmethod
+    def of_device(cls, facts: dict[str, Any]) -> Target:
+        android = str(facts.get("os") or "").startswith("Android")
+        abi = str(facts.get("abi") or facts.get("machine") or "unknown")
+        return cls("android" if android else "linux", abi)
+
+
+# ------------------------------------------------------------ framework libraries
+@dataclasses.dataclass(frozen=True)
+class FrameworkLibraries:
+    """What one backend's CMake file needs, and where the libraries to bundle live."""
+
+    defines: dict[str, str]
+    library_dirs: tuple[Path, ...]
+    versions: dict[str, str]
+
+
+_HOST_LIBRARIES: dict[str, Callable[[Path], FrameworkLibraries]] = {}
+
+
+def host_libraries(framework: str):
+    """Register how to find ``framework``'s libraries and headers among the host's wheels."""
+
+    def register(find: Callable[[Path], FrameworkLibraries]):
+        _HOST_LIBRARIES[framework] = find
+        return find
+
+    return register
+
+
+def frameworks_with_backends() -> list[str]:
+    return list(_HOST_LIBRARIES)
+
+
+def _package_dir(module: str, distribution: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise NativeBuildError(f"the {distribution} package is not installed: pip install "
+                               f"{distribution}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return version(distribution)
+
+
+def _only(pattern: str, folder: Path, distribution: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    if not found:
+        raise NativeBuildError(f"no {pattern} in {folder}: the {distribution} wheel is "
+                               "expected to ship it")
+    return found[-1]
+
+
+@host_libraries("onnxruntime")
+def _onnxruntime(cache_root: Path) -> FrameworkLibraries:
+    capi = _package_dir("onnxruntime", "onnxruntime") / "capi"
+    library = _only("libonnxruntime.so.*", capi, "onnxruntime")
+    include = os.environ.get("AIOTBENCH_ONNXRUNTIME_INCLUDE") or str(
+        _fetch_onnxruntime_headers(cache_root / "onnxruntime-headers"))
+    return FrameworkLibraries({"AIOT_ONNXRUNTIME_LIBRARY": str(library),
+                               "AIOT_ONNXRUNTIME_INCLUDE_DIR": include},
+                              (capi,), {"onnxruntime": _version("onnxruntime"),
+                                        "headers": include})
+
+
+def _fetch_onnxruntime_headers(folder: Path) -> Path:
+    """The wheel has no C API header: Debian's libonnxruntime-dev provides one (fetched
+    once, without a system install). Set AIOTBENCH_ONNXRUNTIME_INCLUDE to use another."""
+    done = subprocess.run(["bash", str(NATIVE_DIR / "fetch_onnxruntime_headers.sh"),
+                           str(folder)], capture_output=True, text=True, check=False,
+                          timeout=600)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise NativeBuildError(
+            "cannot get the ONNX Runtime C API header (onnxruntime_c_api.h), which the wheel "
+            "does not ship; set AIOTBENCH_ONNXRUNTIME_INCLUDE to a folder holding it (the "
+            "include/ folder of an onnxruntime release archive). Fetching Debian's "
+            f"libonnxruntime-dev failed:\n{done.stderr.strip()[-1500:]}")
+    return Path(lines[-1])
+
+
+@host_libraries("tflite")
+def _litert(cache_root: Path) -> FrameworkLibraries:
+    package = _package_dir("ai_edge_litert", "ai-edge-litert")
+    library = _only("libLiteRt.so", package, "ai-edge-litert")
+    return FrameworkLibraries({"AIOT_TFLITE_LIBRARY": str(library),
+                               "AIOT_TFLITE_VERSION": _version("ai-edge-litert")},
+                              (package,), {"ai-edge-litert": _version("ai-edge-litert")})
+
+
+@host_libraries("executorch")
+def _executorch(cache_root: Path) -> FrameworkLibraries:
+    package = _package_dir("executorch", "executorch")
+    return FrameworkLibraries({"AIOT_EXECUTORCH_DIR": str(package),
+                               "AIOT_EXECUTORCH_VERSION": _version("executorch")},
+                              (package / "lib",), {"executorch": _version("executorch")})
+
+
+@host_libraries("pytorch-mobile")
+def _torch(cache_root: Path) -> FrameworkLibraries:
+    package = _package_dir("torch", "torch")
+    import torch
+
+    lib = package / "lib"
+    return FrameworkLibraries(
+        {"AIOT_PYTORCH_MOBILE_INCLUDE_DIR": str(package / "include"),
+         "AIOT_PYTORCH_MOBILE_LIBRARIES": f"{lib / 'libtorch_cpu.so'};{lib / 'libc10.so'}",
+         "AIOT_PYTORCH_MOBILE_CXX11_ABI": str(int(torch._C._GLIBCXX_USE_CXX11_ABI))},
+        (lib,), {"torch": _version("torch")})
+
+
+# ------------------------------------------------------------------------- builds
+@dataclasses.dataclass(frozen=True)
+class NativeRunner:
+    """A built runner for one framework on one target, ready to push."""
+
+    framework: str
+    target: str
+    executable: Path
+    libraries: tuple[Path, ...]
+    cache_key: str
+    built: bool
+    build_s: float
+    compiler: str
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.executable, *self.libraries))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"framework": self.framework, "target": self.target,
+                "executable": str(self.executable),
+                "libraries": [p.name for p in self.libraries], "bytes": self.bytes,
+                "cache_key": self.cache_key, "built_this_session": self.built,
+                "build_s": self.build_s, "compiler": self.compiler}
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossCompile:
+    """An Android build: the NDK and, per framework, the AAR's libraries and headers."""
+
+    abi: str
+    ndk: Path
+    api_level: int = 24
+    defines: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def sources_sha256(framework: str) -> str:
+    digest = hashlib.sha256()
+    bid = backend_id(framework)
+    for name in (*CORE_SOURCES, f"src/backend_{bid}.cpp", f"cmake/{bid}.cmake"):
+        digest.update(name.encode() + b"\0" + (NATIVE_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def find_cmake() -> str:
+    """The cmake of this environment (the PyPI package: >= 3.28, which ExecuTorch's
+    CMake config needs), else the one on PATH."""
+    beside = Path(sys.executable).parent / "cmake"
+    found = str(beside) if beside.exists() else shutil.which("cmake")
+    if found is None:
+        raise NativeBuildError("no cmake found: pip install 'cmake>=3.28'")
+    return found
+
+
+def _tool_version(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    except OSError as exc:
+        raise NativeBuildError(f"cannot run {command[0]}: {exc}") from exc
+    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else ""
+
+
+class NativeBuilder:
+    """Builds and caches native runners under ``<cache>/native``."""
+
+    def __init__(self, cache_root: Path, progress: Progress = print, jobs: int | None = None):
+        self.root = Path(cache_root) / "native"
+        self.cache = ArtifactCache(self.root)
+        self.progress = progress
+        self.jobs = jobs or len(os.sched_getaffinity(0))
+
+    def build(self, framework: str, cross: CrossCompile | None = None) -> NativeRunner:
+        if framework not in _HOST_LIBRARIES:
+            raise NativeBuildError(f"the native runner has no {framework} backend; it has: "
+                                   f"{', '.join(_HOST_LIBRARIES)}")
+        cmake = find_cmake()
+        if cross is None:
+            target = Target.host()
+            libraries = _HOST_LIBRARIES[framework](self.root)
+            compiler_command = [os.environ.get("CXX", "c++"), "--version"]
+        else:
+            target = Target("android", cross.abi)
+            libraries = _android_libraries(framework, cross)
+            compiler_command = [str(_ndk_clang(cross.ndk)), "--version"]
+        compiler = _tool_version(compiler_command)
+        parts = {"framework": framework, "target": target.name,
+                 "protocol": PROTOCOL_VERSION, "sources": sources_sha256(framework),
+                 "compiler": compiler, "cmake": _tool_version([cmake, "--version"]),
+                 "libraries": libraries.versions, "defines": libraries.defines}
+        label = f"runner-{target.name}-{framework}"
+        started = time.perf_counter()
+
+        def build_into(manifest: Path) -> list[str]:
+            self._compile(framework, target, libraries, cmake, cross, manifest.parent,
+                          compiler)
+            return []
+
+        entry = self.cache.get_or_build(
+            label, parts, "manifest.json", build_into,
+            lambda _label: self.progress(f"aiotbench: building the native {framework} runner "
+                                         f"for {target.name} ..."))
+        runner = load_manifest(entry.path)
+        if entry.built:
+            runner = dataclasses.replace(runner, built=True,
+                                         build_s=time.perf_counter() - started)
+            self.progress(f"aiotbench: built {runner.executable.name} for {target.name} in "
+                          f"{runner.build_s:.1f} s ({len(runner.libraries)} libraries, "
+                          f"{runner.bytes / 1e6:.1f} MB)")
+        return runner
+
+    def find(self, framework: str, target: Target) -> NativeRunner | None:
+        """The newest cached build of the current sources for ``target`` (Android builds
+        are made by the user with their own libraries, so only they know the full key)."""
+        wanted = sources_sha256(framework)
+        best: tuple[float, NativeRunner] | None = None
+        for manifest in self.root.glob(f"runner-{target.name}-{framework}-*/manifest.json"):
+            try:
+                meta = json.loads((manifest.parent / "meta.json").read_text())
+                runner = load_manifest(manifest)
+            except (OSError, ValueError, KeyError):
+                continue
+            if meta["parts"].get("sources") == wanted and (
+                    best is None or meta["created"] > best[0]):
+                best = (meta["created"], runner)
+        return best[1] if best else None
+
+    def _compile(self, framework: str, target: Target, libraries: FrameworkLibraries,
+                 cmake: str, cross: CrossCompile | None, bundle: Path, compiler: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="aiotbench-native-") as scratch:
+            build_dir = Path(scratch)
+            configure = [cmake, "-S", str(NATIVE_DIR), "-B", str(build_dir),
+                         f"-DAIOT_BACKEND={framework}", "-DCMAKE_BUILD_TYPE=Release"]
+            if shutil.which("ninja"):
+                configure += ["-G", "Ninja"]
+            if cross is not None:
+                configure += [
+                    "-DCMAKE_TOOLCHAIN_FILE="
+                    f"{cross.ndk / 'build' / 'cmake' / 'android.toolchain.cmake'}",
+                    f"-DANDROID_ABI={cross.abi}", f"-DANDROID_PLATFORM=android-{cross.api_level}",
+                    "-DANDROID_STL=c++_shared"]
+            configure += [f"-D{name}={value}" for name, value in libraries.defines.items()]
+            self._run("configure", configure, framework)
+            self._run("compile", [cmake, "--build", str(build_dir), "--parallel",
+                                  str(self.jobs)], framework)
+            built = build_dir / executable_name(framework)
+            (bundle / "bin").mkdir(parents=True)
+            (bundle / "lib").mkdir()
+            shutil.copy2(built, bundle / "bin" / built.name)
+        search = list(libraries.library_dirs)
+        if cross is not None:
+            search.append(_ndk_stl_dir(cross))
+        bundled = []
+        for soname, source in sorted(bundle_closure(bundle / "bin" / built.name,
+                                                    search).items()):
+            shutil.copy2(source, bundle / "lib" / soname)
+            bundled.append(soname)
+        if cross is None:
+            _check_describe(bundle, framework)
+        manifest = {"framework": framework, "target": target.name,
+                    "executable": f"bin/{built.name}", "libraries": bundled,
+                    "compiler": compiler, "protocol_version": PROTOCOL_VERSION}
+        (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+    def _run(self, step: str, command: list[str], framework: str) -> None:
+        """Run a build step, passing its progress lines on; keep the output for errors."""
+        output: list[str] = []
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                output.append(line.rstrip())
+                if step == "compile" and re.match(r"\s*\[\s*\d+[%/]", line):
+                    self.progress(f"aiotbench: {framework}: {line.strip()[:110]}")
+        if process.returncode != 0:
+            tail = "\n".join(output[-40:])
+            raise NativeBuildError(f"the native {framework} runner failed to {step} "
+                                   f"(exit code {process.returncode}):\n{tail}")
+
+
+def load_manifest(path: Path) -> NativeRunner:
+    bundle = Path(path).parent
+    manifest = json.loads(Path(path).read_text())
+    meta = json.loads((bundle / "meta.json").read_text()) if (bundle / "meta.json").exists() \
+        else {"key": "", "build_s": 0.0}
+    return NativeRunner(
+        framework=manifest["framework"], target=manifest["target"],
+        executable=bundle / manifest["executable"],
+        libraries=tuple(bundle / "lib" / name for name in manifest["libraries"]),
+        cache_key=meta["key"], built=False, build_s=float(meta.get("build_s", 0.0)),
+        compiler=manifest["compiler"])
+
+
+def _check_describe(bundle: Path, framework: str) -> None:
+    """Start the fresh binary once with only its bundle: a library the bundle lacks, or a
+    binary that speaks another protocol, fails the build, not a measurement later."""
+    executable = bundle / "bin" / executable_name(framework)
+    env = {**os.environ, "LD_LIBRARY_PATH": str(bundle / "lib")}
+    done = subprocess.run([str(executable), "--describe"], capture_output=True, text=True,
+                          env=env, stdin=subprocess.DEVNULL, timeout=120, check=False)
+    try:
+        described = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise NativeBuildError(f"the freshly built {executable.name} does not start with "
+                               f"its bundled libraries (exit code {done.returncode}):\n"
+                               f"{done.stderr.strip()[-1500:]}") from None
+    if described.get("protocol_version") != PROTOCOL_VERSION:
+        raise NativeBuildError(f"{executable.name} speaks protocol "
+                               f"{described.get('protocol_version')}, the host "
+                               f"{PROTOCOL_VERSION}: its sources are out of date")
+
+
+# ----------------------------------------------------------------------- Android
+def _ndk_clang(ndk: Path) -> Path:
+    found = sorted((ndk / "toolchains" / "llvm" / "prebuilt").glob("*/bin/clang++"))
+    if not found:
+        raise NativeBuildError(f"{ndk} is not an Android NDK (no toolchains/llvm/prebuilt/*/"
+                               "bin/clang++); pass --ndk with the NDK's root folder")
+    return found[0]
+
+
+_NDK_TRIPLES = {"arm64-v8a": "aarch64-linux-android", "armeabi-v7a": "arm-linux-androideabi",
+                "x86_64": "x86_64-linux-android"}
+
+
+def _ndk_stl_dir(cross: CrossCompile) -> Path:
+    return (_ndk_clang(cross.ndk).parent.parent / "sysroot" / "usr" / "lib"
+            / _NDK_TRIPLES[cross.abi])
+
+
+def _android_libraries(framework: str, cross: CrossCompile) -> FrameworkLibraries:
+    """The user's defines for this backend (AIOT_<ID>_...); libraries are bundled from the
+    folders of the files they name."""
+    prefix = f"AIOT_{backend_id(framework).upper()}_"
+    defines = {k: v for k, v in cross.defines.items() if k.startswith(prefix)}
+    if not defines:
+        raise NativeBuildError(
+            f"no libraries given for {framework} on Android: pass its cache variables, e.g. "
+            f"--define {prefix}LIBRARY=.../jni/{cross.abi}/lib....so (see "
+            f"cmake/{backend_id(framework)}.cmake for the list)")
+    dirs = {Path(part).parent for value in defines.values() for part in value.split(";")
+            if Path(part).is_file()}
+    versions = {name: hashlib.sha256(Path(part).read_bytes()).hexdigest()[:16]
+                for value in defines.values() for part in value.split(";")
+                for name in [Path(part).name] if Path(part).is_file()}
+    return FrameworkLibraries(defines, tuple(sorted(dirs)), versions)
+
+
+# ------------------------------------------------------------------ command line
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=BUILD_COMMAND,
+        description="Build the native runner (one executable per framework) for this host "
+                    "from the installed wheels, or for Android with the NDK.")
+    parser.add_argument("--framework", default="",
+                        help=f"comma list (default: all of {', '.join(_HOST_LIBRARIES)})")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="artifact cache (default: $AIOTBENCH_CACHE or ./models/cache)")
+    parser.add_argument("--android-abi", choices=ANDROID_ABIS,
+                        help="cross-compile for Android with the NDK")
+    parser.add_argument("--ndk", type=Path, default=os.environ.get("ANDROID_NDK_HOME"),
+                        help="the Android NDK's root folder (default: $ANDROID_NDK_HOME)")
+    parser.add_argument("--android-api", type=int, default=24)
+    parser.add_argument("--define", action="append", default=[], metavar="NAME=VALUE",
+                        help="a backend's CMake cache variable, for Android builds "
+                             "(AIOT_ONNXRUNTIME_LIBRARY=..., see cmake/*.cmake)")
+    parser.add_argument("-j", "--jobs", type=int, default=None)
+    args = parser.parse_args(argv)
+    wanted = [n.strip() for n in args.framework.split(",") if n.strip()] or list(
+        _HOST_LIBRARIES)
+    unknown = [n for n in wanted if n not in _HOST_LIBRARIES]
+    if unknown:
+        parser.error(f"unknown framework {', '.join(unknown)}; the native runner has: "
+                     f"{', '.join(_HOST_LIBRARIES)}")
+    cross = None
+    if args.android_abi:
+        if args.ndk is None:
+            parser.error("--android-abi needs --ndk (or ANDROID_NDK_HOME)")
+        defines = {}
+        for item in args.define:
+            name, sep, value = item.partition("=")
+            if not sep:
+                parser.error(f"--define {item!r}: use NAME=VALUE")
+            defines[name] = value
+        cross = CrossCompile(args.android_abi, args.ndk, args.android_api, defines)
+    cache = args.cache or Path(os.environ.get("AIOTBENCH_CACHE") or Path("models") / "cache")
+    builder = NativeBuilder(cache, progress=lambda line: print(line, flush=True),
+                            jobs=args.jobs)
+    failed = 0
+    for framework in wanted:
+        try:
+            runner = builder.build(framework, cross)
+        except NativeBuildError as exc:
+            failed += 1
+            print(f"FAILED {framework}: {exc}", flush=True)
+            continue
+        state = "built" if runner.built else "cached"
+        print(f"{state:6} {framework:15} {runner.executable} + {len(runner.libraries)} "
+              f"libraries ({runner.bytes / 1e6:.1f} MB)", flush=True)
+    if failed:
+        print(f"{failed} of {len(wanted)} backends failed; the others are built", flush=True)
+    return 1 if failed == len(wanted) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

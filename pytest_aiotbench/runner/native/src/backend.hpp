@@ -1,0 +1,55 @@
+// The one thing a framework adds to the native runner: load an artifact, run one batch.
+//
+// Everything else (the request, the clock, the stopping rule, probes, labelled images,
+// memory and thermal readings, the result) is the shared core in measure.cpp, so every
+// backend is timed the same way. Each backend is its own executable
+// (aiot_runner_<framework>): a device gets only the libraries of the framework it runs,
+// and one framework failing to build never stops the others.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace aiot {
+
+// A failure the host should see with the stage it happened in ("load", "infer", ...).
+class RunnerError : public std::runtime_error {
+ public:
+  RunnerError(std::string stage, const std::string& message)
+      : std::runtime_error(message), stage_(std::move(stage)) {}
+  const std::string& stage() const { return stage_; }
+
+ private:
+  std::string stage_;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Load the artifact and prepare to run it with this many CPU threads.
+  // Throw RunnerError("load", ...) with the framework's own message on failure.
+  virtual void load(const std::string& path, int threads) = 0;
+
+  // One inference of one batch. `input` is float32, C order, of `shape` (the model's input
+  // shape, batch 1). Fill `output` with the first output, flattened, as float32.
+  // Throw RunnerError("infer", ...) on failure.
+  virtual void infer(const std::vector<int64_t>& shape, const float* input,
+                     std::vector<float>& output) = 0;
+
+  // The framework's version as its library reports it (or as it was built against).
+  virtual std::string version() const = 0;
+
+  // Facts worth reporting beside the numbers (delegation, fallbacks).
+  virtual std::vector<std::string> notes() const { return {}; }
+};
+
+// Defined by exactly one backend_<framework>.cpp per executable.
+std::unique_ptr<Backend> make_backend();
+// The framework's name as the host knows it: "onnxruntime", "tflite", ...
+extern const char* const kFrameworkName;
+
+}  // namespace aiot

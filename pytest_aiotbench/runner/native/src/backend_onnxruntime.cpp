@@ -1,0 +1,249 @@
+// ONNX Runtime: an .onnx model run through ORT's C API (libonnxruntime.so) on the CPU
+// execution provider, with the Python runner's session options: ORT_ENABLE_ALL graph
+// optimisation, intra-op threads = the thread count, one inter-op thread, sequential
+// execution. Like session.run(None, {input: batch})[0], every output is fetched and the
+// first is returned.
+//
+// The API table is asked for at the header's ORT_API_VERSION: the C API only grows, so a
+// header older than the library (Debian's libonnxruntime-dev beside the wheel's library)
+// is fine, and a library older than the header is refused with a clear message.
+#include "backend.hpp"
+
+#include <onnxruntime_c_api.h>
+
+#include <cstring>
+#include <utility>
+
+namespace aiot {
+
+const char* const kFrameworkName = "onnxruntime";
+
+namespace {
+
+// Ort handles released through the API table's Release* calls.
+template <typename T>
+struct Releaser {
+  void (*release)(T*) = nullptr;
+  void operator()(T* handle) const {
+    if (handle != nullptr && release != nullptr) release(handle);
+  }
+};
+template <typename T>
+using Owned = std::unique_ptr<T, Releaser<T>>;
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+// 0 for a dynamic (negative) dimension.
+size_t element_count(const std::vector<int64_t>& shape) {
+  size_t count = 1;
+  for (int64_t dimension : shape) {
+    if (dimension < 0) return 0;
+    count *= static_cast<size_t>(dimension);
+  }
+  return count;
+}
+
+class OnnxRuntimeBackend : public Backend {
+ public:
+  void load(const std::string& path, int threads) override {
+    const std::string where = std::string(kFrameworkName) + ": cannot load " + path + ": ";
+    api_ = OrtGetApiBase()->GetApi(ORT_API_VERSION);
+    if (api_ == nullptr) {
+      throw RunnerError("load", where + "libonnxruntime " + OrtGetApiBase()->GetVersionString() +
+                                    " does not provide C API version " +
+                                    std::to_string(ORT_API_VERSION) +
+                                    " (the header the runner was built with is newer)");
+    }
+    auto check = [&](OrtStatus* status) { this->check(status, "load", where); };
+
+    OrtEnv* environment = nullptr;
+    check(api_->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "aiot_runner", &environment));
+    environment_ = own(environment, api_->ReleaseEnv);
+
+    OrtSessionOptions* raw_options = nullptr;
+    check(api_->CreateSessionOptions(&raw_options));
+    Owned<OrtSessionOptions> options = own(raw_options, api_->ReleaseSessionOptions);
+    check(api_->SetSessionGraphOptimizationLevel(raw_options, ORT_ENABLE_ALL));
+    check(api_->SetIntraOpNumThreads(raw_options, threads));
+    check(api_->SetInterOpNumThreads(raw_options, 1));
+    check(api_->SetSessionExecutionMode(raw_options, ORT_SEQUENTIAL));
+    // No provider appended: the CPU execution provider is the default and the only one.
+
+    OrtSession* session = nullptr;
+    check(api_->CreateSession(environment, path.c_str(), raw_options, &session));
+    session_ = own(session, api_->ReleaseSession);
+    threads_ = threads;
+
+    size_t input_count = 0;
+    size_t output_count = 0;
+    check(api_->SessionGetInputCount(session, &input_count));
+    check(api_->SessionGetOutputCount(session, &output_count));
+    if (input_count == 0 || output_count == 0) {
+      throw RunnerError("load", where + "the model has " + std::to_string(input_count) +
+                                    " inputs and " + std::to_string(output_count) + " outputs");
+    }
+    input_name_ = io_name(session, /*is_input=*/true, 0, where);
+    for (size_t i = 0; i < output_count; ++i) {
+      output_names_.push_back(io_name(session, /*is_input=*/false, i, where));
+    }
+    for (const std::string& name : output_names_) output_name_pointers_.push_back(name.c_str());
+    outputs_.resize(output_count);
+    fetched_.resize(output_count);
+
+    // The input tensor over our own buffer, once, when the model fixes its shape; a
+    // dynamic one waits for the first infer(), which is not timed as steady state.
+    OrtTypeInfo* raw_type = nullptr;
+    check(api_->SessionGetInputTypeInfo(session, 0, &raw_type));
+    Owned<OrtTypeInfo> type = own(raw_type, api_->ReleaseTypeInfo);
+    const OrtTensorTypeAndShapeInfo* tensor_info = nullptr;
+    check(api_->CastTypeInfoToTensorInfo(raw_type, &tensor_info));
+    if (tensor_info == nullptr) {
+      throw RunnerError("load", where + "input '" + input_name_ + "' is not a tensor");
+    }
+    ONNXTensorElementDataType element_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    check(api_->GetTensorElementType(tensor_info, &element_type));
+    if (element_type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+      throw RunnerError("load", where + "input '" + input_name_ + "' has element type " +
+                                    std::to_string(static_cast<int>(element_type)) +
+                                    " (ONNXTensorElementDataType); the runner feeds float32 only");
+    }
+    size_t rank = 0;
+    check(api_->GetDimensionsCount(tensor_info, &rank));
+    std::vector<int64_t> model_shape(rank);
+    check(api_->GetDimensions(tensor_info, model_shape.data(), rank));
+
+    OrtMemoryInfo* memory_info = nullptr;
+    check(api_->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memory_info));
+    memory_info_ = own(memory_info, api_->ReleaseMemoryInfo);
+    if (element_count(model_shape) > 0) prepare_input(model_shape, "load", where);
+  }
+
+  void infer(const std::vector<int64_t>& shape, const float* input,
+             std::vector<float>& output) override {
+    static const std::string where = std::string(kFrameworkName) + ": ";
+    if (!session_) throw RunnerError("infer", where + "no model loaded");
+    if (shape != input_shape_) {
+      if (element_count(shape) == 0) {
+        throw RunnerError("infer", where + "cannot feed an input of shape " + shape_text(shape));
+      }
+      prepare_input(shape, "infer", where);
+    }
+    std::memcpy(input_buffer_.data(), input, input_buffer_.size() * sizeof(float));
+
+    // The outputs ORT made on the first run are handed back on later ones, so it writes
+    // into their buffers instead of allocating new ones (it refuses a shape that no longer
+    // fits, and a new input shape drops them).
+    std::vector<OrtValue*>& fetched = fetched_;  // sized in load()
+    for (size_t i = 0; i < outputs_.size(); ++i) fetched[i] = outputs_[i].get();
+    const char* input_name = input_name_.c_str();
+    const OrtValue* input_value = input_value_.get();
+    check(api_->Run(session_.get(), nullptr, &input_name, &input_value, 1,
+                    output_name_pointers_.data(), output_name_pointers_.size(), fetched.data()),
+          "infer", where);
+    for (size_t i = 0; i < outputs_.size(); ++i) {
+      if (outputs_[i].get() != fetched[i]) outputs_[i] = own(fetched[i], api_->ReleaseValue);
+    }
+
+    if (first_output_elements_ == 0) first_output_elements_ = float_count(outputs_[0].get());
+    float* values = nullptr;
+    check(api_->GetTensorMutableData(outputs_[0].get(), reinterpret_cast<void**>(&values)),
+          "infer", where);
+    output.assign(values, values + first_output_elements_);  // no reallocation after the first
+  }
+
+  std::string version() const override { return OrtGetApiBase()->GetVersionString(); }
+
+  std::vector<std::string> notes() const override {
+    return {"ONNX Runtime C API " + std::to_string(ORT_API_VERSION) +
+            ", CPUExecutionProvider, ORT_ENABLE_ALL, intra_op_num_threads=" +
+            std::to_string(threads_) + ", inter_op_num_threads=1, sequential"};
+  }
+
+ private:
+  template <typename T>
+  static Owned<T> own(T* handle, void (*release)(T*)) {
+    return Owned<T>(handle, Releaser<T>{release});
+  }
+
+  void check(OrtStatus* status, const char* stage, const std::string& where) const {
+    if (status == nullptr) return;
+    std::string message = api_->GetErrorMessage(status);
+    api_->ReleaseStatus(status);
+    throw RunnerError(stage, where + message);
+  }
+
+  std::string io_name(OrtSession* session, bool is_input, size_t index, const std::string& where) {
+    OrtAllocator* allocator = nullptr;  // the default allocator is not to be released
+    check(api_->GetAllocatorWithDefaultOptions(&allocator), "load", where);
+    char* raw = nullptr;
+    check(is_input ? api_->SessionGetInputName(session, index, allocator, &raw)
+                   : api_->SessionGetOutputName(session, index, allocator, &raw),
+          "load", where);
+    std::string name = raw;
+    check(api_->AllocatorFree(allocator, raw), "load", where);
+    return name;
+  }
+
+  // The float32 input tensor of this shape over input_buffer_, which the runner owns.
+  void prepare_input(const std::vector<int64_t>& shape, const char* stage,
+                     const std::string& where) {
+    input_value_.reset();
+    for (auto& value : outputs_) value.reset();  // their shapes may change too
+    first_output_elements_ = 0;
+    input_buffer_.assign(element_count(shape), 0.0f);
+    OrtValue* value = nullptr;
+    check(api_->CreateTensorWithDataAsOrtValue(
+              memory_info_.get(), input_buffer_.data(), input_buffer_.size() * sizeof(float),
+              shape.data(), shape.size(), ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &value),
+          stage, where);
+    input_value_ = own(value, api_->ReleaseValue);
+    input_shape_ = shape;
+  }
+
+  // The element count of a float32 tensor output.
+  size_t float_count(const OrtValue* value) const {
+    const std::string where = std::string(kFrameworkName) + ": output '" + output_names_[0] + "': ";
+    int is_tensor = 0;
+    check(api_->IsTensor(value, &is_tensor), "infer", where);
+    if (!is_tensor) throw RunnerError("infer", where + "not a tensor");
+    OrtTensorTypeAndShapeInfo* raw_info = nullptr;
+    check(api_->GetTensorTypeAndShape(value, &raw_info), "infer", where);
+    Owned<OrtTensorTypeAndShapeInfo> info = own(raw_info, api_->ReleaseTensorTypeAndShapeInfo);
+    ONNXTensorElementDataType element_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    check(api_->GetTensorElementType(raw_info, &element_type), "infer", where);
+    if (element_type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+      throw RunnerError("infer", where + "element type " +
+                                     std::to_string(static_cast<int>(element_type)) +
+                                     " (ONNXTensorElementDataType); the runner reads float32 only");
+    }
+    size_t count = 0;
+    check(api_->GetTensorShapeElementCount(raw_info, &count), "infer", where);
+    return count;
+  }
+
+  // Declared so that they are released in reverse: values, session, environment.
+  const OrtApi* api_ = nullptr;
+  Owned<OrtEnv> environment_;
+  Owned<OrtSession> session_;
+  Owned<OrtMemoryInfo> memory_info_;
+  std::string input_name_;
+  std::vector<std::string> output_names_;
+  std::vector<const char*> output_name_pointers_;
+  std::vector<int64_t> input_shape_;
+  std::vector<float> input_buffer_;  // the input tensor's storage
+  Owned<OrtValue> input_value_;
+  std::vector<Owned<OrtValue>> outputs_;  // empty until the first run
+  std::vector<OrtValue*> fetched_;  // Run's view of outputs_
+  size_t first_output_elements_ = 0;
+  int threads_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_backend() { return std::make_unique<OnnxRuntimeBackend>(); }
+
+}  // namespace aiot

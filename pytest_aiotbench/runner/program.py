@@ -1,0 +1,111 @@
+"""Which runner measures a workload on a device: the Python script or a native build.
+
+``--aiot-runner``: ``python`` always the script; ``native`` always a native build for the
+device's target; ``auto`` the script where the device's Python has numpy and the framework,
+else a native build. A native build for the host's own target is made on demand (as
+artifacts are exported); one for another target (an Android ABI) must have been built by the
+user, and its absence is a skip that names both ways out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from pytest_aiotbench.runner.native.build import (
+    BUILD_COMMAND,
+    NativeBuilder,
+    NativeBuildError,
+    NativeRunner,
+    Target,
+    frameworks_with_backends,
+)
+
+RUNNER_CHOICES = ("auto", "python", "native")
+RUNNER_SCRIPT = Path(__file__).resolve().parent / "aiot_runner.py"
+
+
+class RunnerUnavailable(LookupError):
+    """No runner can measure this framework on this device: the item is skipped."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerProgram:
+    """What a device stages and starts to measure one workload."""
+
+    kind: str  # "python" or "native"
+    executable: Path
+    libraries: tuple[Path, ...] = ()
+    native: NativeRunner | None = None
+
+
+PYTHON_RUNNER = RunnerProgram("python", RUNNER_SCRIPT)
+
+
+class RunnerChooser:
+    """Picks the runner per (device, framework); builds host-target native runners once."""
+
+    def __init__(self, choice: str, builder: NativeBuilder):
+        if choice not in RUNNER_CHOICES:
+            raise ValueError(f"runner {choice!r}: choose one of {', '.join(RUNNER_CHOICES)}")
+        self.choice = choice
+        self.builder = builder
+        self._built: dict[tuple[str, str], NativeRunner | NativeBuildError] = {}
+
+    def program(self, facts: dict[str, Any], framework: str, device_packages: tuple[str, ...],
+                requirement: str) -> RunnerProgram:
+        """The runner for ``framework`` on the device described by ``facts``.
+
+        Raises RunnerUnavailable (skip) or NativeBuildError (the build failed: its reason).
+        """
+        if self.choice == "python":
+            return PYTHON_RUNNER
+        local = facts.get("kind") == "local"
+        if self.choice == "auto" and (local or python_has(facts, device_packages)):
+            return PYTHON_RUNNER
+        target = Target.host() if local else Target.of_device(facts)
+        native = self._native(framework, target)
+        if native is None:
+            raise RunnerUnavailable(self._no_runner(facts, framework, target, requirement))
+        return RunnerProgram("native", native.executable, native.libraries, native)
+
+    def _native(self, framework: str, target: Target) -> NativeRunner | None:
+        if framework not in frameworks_with_backends():
+            return None
+        if target != Target.host():
+            return self.builder.find(framework, target)
+        key = (framework, target.name)
+        if key not in self._built:
+            try:
+                self._built[key] = self.builder.build(framework)
+            except NativeBuildError as exc:  # remembered: one failure report per session
+                self._built[key] = exc
+        built = self._built[key]
+        if isinstance(built, NativeBuildError):
+            raise built
+        return built
+
+    def _no_runner(self, facts: dict[str, Any], framework: str, target: Target,
+                   requirement: str) -> str:
+        device = f"device {facts.get('alias', '?')!r} ({target.name})"
+        if framework in frameworks_with_backends():
+            android = (f" --android-abi {target.abi} --ndk NDK --define AIOT_..._LIBRARY=..."
+                       if target.os == "android" else "")
+            build = (f"build one: `{BUILD_COMMAND} --framework {framework}{android}` "
+                     "(README: Android)")
+            missing = f"no native {framework} runner is built for {target.name}"
+        else:
+            build, missing = "", f"the native runner has no {framework} backend"
+        python = (f"install Python with numpy and {framework} on the device ({requirement}) "
+                  "and use --aiot-runner=auto")
+        if self.choice == "auto":
+            return (f"{device} has no Python with {framework}, and {missing}. Either "
+                    + (f"{build}, or {python}" if build else python))
+        return f"{device}: {missing}. " + (f"Either {build}, or {python}" if build else python)
+
+
+def python_has(facts: dict[str, Any], device_packages: tuple[str, ...]) -> bool:
+    """Whether the device's Python (as its facts list) has numpy and one of the packages."""
+    packages = facts.get("packages") or {}
+    return bool(packages.get("numpy")) and any(packages.get(p) for p in device_packages)

@@ -1,0 +1,228 @@
+"""The runner protocol, written down once: what the host asks and what a runner answers.
+
+The host writes one :class:`RunRequest` as JSON on the runner's stdin; the runner answers
+one JSON object on stdout, which :func:`parse_result` turns into a :class:`RunResult` (or
+raises). Two runners implement it: ``aiot_runner.py`` (Python: stdlib, numpy, one
+framework) and the native runner (``native/``, C++: one executable per framework). Each
+states the version it implements (``PROTOCOL_VERSION`` in aiot_runner.py,
+``kProtocolVersion`` in native/src/measure.hpp); the host refuses any other version, and so
+does the runner, each with a message that says which side to update.
+
+Version history:
+  1  unversioned requests; results carried ``schema: 1``.
+  2  ``protocol_version`` on both sides; timing settings under ``timing``; ``runner`` and
+     ``runtime`` in results; peak resident memory after loading and after timing;
+     labelled images either as JPEG paths decoded on the device (``images``, Python
+     runner) or as one preprocessed float32 tensor file (``labelled_inputs``, native).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+#: The version the host speaks. Change it together with both runners.
+PROTOCOL_VERSION = 2
+
+RUNNERS = ("python", "native")
+TIMING_MODES = ("rigorous", "paper")
+STOP_REASONS = ("converged", "time_cap", "sample_cap", "done", "one_pass")
+
+
+class ProtocolError(ValueError):
+    """A runner answered something this host cannot read: another version, or bad JSON."""
+
+
+# ---------------------------------------------------------------------------- request
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """The stopping rule, applied by the runner on the device."""
+
+    mode: str = "rigorous"  # or "paper": one end-to-end pass over the labelled images
+    warmup_s: float = 0.5
+    warmup_min_samples: int = 2
+    min_samples: int = 10
+    min_time_s: float = 1.0
+    max_time_s: float = 10.0
+    max_samples: int = 100_000
+    target_rel_ci: float = 0.02
+    confidence: float = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    framework: str
+    artifact: str  # paths as the device sees them
+    probe_inputs: str  # .npy float32, (n, *input_shape[1:])
+    threads: int
+    timing: Timing = Timing()
+    #: Python runner: JPEG files decoded and preprocessed on the device with ``preprocessing``.
+    images: tuple[str, ...] = ()
+    preprocessing: dict[str, Any] | None = None
+    #: Native runner: the same images preprocessed on the host, one float32 .npy.
+    labelled_inputs: str | None = None
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["images"] = list(self.images)
+        return json.dumps({"protocol_version": PROTOCOL_VERSION, **data})
+
+
+# ----------------------------------------------------------------------------- result
+@dataclasses.dataclass(frozen=True)
+class ThermalState:
+    temperatures_c: dict[str, float]
+    core_khz: dict[str, int]
+    time: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class PeakMemory:
+    """Peak resident set size (VmHWM) of the runner process, in bytes; None where the
+    device does not say (no /proc)."""
+
+    after_load: int | None
+    after_timing: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledPass:
+    end_to_end_s: list[float]
+    inference_s: list[float]
+    top_k: list[list[int]]
+    #: True when the runner decoded the JPEGs itself (Python runner); False when the host
+    #: preprocessed them and end to end means read + inference (native runner).
+    decoded_on_device: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    runner: str
+    runtime: str
+    framework: str
+    framework_version: str
+    threads: int
+    load_s: float
+    first_inference_s: float | None
+    warmup_samples_s: list[float]
+    samples_s: list[float]
+    stop_reason: str
+    probe_outputs: list[list[float]]
+    labelled: LabelledPass | None
+    thermal_before: ThermalState
+    thermal_after: ThermalState
+    peak_memory: PeakMemory
+    notes: list[str]
+    stderr_tail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFailure:
+    """A runner that could report its own failure: the stage and its message."""
+
+    runner: str
+    stage: str
+    error: str
+    detail: str = ""
+
+
+def parse_result(stdout: str) -> RunResult | RunFailure | None:
+    """The runner's answer: its last JSON line. None when it wrote none (it crashed).
+
+    Raises ProtocolError for another protocol version or a malformed answer.
+    """
+    raw = _last_json_object(stdout)
+    if raw is None:
+        return None
+    version = raw.get("protocol_version", 1 if "schema" in raw else None)
+    if version != PROTOCOL_VERSION:
+        runner = raw.get("runner", "python")
+        fix = ("rebuild the native runner (aiotbench-build-runner) with this plugin"
+               if runner == "native" else "deploy the runner of this plugin's version")
+        if isinstance(version, int) and version > PROTOCOL_VERSION:
+            fix = "update pytest-aiotbench on the host"
+        raise ProtocolError(f"the {runner} runner speaks protocol {version}, this host "
+                            f"speaks {PROTOCOL_VERSION}: {fix}")
+    try:
+        if not raw["ok"]:
+            return RunFailure(_text(raw, "runner"), _text(raw, "stage"), _text(raw, "error"),
+                              str(raw.get("detail") or ""))
+        return _result(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed runner result ({type(exc).__name__}: {exc})") from exc
+
+
+def _result(raw: dict[str, Any]) -> RunResult:
+    runner = _text(raw, "runner")
+    if runner not in RUNNERS:
+        raise ValueError(f"runner {runner!r}")
+    stop_reason = _text(raw, "stop_reason")
+    if stop_reason not in STOP_REASONS:
+        raise ValueError(f"stop_reason {stop_reason!r}")
+    labelled = raw.get("labelled")
+    memory = raw["peak_rss_bytes"]
+    return RunResult(
+        runner=runner,
+        runtime=_text(raw, "runtime"),
+        framework=_text(raw, "framework"),
+        framework_version=_text(raw, "framework_version"),
+        threads=int(raw["threads"]),
+        load_s=float(raw["load_s"]),
+        first_inference_s=_optional_float(raw["first_inference_s"]),
+        warmup_samples_s=_floats(raw["warmup_samples_s"]),
+        samples_s=_floats(raw["samples_s"]),
+        stop_reason=stop_reason,
+        probe_outputs=[_floats(row) for row in raw["probe_outputs"]],
+        labelled=None if labelled is None else LabelledPass(
+            end_to_end_s=_floats(labelled["end_to_end_s"]),
+            inference_s=_floats(labelled["inference_s"]),
+            top_k=[[int(i) for i in row] for row in labelled["top_k"]],
+            decoded_on_device=bool(labelled["decoded_on_device"])),
+        thermal_before=_thermal(raw["thermal"]["before"]),
+        thermal_after=_thermal(raw["thermal"]["after"]),
+        peak_memory=PeakMemory(_optional_int(memory["after_load"]),
+                               _optional_int(memory["after_timing"])),
+        notes=[str(note) for note in raw["notes"]],
+    )
+
+
+def _thermal(raw: dict[str, Any]) -> ThermalState:
+    return ThermalState({str(k): float(v) for k, v in raw["temperatures_c"].items()},
+                        {str(k): int(v) for k, v in raw["core_khz"].items()},
+                        float(raw["time"]))
+
+
+def _last_json_object(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and "ok" in parsed:
+            return parsed
+    return None
+
+
+def _text(raw: dict[str, Any], key: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is {type(value).__name__}, not a string")
+    return value
+
+
+def _floats(values: Any) -> list[float]:
+    if not isinstance(values, list):
+        raise TypeError(f"expected a list of numbers, got {type(values).__name__}")
+    return [float(v) for v in values]
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
