@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent / "adbd"
 CACHE = Path(os.environ.get("AIOTBENCH_ADBD_CACHE",
                             Path.home() / ".cache" / "pytest-aiotbench" / "adbd"))
+
+
+#: What a phone's toybox offers that the plugin uses (no python3).
+PHONE_TOOLS = ("sh", "cat", "ls", "mkdir", "rm", "chmod", "sha256sum", "taskset", "timeout",
+               "nproc", "uname", "grep", "head", "env", "sleep", "id", "tr", "printf")
 
 
 class AdbdUnavailable(RuntimeError):
@@ -78,11 +84,13 @@ class DebianAdbd:
     """One adbd on a TCP port, connected to the adb server, as a phone would be."""
 
     def __init__(self, root: Path, model: str, *, cores: str | None = None,
-                 python: str = sys.executable):
+                 python: str | None = sys.executable, props: dict[str, str] | None = None):
         self.root = root
         self.model = model
         self.cores = cores
+        #: None: a phone. Its PATH holds only a toolbox of shell commands, no Python at all.
         self.python = python
+        self.props = props or {}
         self.port = free_port()
         self.serial = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -94,14 +102,24 @@ class DebianAdbd:
         bin_dir.mkdir(parents=True, exist_ok=True)
         (bin_dir / "getprop").write_bytes((HERE / "getprop").read_bytes())
         (bin_dir / "getprop").chmod(0o755)
-        # A wrapper, not a symlink: a venv's Python finds its packages from its own path.
-        (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
-        (bin_dir / "python3").chmod(0o755)
+        if self.python is not None:
+            # A wrapper, not a symlink: a venv's Python finds its packages from its own path.
+            (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
+            (bin_dir / "python3").chmod(0o755)
+            path = f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        else:
+            # Like Android's toybox: the shell commands a phone has, and nothing else.
+            for tool in PHONE_TOOLS:
+                found = shutil.which(tool)
+                if found and not (bin_dir / tool).exists():
+                    (bin_dir / tool).symlink_to(found)
+            path = str(bin_dir)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
         env.update(ADBD_PORT=str(self.port), ADBD_MODEL=self.model,
-                   LD_LIBRARY_PATH=adbd["ADBD_LD_LIBRARY_PATH"],
-                   PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                   LD_LIBRARY_PATH=adbd["ADBD_LD_LIBRARY_PATH"], PATH=path,
                    AIOTBENCH_TEST_ADBD=self.marker)
+        env.update({f"ADBD_PROP_{key.replace('.', '_')}": value
+                    for key, value in self.props.items()})
         command = [adbd["ADBD_BIN"]]
         if self.cores is not None:
             command = ["taskset", "-c", self.cores, *command]

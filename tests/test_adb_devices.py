@@ -106,21 +106,26 @@ def test_a_runner_crash_on_the_device_shows_its_stderr(pytester, run_plugin, boa
     crashing.chmod(0o755)
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
     result, _ = run_plugin("--aiot-device=AIoT_Board", "--aiot-framework=onnxruntime",
-                           f"--aiot-adb-python={crashing}", workdir_option(tmp_path),
-                           *ADB_FAST)
+                           "--aiot-runner=python", f"--aiot-adb-python={crashing}",
+                           workdir_option(tmp_path), *ADB_FAST)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*exited with code 139*", "*Segmentation fault*"])
+    result.stdout.fnmatch_lines(["*python runner crashed: killed by SIGSEGV*exit code 139*",
+                                 "*Segmentation fault*"])
 
 
 def test_a_framework_missing_on_the_device_is_a_skip_naming_what_to_install(
         pytester, run_plugin, board, tmp_path, python_without_frameworks):
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
-    result, _ = run_plugin("-rs", "--aiot-device=AIoT_Board",
-                           "--aiot-framework=onnxruntime,tflite",
-                           f"--aiot-adb-python={python_without_frameworks}",
-                           workdir_option(tmp_path), *ADB_FAST)
+    args = ["--aiot-device=AIoT_Board", "--aiot-framework=onnxruntime,tflite",
+            f"--aiot-adb-python={python_without_frameworks}", workdir_option(tmp_path),
+            *ADB_FAST]
+    result, _ = run_plugin("-rs", "--aiot-runner=python", *args)
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(["SKIPPED*AIoT_Board*onnxruntime is not installed here*install*"])
+    # With the runner left to choose, the native runner measures what Python cannot.
+    result, document = run_plugin(*args)
+    result.assert_outcomes(passed=2)
+    assert {w["runner"] for w in document["devices"]["AIoT_Board"]["workloads"]} == {"native"}
 
 
 def test_two_boards_with_different_cores_are_ranked(pytester, run_plugin, board,

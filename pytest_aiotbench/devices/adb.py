@@ -189,8 +189,9 @@ class AdbDevice(Device):
             "big_cores": _big_cores(max_khz),
             "memory_bytes": int(memory.group(1)) * 1024 if memory else None,
             "kernel": values.get("kernel"),
-            "os": values.get("osrelease") or (f"Android {props['ro.build.version.release']}"
-                                              if props.get("ro.build.version.release") else None),
+            # Android first: its release property is what tells a phone from a Linux board.
+            "os": (f"Android {props['ro.build.version.release']}"
+                   if props.get("ro.build.version.release") else values.get("osrelease")),
             "python": versions.get("python"),
             "packages": {k: v for k, v in versions.items() if k != "python"},
             "workdir": self.workdir,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <numeric>
@@ -132,10 +133,15 @@ double answer_probes(Backend& backend, const NpyArray& probes, std::vector<float
 }
 
 void maybe_inject_fault(const char* stage) {
-  // Fault injection for the host's crash handling, as a real segfault, never in normal use.
+  // Fault injection for the host's crash handling (AIOT_RUNNER_FAULT=<framework>:segfault-
+  // after-<stage>): a real SIGSEGV in the real binary, never set in normal use.
   const char* fault = std::getenv("AIOT_RUNNER_FAULT");
-  if (fault != nullptr && std::string(fault) == std::string("segfault-after-") + stage)
+  if (fault != nullptr &&
+      std::string(fault) == std::string(kFrameworkName) + ":segfault-after-" + stage) {
+    std::fprintf(stderr, "aiot_runner: AIOT_RUNNER_FAULT=%s: raising SIGSEGV\n", fault);
+    std::fflush(stderr);
     std::raise(SIGSEGV);
+  }
 }
 
 void write_failure(std::ostream& out, const std::string& stage, const std::string& error) {
