@@ -14,9 +14,11 @@ from pytest_aiotbench.artifacts import ArtifactCache, export_artifact, prepare_n
 from pytest_aiotbench.devices import FrameworkMissing, LocalDevice, RunnerFailed
 from pytest_aiotbench.measure import compare, summarize
 from pytest_aiotbench.networks.card import NetworkCard
+from pytest_aiotbench.runner.native.build import NativeBuilder
+from pytest_aiotbench.runner.program import PYTHON_RUNNER, RunnerProgram
+from pytest_aiotbench.runner.protocol import RunRequest, Timing
 
-FAST_REQUEST = {"warmup_s": 0.05, "min_samples": 5, "min_time_s": 0.1, "max_time_s": 0.5,
-                "target_rel_ci": 0.02, "confidence": 0.95}
+FAST_TIMING = Timing(warmup_s=0.05, min_samples=5, min_time_s=0.1, max_time_s=0.5)
 
 
 def small_cnn(pretrained: bool) -> torch.nn.Module:
@@ -36,25 +38,34 @@ def prepared(tmp_path_factory):
                            workdir=tmp_path_factory.mktemp("probes"))
 
 
-def request_for(framework: str, artifact: Path, probes: Path) -> dict:
-    return {"framework": framework, "artifact": str(artifact), "probe_inputs": str(probes),
-            "threads": 1, **FAST_REQUEST}
+def request_for(framework: str, artifact: Path, probes: Path) -> RunRequest:
+    return RunRequest(framework, str(artifact), str(probes), 1, FAST_TIMING)
 
 
+def program_for(kind: str, framework: str, cache: Path) -> RunnerProgram:
+    if kind == "python":
+        return PYTHON_RUNNER
+    native = NativeBuilder(cache, progress=lambda line: None).build(framework)
+    return RunnerProgram("native", native.executable, native.libraries, native)
+
+
+@pytest.mark.parametrize("runner", ["python", "native"])
 @pytest.mark.parametrize("framework", ["tflite", "onnxruntime", "pytorch-mobile", "executorch"])
-def test_export_deploy_time_and_check(framework, prepared, artifact_cache):
+def test_export_deploy_time_and_check(framework, runner, prepared, artifact_cache):
     adapter = frameworks.get(framework)
     artifact = export_artifact(prepared, adapter, ArtifactCache(artifact_cache))
     assert artifact.path.suffix == adapter.suffix and artifact.size_bytes > 0
 
-    result = LocalDevice().run(request_for(framework, artifact.path, prepared.probe_path), 300)
+    result = LocalDevice().run(program_for(runner, framework, artifact_cache),
+                               request_for(framework, artifact.path, prepared.probe_path), 300)
 
-    assert result["ok"] and result["framework"] == framework and result["threads"] == 1
-    assert result["stop_reason"] in ("converged", "time_cap", "sample_cap")
-    stats = summarize(result["samples_s"])
+    assert result.runner == runner and result.framework == framework and result.threads == 1
+    assert result.stop_reason in ("converged", "time_cap", "sample_cap")
+    stats = summarize(result.samples_s)
     assert stats.n >= 5 and 0 < stats.min_s <= stats.median_s <= stats.max_s
-    assert result["load_s"] > 0 and result["first_inference_s"] > 0
-    validity = compare(result["probe_outputs"], prepared.reference_outputs, rtol=1e-4)
+    assert result.load_s > 0 and result.first_inference_s > 0
+    assert result.peak_memory.after_timing >= result.peak_memory.after_load > 0
+    validity = compare(result.probe_outputs, prepared.reference_outputs, rtol=1e-4)
     assert validity.passed, validity.describe()
     assert validity.top1_agreement == 1.0
 
@@ -66,13 +77,18 @@ def test_pytorch_mobile_says_when_optimize_for_mobile_was_skipped(prepared, arti
     assert "optimize_for_mobile applied" in notes or "optimize_for_mobile skipped" in notes
 
 
-def test_a_corrupt_artifact_fails_at_load_naming_the_file(prepared, tmp_path):
-    broken = tmp_path / "broken model.onnx"  # a space: paths are never split by a shell
-    broken.write_bytes(b"\x08\x07 this is not an onnx file")
+@pytest.mark.parametrize("runner", ["python", "native"])
+@pytest.mark.parametrize("framework", ["tflite", "onnxruntime", "pytorch-mobile", "executorch"])
+def test_a_corrupt_artifact_fails_at_load_naming_the_file(framework, runner, prepared,
+                                                          tmp_path, artifact_cache):
+    suffix = frameworks.get(framework).suffix
+    broken = tmp_path / f"broken model{suffix}"  # a space: never split by a shell
+    broken.write_bytes(b"\x08\x07 this is not a model file" * 8)
     with pytest.raises(RunnerFailed) as error:
-        LocalDevice().run(request_for("onnxruntime", broken, prepared.probe_path), 120)
+        LocalDevice().run(program_for(runner, framework, artifact_cache),
+                          request_for(framework, broken, prepared.probe_path), 120)
     assert error.value.stage == "load"
-    assert "broken model.onnx" in str(error.value)
+    assert f"broken model{suffix}" in str(error.value)
 
 
 def test_wrong_outputs_are_caught_relative_to_scale(prepared):
@@ -90,7 +106,8 @@ def test_a_missing_framework_is_reported_with_what_to_install(prepared, artifact
                                ArtifactCache(artifact_cache))
     device = LocalDevice(python=python_without_frameworks)
     with pytest.raises(FrameworkMissing) as error:
-        device.run(request_for("onnxruntime", artifact.path, prepared.probe_path), 120)
+        device.run(PYTHON_RUNNER, request_for("onnxruntime", artifact.path,
+                                              prepared.probe_path), 120)
     assert "onnxruntime" in str(error.value) and "install" in str(error.value)
 
 
@@ -102,8 +119,9 @@ def test_a_runner_that_dies_reports_its_exit_code_and_stderr(prepared, tmp_path)
     crashing.chmod(0o755)
     with pytest.raises(RunnerFailed) as error:
         LocalDevice(python=str(crashing)).run(
-            request_for("onnxruntime", tmp_path / "m.onnx", prepared.probe_path), 10)
-    assert "exited with code 139" in str(error.value)
+            PYTHON_RUNNER, request_for("onnxruntime", tmp_path / "m.onnx",
+                                       prepared.probe_path), 10)
+    assert "killed by SIGSEGV (signal 11, exit code 139)" in str(error.value)
     assert "Segmentation fault" in str(error.value)
 
 
@@ -111,5 +129,6 @@ def test_a_python_that_does_not_exist_is_named(prepared, tmp_path):
     missing = tmp_path / "no-such-python"
     with pytest.raises(RunnerFailed) as error:
         LocalDevice(python=str(missing)).run(
-            request_for("onnxruntime", tmp_path / "m.onnx", prepared.probe_path), 10)
+            PYTHON_RUNNER, request_for("onnxruntime", tmp_path / "m.onnx",
+                                       prepared.probe_path), 10)
     assert str(missing) in str(error.value)

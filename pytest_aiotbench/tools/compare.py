@@ -4,11 +4,12 @@
 
 For each network: one plugin run through pytest, as a user runs it (it exports the files if
 needed and gives the median the table shows); then several short rounds, each timing the
-plugin's runner (the very code that takes the plugin's samples, started the way the plugin
-starts it), a bare onnxruntime loop and LiteRT's own ``litert-benchmark`` on the same files,
-back to back. A shared machine drifts by tens of percent over minutes; within a round the
-three run seconds apart, so the median of the per-round ratios measures the harness, not the
-drift. The harness should add almost nothing: ratios near 1.
+plugin's two runners (the very code that takes the plugin's samples, started the way the
+plugin starts it: the Python runner and the native C++ runner), a bare onnxruntime loop and
+LiteRT's own ``litert-benchmark`` on the same files, back to back. A shared machine drifts by
+tens of percent over minutes; within a round the four run seconds apart, so the median of the
+per-round ratios measures the harness, not the drift. The harness should add almost nothing,
+and the two runners should agree: ratios near 1.
 """
 
 from __future__ import annotations
@@ -73,16 +74,32 @@ def litert_benchmark(path: str, threads: int, runs: int, workdir: Path) -> float
     return json.loads(result.read_text())["latency"]["median_ms"] / 1e3
 
 
-def plugin_runner(path: str, framework: str, probes: Path, threads: int,
+def plugin_runner(program, path: str, framework: str, probes: Path, threads: int,
                   seconds: float) -> float:
-    """The plugin's own runner on the local device, timing for a fixed window."""
+    """One of the plugin's runners on the local device, timing for a fixed window."""
     from pytest_aiotbench.devices import LocalDevice
+    from pytest_aiotbench.runner.protocol import RunRequest, Timing
 
-    request = {"framework": framework, "artifact": path, "probe_inputs": str(probes),
-               "threads": threads, "warmup_s": 0.5, "min_samples": 10,
-               "min_time_s": seconds, "max_time_s": seconds, "target_rel_ci": 1e-9}
-    samples = LocalDevice().run(request, timeout_s=600)["samples_s"]
-    return statistics.median(samples)
+    request = RunRequest(framework, path, str(probes), threads,
+                         Timing(min_time_s=seconds, max_time_s=seconds, target_rel_ci=1e-9))
+    return statistics.median(LocalDevice().run(program, request, timeout_s=600).samples_s)
+
+
+def runner_programs(cache: Path) -> dict[str, dict]:
+    """The Python runner and the native one (built for this host if needed), by framework."""
+    from pytest_aiotbench.runner.native.build import NativeBuilder
+    from pytest_aiotbench.runner.program import PYTHON_RUNNER, RunnerProgram
+
+    builder = NativeBuilder(cache, progress=lambda line: print(line, file=sys.stderr))
+    programs = {}
+    for name in FRAMEWORKS:
+        native = builder.build(name)
+        programs[name] = {"python": PYTHON_RUNNER, "native": RunnerProgram(
+            "native", native.executable, native.libraries, native)}
+    return programs
+
+
+FRAMEWORKS = ("onnxruntime", "tflite")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(os.environ.get("AIOTBENCH_CACHE", "models/cache")))
     args = parser.parse_args(argv)
     cache = args.cache.resolve()
-    lines = [f"{'network':<14}{'framework':<13}{'pytest ms':>10}{'runner ms':>10}"
-             f"{'bare ms':>10}{'ratio':>8}  bare tool; per-round ratios runner/bare"]
-    worst = 0.0
+    programs = runner_programs(cache)
+    lines = [f"{'network':<14}{'framework':<13}{'pytest ms':>10}{'python ms':>10}"
+             f"{'native ms':>10}{'bare ms':>10}{'py/bare':>8}{'nat/py':>8}  bare tool; "
+             "per-round ratios python/bare | native/python"]
+    worst = worst_native = 0.0
     with tempfile.TemporaryDirectory(prefix="aiotbench-compare-") as scratch:
         workdir = Path(scratch)
         for network in args.network:
@@ -108,12 +127,19 @@ def main(argv: list[str] | None = None) -> int:
             files = {name: rows[name]["artifact"]["path"] for name in ("onnxruntime", "tflite")}
             probes = workdir / "probes.npy"
             np.save(probes, _input_like(files["onnxruntime"]))
-            runner: dict[str, list[float]] = {"onnxruntime": [], "tflite": []}
-            bare: dict[str, list[float]] = {"onnxruntime": [], "tflite": []}
-            for _ in range(args.rounds):
-                for name in runner:
-                    runner[name].append(plugin_runner(files[name], name, probes, args.threads,
-                                                      args.seconds))
+            runner: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
+            native: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
+            bare: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
+            for round_index in range(args.rounds):
+                for name in FRAMEWORKS:
+                    # Alternate which runner goes first, so neither always gets the cooler
+                    # (or the busier) half of the round.
+                    order = ("python", "native") if round_index % 2 == 0 else ("native",
+                                                                               "python")
+                    for kind in order:
+                        (runner if kind == "python" else native)[name].append(plugin_runner(
+                            programs[name][kind], files[name], name, probes, args.threads,
+                            args.seconds))
                 bare["onnxruntime"].append(
                     bare_onnxruntime(files["onnxruntime"], args.threads, args.seconds))
                 runs = max(20, int(args.seconds / runner["tflite"][-1]))
@@ -122,16 +148,22 @@ def main(argv: list[str] | None = None) -> int:
             for name, tool in (("onnxruntime", "onnxruntime InferenceSession.run loop"),
                                ("tflite", "litert-benchmark")):
                 ratios = [r / b for r, b in zip(runner[name], bare[name], strict=True)]
-                ratio = statistics.median(ratios)
+                native_ratios = [n / r for n, r in zip(native[name], runner[name], strict=True)]
+                ratio, native_ratio = statistics.median(ratios), statistics.median(native_ratios)
                 worst = max(worst, abs(ratio - 1))
+                worst_native = max(worst_native, abs(native_ratio - 1))
                 lines.append(
                     f"{network:<14}{name:<13}{rows[name]['stats']['median_s'] * 1e3:>10.2f}"
                     f"{statistics.median(runner[name]) * 1e3:>10.2f}"
-                    f"{statistics.median(bare[name]) * 1e3:>10.2f}{ratio:>8.3f}  {tool}; "
-                    + ", ".join(f"{r:.3f}" for r in ratios))
+                    f"{statistics.median(native[name]) * 1e3:>10.2f}"
+                    f"{statistics.median(bare[name]) * 1e3:>10.2f}{ratio:>8.3f}"
+                    f"{native_ratio:>8.3f}  {tool}; "
+                    + ", ".join(f"{r:.3f}" for r in ratios) + " | "
+                    + ", ".join(f"{r:.3f}" for r in native_ratios))
     print("\n".join(lines))
     print(f"largest deviation of the plugin's runner from the bare tools: {worst:.1%} "
           f"(median of {args.rounds} rounds of {args.seconds:g} s, {args.threads} threads)")
+    print(f"largest deviation of the native runner from the Python runner: {worst_native:.1%}")
     return 0
 
 
