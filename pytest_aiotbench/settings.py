@@ -28,12 +28,13 @@ class Settings:
     weights: str = "random"
     seed: int = 0
     threads: int | None = None  # None: the device's cores
-    target_rel_ci: float = 0.02
-    confidence: float = 0.95
-    warmup_s: float = 0.5
-    min_time_s: float = 1.0
-    max_time_s: float = 10.0
-    min_samples: int = 10
+    # The stopping rule's defaults are the protocol's (runner.protocol.Timing).
+    target_rel_ci: float = Timing.target_rel_ci
+    confidence: float = Timing.confidence
+    warmup_s: float = Timing.warmup_s
+    min_time_s: float = Timing.min_time_s
+    max_time_s: float = Timing.max_time_s
+    min_samples: int = Timing.min_samples
     rtol: float = 1e-3
     probes: int = 4
     timeout_s: float = 900.0

@@ -327,7 +327,7 @@ def measure(request: dict) -> dict:
         raise RunnerError("request", f"unknown framework {name!r}; known: {sorted(BACKENDS)}")
     backend = BACKENDS[name]()
     threads = int(request.get("threads") or os.cpu_count() or 1)
-    timing = request.get("timing") or {}
+    timing = request["timing"]  # every field is set by the host (protocol.Timing)
 
     try:
         probes = np.load(request["probe_inputs"])
@@ -369,21 +369,21 @@ def measure(request: dict) -> dict:
     timed_input = probes[0:1]
     outputs, first_inference_s = _answer_probes(backend, probes, name, clock, np)
     warmup_samples = _time_loop(backend.infer, timed_input, clock,
-                                min_samples=int(timing.get("warmup_min_samples", 2)),
-                                min_time_s=float(timing.get("warmup_s", 0.5)),
-                                max_time_s=float(timing.get("warmup_s", 0.5)),
+                                min_samples=int(timing["warmup_min_samples"]),
+                                min_time_s=float(timing["warmup_s"]),
+                                max_time_s=float(timing["warmup_s"]),
                                 max_samples=10**6)[0]
     labelled = (_run_labelled(backend, labelled_source, clock)
                 if labelled_source is not None else None)
     thermal_before = thermal_state()
     samples, stop_reason = _time_loop(
         backend.infer, timed_input, clock,
-        min_samples=int(timing.get("min_samples", 10)),
-        min_time_s=float(timing.get("min_time_s", 1.0)),
-        max_time_s=float(timing.get("max_time_s", 10.0)),
-        max_samples=int(timing.get("max_samples", 100_000)),
-        target_rel_ci=float(timing.get("target_rel_ci", 0.02)),
-        confidence=float(timing.get("confidence", 0.95)),
+        min_samples=int(timing["min_samples"]),
+        min_time_s=float(timing["min_time_s"]),
+        max_time_s=float(timing["max_time_s"]),
+        max_samples=int(timing["max_samples"]),
+        target_rel_ci=float(timing["target_rel_ci"]),
+        confidence=float(timing["confidence"]),
     )
     thermal_after = thermal_state()
     memory["after_timing"] = peak_resident_bytes()

@@ -26,34 +26,31 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The stopping rule as the host sets it; its defaults live on the host (protocol.Timing).
 struct Timing {
-  std::string mode = "rigorous";  // or "paper": one end-to-end pass, first image included
-  double warmup_s = 0.5;
-  long warmup_min_samples = 2;
-  long min_samples = 10;
-  double min_time_s = 1.0;
-  double max_time_s = 10.0;
-  long max_samples = 100000;
-  double target_rel_ci = 0.02;
-  double confidence = 0.95;
+  std::string mode;  // "rigorous", or "paper": one end-to-end pass, first image included
+  double warmup_s, min_time_s, max_time_s, target_rel_ci, confidence;
+  long warmup_min_samples, min_samples, max_samples;
 };
 
-double number_or(const Json& value, double fallback) {
-  return value.is_null() ? fallback : value.number();
+double required_number(const Json& timing, const char* key) {
+  if (!timing[key].is_null() && timing[key].type() == Json::Type::Number) return timing[key].number();
+  throw RunnerError("request", std::string("the request's timing has no number ") + key);
 }
 
 Timing read_timing(const Json& json) {
+  if (json.is_null() || json.type() != Json::Type::Object)
+    throw RunnerError("request", "the request has no timing object");
   Timing t;
-  if (json.is_null()) return t;
-  if (!json["mode"].is_null()) t.mode = json["mode"].string();
-  t.warmup_s = number_or(json["warmup_s"], t.warmup_s);
-  t.warmup_min_samples = static_cast<long>(number_or(json["warmup_min_samples"], t.warmup_min_samples));
-  t.min_samples = static_cast<long>(number_or(json["min_samples"], t.min_samples));
-  t.min_time_s = number_or(json["min_time_s"], t.min_time_s);
-  t.max_time_s = number_or(json["max_time_s"], t.max_time_s);
-  t.max_samples = static_cast<long>(number_or(json["max_samples"], t.max_samples));
-  t.target_rel_ci = number_or(json["target_rel_ci"], t.target_rel_ci);
-  t.confidence = number_or(json["confidence"], t.confidence);
+  t.mode = json["mode"].is_null() ? "" : json["mode"].string();
+  t.warmup_s = required_number(json, "warmup_s");
+  t.warmup_min_samples = static_cast<long>(required_number(json, "warmup_min_samples"));
+  t.min_samples = static_cast<long>(required_number(json, "min_samples"));
+  t.min_time_s = required_number(json, "min_time_s");
+  t.max_time_s = required_number(json, "max_time_s");
+  t.max_samples = static_cast<long>(required_number(json, "max_samples"));
+  t.target_rel_ci = required_number(json, "target_rel_ci");
+  t.confidence = required_number(json, "confidence");
   return t;
 }
 
