@@ -27,8 +27,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("aiotbench", "on-device inference benchmark (AIoTBench VIPS/VOPS)")
 
     def add(name: str, help: str, **kwargs: object) -> None:
-        group.addoption(f"--aiot-{name}", dest=f"aiot_{name.replace('-', '_')}", help=help,
-                        **kwargs)
+        dest = f"aiot_{name.replace('-', '_')}"
+        group.addoption(f"--aiot-{name}", dest=dest, help=help, **kwargs)
+        # Every option is also an ini key (aiot_runner = native under [pytest]); the command
+        # line wins.
+        parser.addini(dest, f"default of --aiot-{name}: {help}",
+                      type="bool" if kwargs.get("action") == "store_true" else "string")
 
     add("device", "local (default), all (local + every adb device), or a comma list of "
         "device aliases/serials", metavar="DEVICES")
@@ -95,8 +99,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "aiot: an AIoTBench workload item")
-    options = {name[len("aiot_"):]: value for name, value in vars(config.option).items()
-               if name.startswith("aiot_")}
+    options = {name[len("aiot_"):]: _option_or_ini(config, name, value)
+               for name, value in vars(config.option).items() if name.startswith("aiot_")}
     try:
         parsed = settings.parse(options, Path(config.rootpath))
         selection = select_devices(parsed.device, local_python=parsed.local_python,
@@ -116,12 +120,23 @@ def pytest_configure(config: pytest.Config) -> None:
                                              dataset)
 
 
+def _option_or_ini(config: pytest.Config, name: str, value: object) -> object:
+    if value not in (None, False):
+        return value
+    try:
+        from_ini = config.getini(name)
+    except ValueError:  # not one of ours
+        return value
+    return from_ini if from_ini not in ("", None) else value
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return []
     lines = [f"aiotbench: devices {', '.join(session.devices)}; artifact cache "
-             f"{session.settings.cache_dir}; protocol {session.settings.protocol}"]
+             f"{session.settings.cache_dir}; protocol {session.settings.protocol}; runner "
+             f"{session.settings.runner}"]
     if session.dataset is not None:
         lines.append(f"aiotbench: accuracy on {session.dataset.describe()}")
     if session.unavailable:

@@ -105,14 +105,20 @@ def test_a_library_missing_beside_the_runner_is_named(native_runners, tmp_path):
 
 def test_the_local_matrix_through_the_native_runner(pytester, run_plugin, native_runners):
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
-    result, document = run_plugin("-v", *NATIVE)
+    pytester.makeini("[pytest]\naiot_runner = native\n")  # the ini key, as CI configs use
+    result, document = run_plugin("-v")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*runner*peak MB*", "*tiny_cnn*onnxruntime*native*"])
+    result.stdout.fnmatch_lines(["aiotbench: devices local;*runner native",
+                                 "*runner*peak MB*", "*tiny_cnn*onnxruntime*native*"])
     for workload in document["devices"]["local"]["workloads"]:
         assert workload["runner"] == "native" and workload["validity"]["passed"]
         assert workload["peak_rss_after_timing_bytes"] >= workload["peak_rss_after_load_bytes"]
         assert workload["native_runner"]["target"] == Target.host().name
         assert workload["runner_runtime"].startswith("C++17 native runner")
+    # The command line wins over the ini file.
+    result, document = run_plugin("--aiot-runner=python", "--aiot-framework=onnxruntime")
+    result.assert_outcomes(passed=1)
+    assert document["devices"]["local"]["workloads"][0]["runner"] == "python"
 
 
 def test_a_crashing_native_runner_fails_its_item_with_the_signal(pytester, run_plugin,
