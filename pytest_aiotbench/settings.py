@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aiotbench.runner.program import RUNNER_CHOICES
+from pytest_aiotbench.runner.protocol import TIMING_MODES as PROTOCOLS
 from pytest_aiotbench.runner.protocol import Timing
 
 WEIGHTS = ("random", "pretrained")
-PROTOCOLS = ("rigorous", "paper")
 VARIANTS = ("fp32", "fp16", "dynamic-int8", "int8")
 
 

@@ -8,7 +8,6 @@ plugin and the workload never need to know which one they hold.
 from __future__ import annotations
 
 import abc
-import dataclasses
 import posixpath
 import re
 import signal
@@ -102,7 +101,7 @@ class Device(abc.ABC):
             if parsed.stage == "import":
                 raise FrameworkMissing(f"device {self.alias!r}: {parsed.error}")
             raise RunnerFailed(self.alias, parsed.stage, parsed.error, stderr)
-        return dataclasses.replace(parsed, stderr_tail=_tail(stderr, 20))
+        return parsed
 
 
 def _missing_library(stderr: str) -> str | None:

@@ -117,7 +117,6 @@ class RunResult:
     thermal_after: ThermalState
     peak_memory: PeakMemory
     notes: list[str]
-    stderr_tail: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
