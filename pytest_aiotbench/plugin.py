@@ -16,7 +16,10 @@ from pytest_aiotbench.devices import (
     UnknownDeviceError,
     select_devices,
 )
+from pytest_aiotbench.gate import BaselineError, ReleaseGate, load_baseline
+from pytest_aiotbench.gate.thresholds import METRICS
 from pytest_aiotbench.images import DatasetError, load_dataset
+from pytest_aiotbench.report import benchmark_records
 from pytest_aiotbench.session import BenchSession, WorkloadSpec
 from pytest_aiotbench.workload import Workload
 
@@ -95,6 +98,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR")
     add("json", "write every sample, the environment and the scores to this JSON file",
         metavar="PATH")
+    add("baseline", "compare with an earlier run: its --aiot-json file, or a pytest-benchmark "
+        "run saved from aiotbench items; a table per device shows each change and whether it "
+        "is beyond the noise", metavar="PATH")
+    add("fail-on", "with --aiot-baseline, the changes that fail: a change fails only when it "
+        "is beyond both its limit and the noise, e.g. median:+10%,top1:-0.01,vips:-5%; "
+        f"metrics: {', '.join(METRICS)}", metavar="LIMITS")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,11 +122,15 @@ def pytest_configure(config: pytest.Config) -> None:
         if parsed.dataset is not None:
             dataset = load_dataset(parsed.dataset, labels_file=parsed.labels, count=parsed.images,
                                    per_class=parsed.images_per_class, seed=parsed.seed)
-    except (settings.SettingsError, UnknownDeviceError, DeviceError, DatasetError) as exc:
+        gate = None
+        if parsed.baseline is not None:
+            gate = ReleaseGate(load_baseline(parsed.baseline), parsed.fail_on)
+    except (settings.SettingsError, UnknownDeviceError, DeviceError, DatasetError,
+            BaselineError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = BenchSession(parsed, selection.devices,
                                              _progress_writer(config), selection.unavailable,
-                                             dataset)
+                                             dataset, gate)
 
 
 def _option_or_ini(config: pytest.Config, name: str, value: object) -> object:
@@ -130,10 +143,17 @@ def _option_or_ini(config: pytest.Config, name: str, value: object) -> object:
     return from_ini if from_ini not in ("", None) else value
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+@pytest.hookimpl(wrapper=True)
+def pytest_report_header(config: pytest.Config):
+    """pytest-benchmark's header line says what applies to aiotbench items."""
+    lines = yield
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
-        return []
+        return lines
+    return benchmark_records.replace_header(session.settings, lines) + _header(session)
+
+
+def _header(session: BenchSession) -> list[str]:
     lines = [f"aiotbench: devices {', '.join(session.devices)}; artifact cache "
              f"{session.settings.cache_dir}; protocol {session.settings.protocol}; runner "
              f"{session.settings.runner}"]
@@ -142,6 +162,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if session.unavailable:
         lines.append("aiotbench: devices seen but not usable (not benchmarked): "
                      + ", ".join(session.unavailable))
+    if session.gate is not None:
+        lines.append(f"aiotbench: against the {session.gate.describe()}")
+        protocol = session.gate.baseline.protocol
+        if protocol and protocol != session.settings.protocol:
+            lines.append(f"aiotbench: warning: the baseline used the {protocol} protocol, this "
+                         f"run the {session.settings.protocol} protocol")
     return lines
 
 
@@ -192,20 +218,34 @@ def _is_test_module(module_name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(os.path.basename(path), pattern) for pattern in patterns)
 
 
-def pytest_collection_modifyitems(config: pytest.Config) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     chosen = config.stash[SESSION_KEY].settings
     known = networks.names()
     unknown = [name for name in chosen.networks if name not in known]
     if unknown:
         raise pytest.UsageError(f"--aiot-network: unknown network {', '.join(map(repr, unknown))}; "
                                 f"known networks: {', '.join(known)}")
+    # A workload module whose networks the filters left out has an empty matrix: deselect
+    # its placeholder item rather than report it skipped.
+    empty = [item for item in items if "aiot_workload" in getattr(item, "fixturenames", ())
+             and not isinstance(_workload_param(item), WorkloadSpec)]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
+
+
+def _workload_param(item: pytest.Item) -> object:
+    callspec = getattr(item, "callspec", None)
+    return None if callspec is None else callspec.params.get("aiot_workload")
 
 
 @pytest.fixture
-def aiot_workload(request: pytest.FixtureRequest) -> Workload:
-    """One (network, framework, device) workload of the matrix."""
+def aiot_workload(request: pytest.FixtureRequest, benchmark) -> Workload:
+    """One (network, framework, device) workload of the matrix. It takes pytest-benchmark's
+    ``benchmark`` fixture to hand it the device-side samples (so ``--benchmark-only`` keeps
+    workload items and ``--benchmark-skip`` skips them, as for any benchmark)."""
     session = request.config.stash[SESSION_KEY]
-    return Workload(session, request.param, request.node.nodeid)
+    return Workload(session, request.param, request.node.nodeid, benchmark)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -221,6 +261,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     bench = session.config.stash.get(SESSION_KEY, None)
     if bench is None:
         return
+    summary = bench.finish_gate()
+    if summary is not None and summary.failed_devices and session.exitstatus == pytest.ExitCode.OK:
+        # A device's VIPS/VOPS fell beyond its limit: no item owns that, the session fails.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if bench.settings.json_path and bench.results:
         bench.write_json()
 

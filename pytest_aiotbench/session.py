@@ -23,11 +23,13 @@ from pytest_aiotbench.artifacts import (
 )
 from pytest_aiotbench.devices import Device, DeviceError, FrameworkMissing
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
+from pytest_aiotbench.gate import GateSummary, ReleaseGate
 from pytest_aiotbench.images import Dataset
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure.result import FAILED, INVALID, PASSED, SKIPPED
 from pytest_aiotbench.measure.thermal import throttle_findings
-from pytest_aiotbench.report import json_file, table
+from pytest_aiotbench.report import gate_table, json_file, table
+from pytest_aiotbench.report.benchmark_records import BenchmarkRecords
 from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.runner.native.build import NativeBuilder, NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
@@ -70,9 +72,13 @@ class WorkloadSpec:
 class BenchSession:
     def __init__(self, settings: Settings, devices: list[Device],
                  progress: Callable[[str], None] = print, unavailable: list[str] | None = None,
-                 dataset: Dataset | None = None):
+                 dataset: Dataset | None = None, gate: ReleaseGate | None = None):
         self.settings = settings
         self.dataset = dataset
+        #: The release gate (--aiot-baseline), and each workload's pytest-benchmark record.
+        self.gate = gate
+        self.benchmark_records = BenchmarkRecords(settings)
+        self._gate_summary: GateSummary | None = None
         self._calibration: dict[str, np.ndarray] = {}
         self._labelled_inputs: dict[str, Path] = {}
         self.devices = {device.alias: device for device in devices}
@@ -291,7 +297,15 @@ class BenchSession:
         document = json_file.build(self.results, score_all(self.results), facts,
                                    environment, self.settings.to_json())
         document["unavailable_devices"] = self.unavailable
+        if self.gate is not None and self._gate_summary is not None:
+            document["baseline_comparison"] = gate_table.to_json(self.gate, self._gate_summary)
         return document
+
+    def finish_gate(self) -> GateSummary | None:
+        """The comparison with the baseline over the whole session (None: no baseline)."""
+        if self.gate is not None:
+            self._gate_summary = self.gate.summarize(self.results, self.devices)
+        return self._gate_summary
 
     def write_json(self) -> None:
         assert self.settings.json_path is not None
@@ -301,6 +315,8 @@ class BenchSession:
         if not self.results:
             return []
         lines = table.render(score_all(self.results), self.device_facts)
+        if self.gate is not None and self._gate_summary is not None:
+            lines += ["", *gate_table.render(self.gate, self._gate_summary), ""]
         for alias, device in self.devices.items():
             deploy = getattr(device, "deploy_stats", None)
             if deploy is not None:

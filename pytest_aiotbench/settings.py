@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pytest_aiotbench.gate.thresholds import Threshold, ThresholdError, parse_fail_on
 from pytest_aiotbench.runner.program import RUNNER_CHOICES
 from pytest_aiotbench.runner.protocol import TIMING_MODES as PROTOCOLS
 from pytest_aiotbench.runner.protocol import Timing
@@ -56,6 +57,9 @@ class Settings:
     runner: str = "auto"
     cache_dir: Path = Path("models/cache")
     json_path: Path | None = None
+    #: An earlier run to compare with (--aiot-baseline), and what fails against it.
+    baseline: Path | None = None
+    fail_on: tuple[Threshold, ...] = ()
 
     def timing(self) -> Timing:
         return Timing(mode=self.protocol, warmup_s=self.warmup_s,
@@ -69,6 +73,8 @@ class Settings:
         data["dataset"] = str(self.dataset) if self.dataset else None
         data["labels"] = str(self.labels) if self.labels else None
         data["json_path"] = str(self.json_path) if self.json_path else None
+        data["baseline"] = str(self.baseline) if self.baseline else None
+        data["fail_on"] = [threshold.text for threshold in self.fail_on]
         return data
 
 
@@ -87,6 +93,11 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
 
     from pytest_aiotbench.frameworks import UnknownFrameworkError, get
 
+    for key, meaning in LIST_OPTIONS.items():
+        value = options.get(key)
+        if value is not None and not split_names(str(value)):
+            raise SettingsError(f"--aiot-{key}={value!r} names nothing; leave the option out "
+                                f"for {meaning}, or name at least one")
     frameworks = split_names(options.get("framework"))
     for name in frameworks:
         try:
@@ -111,10 +122,25 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
     weights = options.get("weights") or d.weights
     if weights not in WEIGHTS:
         raise SettingsError(f"--aiot-weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
-    cache = (options.get("cache") or os.environ.get("AIOTBENCH_CACHE")
-             or rootdir / "models" / "cache")
-    json_path = options.get("json")
-    return Settings(
+    cache = Path(options.get("cache") or os.environ.get("AIOTBENCH_CACHE")
+                 or rootdir / "models" / "cache")
+    _check_folder("cache", cache)
+    json_path = Path(options["json"]) if options.get("json") else None
+    if json_path is not None:
+        _check_file("json", json_path)
+    try:
+        fail_on = parse_fail_on(options.get("fail_on"))
+    except ThresholdError as exc:
+        raise SettingsError(str(exc)) from None
+    if fail_on and not options.get("baseline"):
+        raise SettingsError("--aiot-fail-on needs a run to compare with: give --aiot-baseline="
+                            "PATH (an earlier --aiot-json file or pytest-benchmark run)")
+    labelled_only = [t.metric.name for t in fail_on if t.metric.name in ("top1", "top5")]
+    if labelled_only and not options.get("dataset"):
+        raise SettingsError(f"--aiot-fail-on={labelled_only[0]}: is measured only on labelled "
+                            "images; give --aiot-dataset=DIR, or gate on accuracy (agreement "
+                            "with the fp32 reference without a dataset)")
+    settings = Settings(
         device=options.get("device") or d.device,
         networks=split_names(options.get("network")),
         frameworks=frameworks,
@@ -154,13 +180,60 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
         protocol=protocol,
         variants=variants,
         runner=runner,
-        cache_dir=Path(cache),
-        json_path=Path(json_path) if json_path else None,
+        cache_dir=cache,
+        json_path=json_path,
+        baseline=Path(options["baseline"]) if options.get("baseline") else None,
+        fail_on=fail_on,
     )
+    if settings.min_time_s > settings.max_time_s:
+        raise SettingsError(f"--aiot-min-time={settings.min_time_s:g} is above --aiot-max-time="
+                            f"{settings.max_time_s:g}: timing cannot last at least the one and "
+                            "at most the other; raise the maximum or lower the minimum")
+    return settings
 
 
 #: The defaults, stated once: the command line's options fall back to these.
 DEFAULT = Settings()
+#: Options that take a comma list, and what leaving them out means.
+LIST_OPTIONS = {"device": "the local host", "network": "every registered network",
+                "framework": "every framework", "variant": "fp32 only"}
+
+
+def _check_folder(option: str, path: Path) -> None:
+    """A folder we will write into: refuse a file in its place or a place we cannot write."""
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"--aiot-{option}={path} is a file, not a folder; give a folder "
+                            "(it is created if missing)")
+    _probe_writable(option, path, path)
+
+
+def _check_file(option: str, path: Path) -> None:
+    """A file we will write through a temporary file beside it: refuse a folder in its place
+    or a folder we cannot write into."""
+    if path.is_dir():
+        raise SettingsError(f"--aiot-{option}={path} is a folder; give a file path, for "
+                            f"example {path / 'results.json'}")
+    _probe_writable(option, path.parent, path)
+
+
+def _probe_writable(option: str, folder: Path, given: Path) -> None:
+    """Make and remove a file where writing will happen (the folder, or its nearest existing
+    parent when it is still to be made): permission bits alone do not say (root, read-only
+    mounts). Nothing is left behind, so a session without workloads changes nothing."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SettingsError(f"--aiot-{option}={given}: {existing} is a file, so no folder can "
+                            "be made under it")
+    probe = existing / f".aiotbench-probe-{os.getpid()}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SettingsError(f"--aiot-{option}={given}: cannot write in {existing} ({reason}); "
+                            "choose a writable place") from None
 
 
 def _given(options: dict[str, Any], key: str, default: Any) -> Any:

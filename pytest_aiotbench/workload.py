@@ -9,23 +9,33 @@ that module's networks (or the reference six) x frameworks x devices::
 from __future__ import annotations
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from pytest_aiotbench.measure.result import INVALID, PASSED, SKIPPED, WorkloadResult
+from pytest_aiotbench.score import score_all
 from pytest_aiotbench.session import BenchSession, WorkloadSpec
 
 
 class Workload:
     """The fixture's value: one (network, framework, device) combination, ready to run."""
 
-    def __init__(self, session: BenchSession, spec: WorkloadSpec, nodeid: str):
+    def __init__(self, session: BenchSession, spec: WorkloadSpec, nodeid: str,
+                 benchmark: BenchmarkFixture):
         self.session = session
         self.spec = spec
         self.nodeid = nodeid
+        self.benchmark = benchmark
         self.result: WorkloadResult | None = None
+        session.benchmark_records.claim(benchmark)
 
     def run(self) -> WorkloadResult:
-        """Deploy, time and check; the measurement is recorded whatever the outcome."""
+        """Deploy, time and check; the measurement is recorded whatever the outcome, and its
+        device-side samples become the item's pytest-benchmark record."""
         self.result = self.session.run(self.spec, self.nodeid)
+        records = self.session.benchmark_records
+        records.add(self.benchmark, self.result,
+                    self.session.device_facts.get(self.spec.device, {}))
+        records.update_scores(score_all(self.session.results))
         return self.result
 
     def check(self) -> WorkloadResult:
@@ -37,6 +47,10 @@ class Workload:
             pytest.fail(result.error or "outputs diverge", pytrace=False)
         if result.status != PASSED:
             pytest.fail(f"{self.spec.id}: {result.error}", pytrace=False)
+        gate = self.session.gate
+        comparison = gate.judge(result) if gate is not None else None
+        if comparison is not None and comparison.failed:
+            pytest.fail(comparison.failure_message(gate.baseline), pytrace=False)
         return result
 
 

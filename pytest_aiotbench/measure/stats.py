@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_aiotbench.runner.aiot_runner import median_confidence_bounds
+from pytest_aiotbench.runner.aiot_runner import (
+    median_confidence_bounds,
+    quantile_confidence_bounds,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +26,9 @@ class LatencyStats:
     p99_s: float
     median_ci_low_s: float
     median_ci_high_s: float
+    #: The p90's distribution-free interval (same confidence): the release gate's noise.
+    p90_ci_low_s: float
+    p90_ci_high_s: float
 
     @property
     def median_ci_rel_half_width(self) -> float:
@@ -42,6 +48,7 @@ def summarize(samples: list[float], confidence: float = 0.95) -> LatencyStats:
     values = np.asarray(samples, dtype=np.float64)
     ordered = np.sort(values)
     low, high = median_confidence_bounds(len(ordered), confidence)
+    p90_low, p90_high = quantile_confidence_bounds(len(ordered), 0.9, confidence)
     return LatencyStats(
         n=len(values),
         median_s=float(np.median(values)),
@@ -53,4 +60,6 @@ def summarize(samples: list[float], confidence: float = 0.95) -> LatencyStats:
         p99_s=float(np.percentile(values, 99)),
         median_ci_low_s=float(ordered[low]),
         median_ci_high_s=float(ordered[high]),
+        p90_ci_low_s=float(ordered[p90_low]),
+        p90_ci_high_s=float(ordered[p90_high]),
     )

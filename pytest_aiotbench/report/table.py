@@ -67,7 +67,7 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
         cells += [_megabytes(r.peak_rss_after_timing_bytes), f"{(r.macs or 0) / 1e9:.3g}",
                   f"{row.vips:.2f}", f"{row.vips_share:.1%}"]
         rows.append(tuple(cells))
-    lines = [title, *_grid(tuple(header), rows)]
+    lines = [title, *grid(tuple(header), rows)]
     basis = ("t = mean seconds per image over one end-to-end pass (JPEG decode + "
              "preprocessing + inference, first image included: the paper's protocol)"
              if paper else "t = median seconds per image, inference only")
@@ -137,11 +137,15 @@ def render_ranking(scores: list[DeviceScore]) -> list[str]:
     return lines
 
 
-def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+TEXT_COLUMNS = ("network", "framework", "variant", "runner", "source")
+
+
+def grid(header: tuple[str, ...], rows: list[tuple[str, ...]],
+         text_columns: tuple[str, ...] = TEXT_COLUMNS) -> list[str]:
+    """Columns padded to their widest cell: text left-aligned, figures right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
-    text = ("network", "framework", "variant", "runner", "source")
-    numeric = {i for i, h in enumerate(header) if h not in text}
+    numeric = {i for i, h in enumerate(header) if h not in text_columns}
 
     def fmt(cells: tuple[str, ...]) -> str:
         return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)

@@ -30,19 +30,25 @@ PROTOCOL_VERSION = 2
 
 # ---------------------------------------------------------------------------- statistics
 def median_confidence_bounds(n: int, confidence: float = 0.95) -> tuple[int, int]:
-    """Ranks (0-based, inclusive) of the order statistics that bound the median.
+    """Ranks (0-based, inclusive) of the order statistics that bound the median."""
+    return quantile_confidence_bounds(n, 0.5, confidence)
 
-    Distribution-free: the number of samples below the true median is Binomial(n, 1/2),
-    so ranks n/2 -+ z*sqrt(n)/2 cover it with the given confidence (normal approximation
-    of the binomial, good from n of about 10 on). No assumption on the latency
-    distribution, which is skewed and often bimodal on devices.
+
+def quantile_confidence_bounds(n: int, quantile: float,
+                               confidence: float = 0.95) -> tuple[int, int]:
+    """Ranks (0-based, inclusive) of the order statistics that bound a quantile.
+
+    Distribution-free: the number of samples below the true q-quantile is Binomial(n, q),
+    so ranks n*q -+ z*sqrt(n*q*(1-q)) cover it with the given confidence (normal
+    approximation of the binomial, good from n*q*(1-q) of a few on). No assumption on the
+    latency distribution, which is skewed and often bimodal on devices.
     """
     if n < 1:
         raise ValueError("need at least one sample")
     z = _normal_quantile(0.5 + confidence / 2)
-    half_width = z * math.sqrt(n) / 2
-    lower = max(0, math.floor(n / 2 - half_width) - 1)
-    upper = min(n - 1, math.ceil(n / 2 + half_width))
+    half_width = z * math.sqrt(n * quantile * (1 - quantile))
+    lower = max(0, math.floor(n * quantile - half_width) - 1)
+    upper = min(n - 1, math.ceil(n * quantile + half_width))
     return lower, upper
 
 

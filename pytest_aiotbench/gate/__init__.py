@@ -1,0 +1,10 @@
+"""The release gate: this run against a baseline run, with thresholds that know the noise."""
+
+from pytest_aiotbench.gate.baseline import Baseline, BaselineError, load_baseline
+from pytest_aiotbench.gate.compare import GateSummary, ReleaseGate, WorkloadComparison
+from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures, WorkloadKey
+from pytest_aiotbench.gate.thresholds import METRICS, Threshold, ThresholdError, parse_fail_on
+
+__all__ = ["METRICS", "Baseline", "BaselineError", "Estimate", "GateSummary", "ReleaseGate",
+           "Threshold", "ThresholdError", "WorkloadComparison", "WorkloadFigures", "WorkloadKey",
+           "load_baseline", "parse_fail_on"]

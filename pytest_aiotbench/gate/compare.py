@@ -1,0 +1,256 @@
+"""The release gate: this run against a baseline, change by change, with the noise in view.
+
+A change fails only when it is beyond both the threshold and the noise: the smallest change
+that both runs' confidence intervals allow (this run's best bound against the baseline's
+worst) must exceed the limit. A slowdown that only the noise could explain never fails; one
+that clears the noise but not the threshold is shown, not failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+
+from pytest_aiotbench.gate.baseline import Baseline
+from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures, WorkloadKey
+from pytest_aiotbench.gate.thresholds import METRICS, Metric, Threshold
+from pytest_aiotbench.measure.result import PASSED, WorkloadResult
+
+#: Shown for every compared workload, gated or not.
+ALWAYS_SHOWN = ("median", "accuracy")
+
+
+def _shown_only(metric: Metric) -> Threshold:
+    """A measure of change that never fails: relative for latency and scores, absolute for
+    accuracy fractions (a drop of 0.02 reads better than -2.6%)."""
+    relative = metric.latency or metric.scope == "device"
+    return Threshold(metric, math.inf, relative, "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    measure: Threshold
+    baseline: Estimate
+    now: Estimate
+
+    @property
+    def metric(self) -> Metric:
+        return self.measure.metric
+
+    @property
+    def gated(self) -> bool:
+        return math.isfinite(self.measure.limit)
+
+    @property
+    def change(self) -> float:
+        """Worse-direction change of the figures themselves (positive: worse)."""
+        return self.measure.change(self.baseline.value, self.now.value)
+
+    @property
+    def least(self) -> float:
+        """The smallest worse-direction change both intervals allow."""
+        if self.metric.worse > 0:
+            return self.measure.change(self.baseline.high, self.now.low)
+        return self.measure.change(self.baseline.low, self.now.high)
+
+    @property
+    def most(self) -> float:
+        """The largest worse-direction change both intervals allow (below 0: surely better)."""
+        if self.metric.worse > 0:
+            return self.measure.change(self.baseline.low, self.now.high)
+        return self.measure.change(self.baseline.high, self.now.low)
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.least > 0 or self.most < 0
+
+    @property
+    def failed(self) -> bool:
+        return self.gated and self.least > self.measure.limit
+
+    def signed(self, worse_change: float) -> str:
+        """A worse-direction change as the figure moved (+ up, - down)."""
+        moved = worse_change * self.metric.worse
+        if self.measure.relative:
+            return f"{moved:+.1%}"
+        if self.metric.latency:
+            return f"{moved * 1e3:+.4g} ms"
+        return f"{moved:+.3f}"
+
+    def value(self, estimate: Estimate) -> str:
+        if self.metric.latency:
+            return f"{estimate.value * 1e3:.4g} ms"
+        return f"{estimate.value:.3f}" if self.metric.scope == "workload" else \
+            f"{estimate.value:.2f}"
+
+    def noise(self) -> str:
+        if self.baseline.low == self.baseline.high and self.now.low == self.now.high:
+            return "exact"
+        if self.least > 0:
+            return f"beyond (at least {self.signed(self.least)})"
+        if self.most < 0:
+            return f"beyond (at least {self.signed(self.most)})"
+        return "within"
+
+    def verdict(self) -> str:
+        if self.failed:
+            return f"REGRESSED (limit {self.measure.describe_limit()})"
+        if self.least > 0:
+            return f"worse, within {self.measure.describe_limit()}" if self.gated else "worse"
+        if self.most < 0:
+            return "better"
+        return "ok"
+
+    def describe(self) -> str:
+        return (f"{self.metric.name} {self.value(self.baseline)} -> {self.value(self.now)} "
+                f"({self.signed(self.change)}; {self.noise()} the noise)")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadComparison:
+    key: WorkloadKey
+    baseline: WorkloadFigures
+    now: WorkloadFigures
+    changes: tuple[Change, ...]
+    #: What else differs between the runs and may explain a change.
+    context: tuple[str, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(change.failed for change in self.changes)
+
+    def failure_message(self, baseline: Baseline) -> str:
+        failed = [change for change in self.changes if change.failed]
+        lines = [f"{self.key.label} on {self.key.device} regressed against the baseline "
+                 f"{baseline.path}:"]
+        lines += [f"  {change.describe()} exceeds {change.measure.describe_limit()}"
+                  for change in failed]
+        if self.context:
+            lines.append("  also changed: " + "; ".join(self.context))
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceComparison:
+    device: str
+    #: How many workloads both runs scored: VIPS/VOPS are summed over these only, so a
+    #: workload added or dropped does not read as a change.
+    common: int
+    changes: tuple[Change, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(change.failed for change in self.changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class GateSummary:
+    workloads: tuple[WorkloadComparison, ...]
+    devices: tuple[DeviceComparison, ...]
+    #: Timed this run, not in the baseline (listed, never failed).
+    new: tuple[WorkloadKey, ...]
+    #: In the baseline, on a device of this run, but not timed this run (listed).
+    missing: tuple[WorkloadKey, ...]
+    #: Devices of the baseline that this run did not benchmark.
+    devices_not_run: tuple[str, ...]
+
+    @property
+    def failed_devices(self) -> list[DeviceComparison]:
+        return [device for device in self.devices if device.failed]
+
+
+class ReleaseGate:
+    def __init__(self, baseline: Baseline, thresholds: tuple[Threshold, ...]):
+        self.baseline = baseline
+        self.thresholds = {threshold.metric.name: threshold for threshold in thresholds}
+        self.comparisons: dict[WorkloadKey, WorkloadComparison] = {}
+
+    def describe(self) -> str:
+        gate = (", ".join(t.text for t in self.thresholds.values()) if self.thresholds
+                else "no --aiot-fail-on: comparing, not gating")
+        return f"baseline {self.baseline.describe()}; {gate}"
+
+    def _measure(self, name: str) -> Threshold:
+        return self.thresholds.get(name) or _shown_only(METRICS[name])
+
+    def judge(self, result: WorkloadResult) -> WorkloadComparison | None:
+        """Compare one passed workload with its baseline; None when the baseline lacks it or
+        the workload has nothing to compare (not passed, not timed)."""
+        if result.status != PASSED or result.stats is None:
+            return None
+        now = WorkloadFigures.of(result)
+        before = self.baseline.workloads.get(now.key)
+        if before is None:
+            return None
+        names = [name for name in METRICS if METRICS[name].scope == "workload"
+                 and (name in ALWAYS_SHOWN or name in self.thresholds)]
+        changes = []
+        for name in names:
+            pair = _figures(name, before, now)
+            if pair is not None:
+                changes.append(Change(self._measure(name), *pair))
+        comparison = WorkloadComparison(now.key, before, now, tuple(changes),
+                                        _context(before, now))
+        self.comparisons[now.key] = comparison
+        return comparison
+
+    def summarize(self, results: Iterable[WorkloadResult], devices: Iterable[str]) -> GateSummary:
+        results = list(results)
+        devices = list(devices)
+        timed = {WorkloadKey(r.device, r.network, r.framework, r.variant)
+                 for r in results if r.stats is not None}
+        new = sorted(key for key in timed if key not in self.baseline.workloads)
+        missing = sorted(key for key in self.baseline.workloads
+                         if key.device in devices and key not in timed)
+        not_run = tuple(device for device in self.baseline.devices() if device not in devices)
+        device_rows = []
+        for device in devices:
+            pairs = [(comparison.baseline, comparison.now)
+                     for key, comparison in sorted(self.comparisons.items())
+                     if key.device == device and comparison.baseline.vips is not None
+                     and comparison.now.vips is not None]
+            if not pairs:
+                continue
+            changes = tuple(Change(self._measure(name),
+                                   _sum(getattr(before, name) for before, _ in pairs),
+                                   _sum(getattr(now, name) for _, now in pairs))
+                            for name in ("vips", "vops"))
+            device_rows.append(DeviceComparison(device, len(pairs), changes))
+        return GateSummary(tuple(self.comparisons[key] for key in sorted(self.comparisons)),
+                           tuple(device_rows), tuple(new), tuple(missing), not_run)
+
+
+def _figures(name: str, before: WorkloadFigures,
+             now: WorkloadFigures) -> tuple[Estimate, Estimate] | None:
+    if name in ("median", "p90"):
+        attribute = f"{name}_s"
+        first, second = getattr(before, attribute), getattr(now, attribute)
+        return (first, second) if first is not None and second is not None else None
+    first, second = getattr(before, name), getattr(now, name)
+    if first is None or second is None:
+        return None
+    return Estimate.exact(first), Estimate.exact(second)
+
+
+def _sum(estimates: Iterable[Estimate | None]) -> Estimate:
+    values = [estimate for estimate in estimates if estimate is not None]
+    return Estimate(sum(e.value for e in values), sum(e.low for e in values),
+                    sum(e.high for e in values))
+
+
+def _context(before: WorkloadFigures, now: WorkloadFigures) -> tuple[str, ...]:
+    notes = []
+    if before.framework_version != now.framework_version:
+        notes.append(f"{now.key.framework} {before.framework_version} -> "
+                     f"{now.framework_version}")
+    if before.artifact_sha256 != now.artifact_sha256:
+        notes.append(f"artifact {(before.artifact_sha256 or '?')[:12]} -> "
+                     f"{(now.artifact_sha256 or '?')[:12]}")
+    if before.runner != now.runner:
+        notes.append(f"runner {before.runner} -> {now.runner}")
+    if before.accuracy_source != now.accuracy_source:
+        notes.append(f"accuracy from {before.accuracy_source} -> {now.accuracy_source}")
+    elif before.images != now.images:
+        notes.append(f"labelled images {before.images} -> {now.images}")
+    return tuple(notes)

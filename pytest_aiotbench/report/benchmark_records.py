@@ -1,0 +1,113 @@
+"""Each workload's device-side samples as its item's pytest-benchmark record.
+
+pytest-benchmark is the storage and comparison layer pytest users know: with the samples
+in its records, ``--benchmark-json``, ``--benchmark-save``/``--benchmark-autosave``,
+``--benchmark-compare``, ``--benchmark-compare-fail``, ``--benchmark-histogram``,
+``--benchmark-columns`` and ``pytest-benchmark compare``/``list`` work on aiotbench items.
+The samples are the runner's, taken on the device around one inference each; pytest-benchmark
+never times anything here. The record: group = device alias, name = workload id,
+fullname = node id, and ``extra_info`` with what a reader of a saved run needs.
+
+This is the one module that touches pytest-benchmark's internals (its fixture's record hook
+and ``Metadata``); setup.cfg bounds its version to the one the tests cover.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_benchmark import __version__ as PYTEST_BENCHMARK_VERSION
+from pytest_benchmark.fixture import BenchmarkFixture
+from pytest_benchmark.stats import Metadata
+
+from pytest_aiotbench.gate.figures import EXTRA_INFO_KEY, WorkloadFigures
+from pytest_aiotbench.measure.result import WorkloadResult
+from pytest_aiotbench.score.vips import DeviceScore
+from pytest_aiotbench.settings import Settings
+
+USED_BY = "aiotbench (device-side samples)"
+
+
+class BenchmarkRecords:
+    """The records made this session, kept so that scores known only later (a workload's
+    share of its device's VIPS) reach them before pytest-benchmark saves."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._extra: dict[str, dict[str, Any]] = {}
+
+    def claim(self, fixture: BenchmarkFixture) -> None:
+        """Mark the item's ``benchmark`` fixture as used by aiotbench, so pytest-benchmark
+        does not warn that it was never called, whatever the workload's outcome."""
+        fixture._mode = USED_BY
+
+    def add(self, fixture: BenchmarkFixture, result: WorkloadResult,
+            device_facts: dict[str, Any]) -> None:
+        if fixture.disabled or not result.samples_s or result.stats is None:
+            return  # --benchmark-disable (or xdist), or nothing was timed
+        fixture.name = result.workload_id
+        fixture.group = result.device
+        fixture.extra_info.update(self._extra_info(result, device_facts))
+        record = Metadata(fixture, iterations=1, options=self._options(result))
+        for sample in result.samples_s:
+            record.update(sample)
+        fixture._add_stats(record)
+        fixture.stats = record
+        self._extra[result.nodeid] = fixture.extra_info
+
+    def update_scores(self, scores: list[DeviceScore]) -> None:
+        for score in scores:
+            for row in score.workloads:
+                extra = self._extra.get(row.result.nodeid)
+                if extra is not None:
+                    extra.update(vips=row.vips, vops=row.vops, vips_share=row.vips_share)
+
+    def _extra_info(self, result: WorkloadResult, facts: dict[str, Any]) -> dict[str, Any]:
+        figures = WorkloadFigures.of(result)
+        return {
+            EXTRA_INFO_KEY: figures.to_json(),
+            "device": result.device, "network": result.network,
+            "framework": result.framework, "variant": result.variant,
+            "backend": result.backend, "status": result.status,
+            "accuracy": result.accuracy, "accuracy_source": result.accuracy_source,
+            "top1": result.top1, "top5": result.top5,
+            "vips": figures.vips.value if figures.vips else None,
+            "vops": figures.vops.value if figures.vops else None,
+            "vips_share": None,
+            "gmacs": result.macs / 1e9 if result.macs else None,
+            "runner": result.runner, "runner_runtime": result.runner_runtime,
+            "framework_version": result.framework_version, "threads": result.threads,
+            "artifact_sha256": figures.artifact_sha256, "weights": result.weights,
+            "median_ci": [result.stats.median_ci_low_s, result.stats.median_ci_high_s],
+            "load_s": result.load_s, "first_inference_s": result.first_inference_s,
+            "peak_rss_after_timing_bytes": result.peak_rss_after_timing_bytes,
+            "stop_reason": result.stop_reason, "throttled": result.throttled,
+            "device_facts": facts,
+        }
+
+    def _options(self, result: WorkloadResult) -> dict[str, Any]:
+        timing = self.settings.timing()
+        return {"timer": f"{result.runner or '?'} runner: steady clock on the device, "
+                         "one inference per sample",
+                "protocol": timing.mode, "warmup": timing.warmup_s,
+                "min_rounds": timing.min_samples, "min_time": timing.min_time_s,
+                "max_time": timing.max_time_s, "rel_ci": timing.target_rel_ci,
+                "confidence": timing.confidence, "threads": result.threads}
+
+
+def header_line(settings: Settings, benchmark_line: str) -> str:
+    """pytest-benchmark's header line, saying what applies to which items: its own timer and
+    rounds only to tests that call the ``benchmark`` fixture."""
+    timing = settings.timing()
+    own = benchmark_line.split("(defaults:", 1)[-1].rstrip(")").strip()
+    return (f"benchmark: {PYTEST_BENCHMARK_VERSION} (aiotbench items: the device's own samples, "
+            f"{timing.mode} protocol, warm-up {timing.warmup_s:g} s, {timing.min_time_s:g}-"
+            f"{timing.max_time_s:g} s until the median is known to ±{timing.target_rel_ci:.0%}; "
+            f"tests calling the benchmark fixture: {own})")
+
+
+def replace_header(settings: Settings, lines: list[Any]) -> list[Any]:
+    """Swap pytest-benchmark's header line (a string in a hook's result list)."""
+    prefix = f"benchmark: {PYTEST_BENCHMARK_VERSION} (defaults:"
+    return [header_line(settings, line) if isinstance(line, str) and line.startswith(prefix)
+            else line for line in lines]

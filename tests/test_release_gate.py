@@ -1,0 +1,276 @@
+"""Release gating as a CI pipeline uses it: pytest-benchmark records of the device-side
+samples, the noise-aware --aiot-baseline gate, and bad input refused before anything runs.
+
+The induced slowdown is real: a network whose width the environment sets (8 channels, or 64
+for a slowdown of an order of magnitude), exported, deployed and timed like any other. The
+limits used here are wide (+100%) so that a plain re-run on a busy shared machine never
+trips them, while the slowdown clears them by far.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CNN_MODULE
+
+GATE_NET_MODULE = '''
+import os
+
+import torch
+from pytest_aiotbench import register_network, test_workload  # noqa: F401
+
+WIDTH = int(os.environ.get("AIOT_TEST_WIDTH", "8"))
+
+
+@register_network(input_shape=(1, 3, 64, 64), num_classes=10)
+def gate_net():
+    """A small CNN whose width the environment sets: the tests' induced slowdown."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, WIDTH, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(WIDTH, WIDTH, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(WIDTH, 10))
+'''
+
+FRAMEWORKS = "--aiot-framework=onnxruntime,tflite"
+SLOW = "64"
+
+
+@pytest.fixture
+def gate_project(pytester, monkeypatch):
+    """A project with the width-controlled network and a fixed one beside it."""
+    pytester.makepyfile(test_gate=GATE_NET_MODULE, test_tiny=TINY_CNN_MODULE)
+    monkeypatch.delenv("AIOT_TEST_WIDTH", raising=False)
+    return pytester
+
+
+def slowed(monkeypatch) -> None:
+    monkeypatch.setenv("AIOT_TEST_WIDTH", SLOW)
+
+
+def test_records_are_pytest_benchmarks_saved_listed_and_compared(gate_project, run_plugin,
+                                                                 monkeypatch, tmp_path):
+    storage = tmp_path / "storage"
+    store = f"--benchmark-storage=file://{storage}"
+    result, document = run_plugin(FRAMEWORKS, "--benchmark-autosave", store,
+                                  f"--benchmark-json={tmp_path / 'bench.json'}",
+                                  f"--benchmark-histogram={tmp_path / 'hist'}")
+    result.assert_outcomes(passed=4)
+    # The header says what applies to aiotbench items.
+    result.stdout.fnmatch_lines(["benchmark: 5.3.1 (aiotbench items: the device's own samples, "
+                                 "rigorous protocol*; tests calling the benchmark fixture: *"])
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    records = {r["fullname"]: r for r in saved["benchmarks"]}
+    ours = {w["nodeid"]: w for w in document["devices"]["local"]["workloads"]}
+    assert set(records) == set(ours)
+    for nodeid, record in records.items():
+        workload = ours[nodeid]
+        assert record["group"] == "local"
+        assert record["name"] == f"{workload['network']}-{workload['framework']}-fp32-" \
+                                 f"{workload['backend']}"
+        # The device's own samples, every one, and pytest-benchmark's statistics of them.
+        assert record["stats"]["data"] == workload["samples_s"]
+        assert record["stats"]["median"] == pytest.approx(workload["stats"]["median_s"])
+        info = record["extra_info"]
+        assert info["accuracy"] == workload["accuracy"]
+        assert info["accuracy_source"] == workload["accuracy_source"]
+        assert info["runner"] == workload["runner"] == "python"
+        assert info["artifact_sha256"] == workload["artifact"]["sha256"]
+        assert info["gmacs"] == pytest.approx(workload["macs"] / 1e9)
+        assert info["vips"] == pytest.approx(workload["vips"])
+        assert info["device_facts"]["cores"] >= 1
+        assert "runner" in record["options"]["timer"]
+    shares = [r["extra_info"]["vips_share"] for r in records.values()]
+    assert sum(shares) == pytest.approx(1.0)
+    assert len(list((tmp_path / "hist").parent.glob("hist*.svg"))) == 1
+
+    # A plain re-run against the saved one passes; the induced slowdown fails.
+    result, _ = run_plugin(FRAMEWORKS, "--benchmark-autosave", store, "--benchmark-compare",
+                           "--benchmark-compare-fail=median:100%")
+    result.assert_outcomes(passed=4)
+    assert result.ret == 0
+    slowed(monkeypatch)
+    result, _ = run_plugin(FRAMEWORKS, store, "--benchmark-compare=0001",
+                           "--benchmark-compare-fail=median:100%")
+    assert result.ret != 0
+    regressed = (result.stdout.str() + result.stderr.str()).split("Performance has regressed")
+    assert len(regressed) > 1, result.stdout.str()
+    assert "gate_net-onnxruntime-fp32-cpu" in regressed[1]
+    assert "tiny_cnn" not in regressed[1]
+
+    # pytest-benchmark's own command lists and compares the saved runs.
+    cli = [sys.executable, "-m", "pytest_benchmark", "--storage", f"file://{storage}"]
+    listed = subprocess.run([*cli, "list"], capture_output=True, text=True, check=True)
+    assert len(listed.stdout.split()) == 2
+    compared = subprocess.run([*cli, "compare", "0001", "0002", "--group-by=group"],
+                              capture_output=True, text=True, check=True)
+    assert "benchmark 'local'" in compared.stdout
+    assert compared.stdout.count("gate_net-tflite-fp32-xnnpack") == 2
+
+
+def test_benchmark_skip_skips_workload_items_and_benchmark_only_keeps_them(gate_project,
+                                                                           run_plugin):
+    result, document = run_plugin(FRAMEWORKS, "--benchmark-skip")
+    result.assert_outcomes(skipped=4)
+    assert document is None
+    result, _ = run_plugin(FRAMEWORKS, "--benchmark-only", "--collect-only", "-q",
+                           json_report=False)
+    result.stdout.fnmatch_lines(["4 tests collected*"])
+
+
+def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, run_plugin,
+                                                                monkeypatch, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    result, _ = run_plugin(FRAMEWORKS, f"--aiot-json={baseline}", json_report=False)
+    result.assert_outcomes(passed=4)
+
+    gate = [f"--aiot-baseline={baseline}", "--aiot-fail-on=median:+100%,accuracy:-0.5"]
+    # Plain re-runs: nothing beyond the limits, whatever the noise.
+    for _ in range(2):
+        result, document = run_plugin(FRAMEWORKS, *gate)
+        result.assert_outcomes(passed=4)
+        assert not any(w["failed"] for w in document["baseline_comparison"]["workloads"])
+
+    slowed(monkeypatch)
+    result, document = run_plugin(FRAMEWORKS, "-v", *gate)
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_gate.py::test_workload?gate_net-onnxruntime-local? FAILED*",
+        "*test_tiny.py::test_workload?tiny_cnn-onnxruntime-local? PASSED*"], consecutive=False)
+    output = result.stdout.str()
+    assert "gate_net-onnxruntime on local regressed against the baseline" in output
+    assert "exceeds +100%" in output and "beyond (at least +" in output
+    assert "also changed: artifact" in output
+    comparison = document["baseline_comparison"]
+    failed = {w["workload"] for w in comparison["workloads"] if w["failed"]}
+    assert failed == {"gate_net-onnxruntime", "gate_net-tflite"}
+    median = next(c for w in comparison["workloads"] if w["workload"] == "gate_net-tflite"
+                  for c in w["changes"] if c["metric"] == "median")
+    assert median["least_change"] > 1.0 and median["beyond_noise"]
+    now = document["devices"]["local"]["workloads"]
+    ratio = {w["network"] + w["framework"]: w["stats"]["median_s"] for w in now}
+    assert median["now"][0] == pytest.approx(ratio["gate_nettflite"])
+
+
+def test_a_device_vips_drop_fails_the_session_naming_the_device(gate_project, run_plugin,
+                                                                monkeypatch, tmp_path):
+    # VIPS sums images per second: the fastest workloads dominate it, so the slowed network
+    # runs alone here.
+    only = ["--aiot-framework=onnxruntime,tflite", "--aiot-network=gate_net"]
+    baseline = tmp_path / "baseline.json"
+    run_plugin(*only, f"--aiot-json={baseline}", json_report=False)
+    slowed(monkeypatch)
+    result, document = run_plugin(*only, f"--aiot-baseline={baseline}",
+                                  "--aiot-fail-on=vips:-50%")
+    # No item owns a device's total: the items pass, the session fails.
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["REGRESSED: device local: vips * -> * (-*%; beyond (at least "
+                                 "-*%) the noise) exceeds -50%"])
+    assert document["baseline_comparison"]["devices"][0]["failed"]
+
+
+def test_new_and_missing_workloads_are_listed_not_failed(gate_project, run_plugin, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    run_plugin("--aiot-framework=onnxruntime", f"--aiot-json={baseline}", json_report=False)
+    result, document = run_plugin("--aiot-framework=onnxruntime,tflite",
+                                  "--aiot-network=gate_net", f"--aiot-baseline={baseline}",
+                                  "--aiot-fail-on=median:+100%")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "new (not in the baseline, not gated): gate_net-tflite on local",
+        "missing (in the baseline, not timed this run): tiny_cnn-onnxruntime on local"])
+    assert document["baseline_comparison"]["new"] == [{"device": "local",
+                                                        "workload": "gate_net-tflite"}]
+
+
+def test_a_pytest_benchmark_saved_run_is_a_baseline_too(gate_project, run_plugin, monkeypatch,
+                                                        tmp_path):
+    storage = tmp_path / "storage"
+    run_plugin("--aiot-framework=tflite", "--benchmark-save=main",
+               f"--benchmark-storage=file://{storage}", json_report=False)
+    saved = next(storage.rglob("0001_main.json"))
+    slowed(monkeypatch)
+    result, document = run_plugin("--aiot-framework=tflite", f"--aiot-baseline={saved}",
+                                  "--aiot-fail-on=median:+100%")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*against the baseline *0001_main.json (pytest-benchmark run*"])
+    assert document["baseline_comparison"]["baseline_kind"] == "pytest-benchmark run"
+
+
+OTHER_BENCHMARK = {"machine_info": {}, "commit_info": {}, "version": "5.3.1",
+                   "benchmarks": [{"name": "test_sort", "fullname": "t.py::test_sort",
+                                   "extra_info": {}, "stats": {"median": 1.0}}]}
+
+
+def with_file(option: str, name: str, text: str):
+    """Arguments that name a file this test writes first."""
+    def make(path: Path) -> list[str]:
+        (path / name).write_text(text)
+        return [f"{option}={path / name}"]
+    return make
+
+
+@pytest.mark.parametrize(("make_args", "message"), [
+    (lambda p: ["--aiot-baseline=nothing-here.json"],
+     "*--aiot-baseline=nothing-here.json: no such file; give the --aiot-json file*"),
+    (with_file("--aiot-baseline", "cut.json", '{"schema": "pytest-aio'),
+     "*--aiot-baseline=*cut.json is not valid JSON (corrupt or cut short?)*"),
+    (with_file("--aiot-baseline", "old.json", json.dumps({"schema": "pytest-aiotbench/0"})),
+     "*old.json has schema 'pytest-aiotbench/0'; this version of pytest-aiotbench reads "
+     "'pytest-aiotbench/1'*"),
+    (with_file("--aiot-baseline", "other.json", json.dumps({"rows": []})),
+     "*other.json is neither an aiotbench results file*nor a pytest-benchmark run*"),
+    (with_file("--aiot-baseline", "b.json", json.dumps(OTHER_BENCHMARK)),
+     "*b.json is a pytest-benchmark run with no aiotbench workloads (1 other benchmarks)*"),
+    (lambda p: [f"--aiot-baseline={p}"], "*--aiot-baseline=* is a folder*"),
+    (lambda p: ["--aiot-fail-on=median:+10%"],
+     "*--aiot-fail-on needs a run to compare with: give --aiot-baseline=PATH*"),
+    (lambda p: ["--aiot-fail-on=meadian:+10%"],
+     "*unknown metric 'meadian' in 'meadian:+10%'; did you mean 'median'?*"),
+    (lambda p: ["--aiot-fail-on=median:-10%"],
+     "*'median:-10%' would fail a release for being faster; a regression of median is +*"),
+    (lambda p: ["--aiot-fail-on=top1:-5"], "*'top1:-5' is out of range: top1 is a fraction*"),
+    (lambda p: ["--aiot-fail-on=median:+10"], "*'median:+10': give a unit, % of the baseline*"),
+    (lambda p: ["--aiot-fail-on=vips:-150%"], "*'vips:-150%' is out of range*"),
+    (lambda p: ["--aiot-fail-on=median+10%"], "*unknown metric 'median+10%'*"),
+    (lambda p: [f"--aiot-json={p}"], "*--aiot-json=* is a folder; give a file path*"),
+    (lambda p: ["--aiot-json=/proc/aiotbench/results.json"],
+     "*--aiot-json=/proc/aiotbench/results.json: cannot write in /proc*choose a writable*"),
+    (with_file("--aiot-cache", "cache", "x"),
+     "*--aiot-cache=*cache is a file, not a folder*"),
+    (lambda p: ["--aiot-min-time=5", "--aiot-max-time=1"],
+     "*--aiot-min-time=5 is above --aiot-max-time=1*"),
+    (lambda p: ["--aiot-network="], "*--aiot-network='' names nothing; leave the option out "
+                                    "for every registered network*"),
+    (lambda p: ["--aiot-framework=,"], "*--aiot-framework=',' names nothing*"),
+], ids=["baseline-missing", "baseline-corrupt", "baseline-other-schema", "baseline-unknown",
+        "baseline-other-benchmarks", "baseline-folder", "fail-on-without-baseline",
+        "fail-on-misspelled", "fail-on-wrong-sign", "fail-on-out-of-range", "fail-on-no-unit",
+        "fail-on-vips-range", "fail-on-no-colon", "json-folder", "json-unwritable",
+        "cache-file", "min-above-max", "empty-network", "empty-framework"])
+def test_bad_gate_input_is_a_usage_error_before_anything_runs(gate_project, run_plugin,
+                                                              make_args, message):
+    report = gate_project.path / "aiot.json"
+    result, _ = run_plugin(*make_args(gate_project.path), json_report=False)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([message])
+    assert "collected" not in result.stdout.str()
+    assert not report.exists()
+    assert not list(gate_project.path.glob(".aiotbench-probe-*"))
+
+
+def test_json_is_written_through_a_temporary_file_beside_it(gate_project, run_plugin,
+                                                            tmp_path):
+    target = tmp_path / "out" / "deep" / "results.json"
+    result, _ = run_plugin("--aiot-framework=tflite", "--aiot-network=tiny_cnn",
+                           f"--aiot-json={target}", json_report=False)
+    result.assert_outcomes(passed=1)
+    assert json.loads(target.read_text())["devices"]["local"]["workloads"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["results.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert os.listdir(target.parent.parent) == ["deep"]
