@@ -98,9 +98,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR")
     add("json", "write every sample, the environment and the scores to this JSON file",
         metavar="PATH")
-    add("baseline", "compare with an earlier run: its --aiot-json file, or a pytest-benchmark "
-        "run saved from aiotbench items; a table per device shows each change and whether it "
-        "is beyond the noise", metavar="PATH")
+    add("baseline", "compare with earlier runs: --aiot-json files or pytest-benchmark runs "
+        "saved from aiotbench items (a comma list or a folder: their spread counts as noise); "
+        "a table per device shows each change and whether it is beyond the noise",
+        metavar="PATHS")
     add("fail-on", "with --aiot-baseline, the changes that fail: a change fails only when it "
         "is beyond both its limit and the noise, e.g. median:+10%,top1:-0.01,vips:-5%; "
         f"metrics: {', '.join(METRICS)}", metavar="LIMITS")
@@ -123,7 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
             dataset = load_dataset(parsed.dataset, labels_file=parsed.labels, count=parsed.images,
                                    per_class=parsed.images_per_class, seed=parsed.seed)
         gate = None
-        if parsed.baseline is not None:
+        if parsed.baseline:
             gate = ReleaseGate(load_baseline(parsed.baseline), parsed.fail_on)
     except (settings.SettingsError, UnknownDeviceError, DeviceError, DatasetError,
             BaselineError) as exc:

@@ -57,8 +57,8 @@ class Settings:
     runner: str = "auto"
     cache_dir: Path = Path("models/cache")
     json_path: Path | None = None
-    #: An earlier run to compare with (--aiot-baseline), and what fails against it.
-    baseline: Path | None = None
+    #: Earlier runs to compare with (--aiot-baseline), and what fails against them.
+    baseline: tuple[Path, ...] = ()
     fail_on: tuple[Threshold, ...] = ()
 
     def timing(self) -> Timing:
@@ -73,7 +73,7 @@ class Settings:
         data["dataset"] = str(self.dataset) if self.dataset else None
         data["labels"] = str(self.labels) if self.labels else None
         data["json_path"] = str(self.json_path) if self.json_path else None
-        data["baseline"] = str(self.baseline) if self.baseline else None
+        data["baseline"] = [str(path) for path in self.baseline]
         data["fail_on"] = [threshold.text for threshold in self.fail_on]
         return data
 
@@ -182,7 +182,7 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
         runner=runner,
         cache_dir=cache,
         json_path=json_path,
-        baseline=Path(options["baseline"]) if options.get("baseline") else None,
+        baseline=tuple(Path(path) for path in split_names(options.get("baseline"))),
         fail_on=fail_on,
     )
     if settings.min_time_s > settings.max_time_s:

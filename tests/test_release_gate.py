@@ -124,25 +124,26 @@ def test_benchmark_skip_skips_workload_items_and_benchmark_only_keeps_them(gate_
 
 def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, run_plugin,
                                                                 monkeypatch, tmp_path):
-    baseline = tmp_path / "baseline.json"
-    result, _ = run_plugin(FRAMEWORKS, f"--aiot-json={baseline}", json_report=False)
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    result, _ = run_plugin(FRAMEWORKS, f"--aiot-json={first}", json_report=False)
     result.assert_outcomes(passed=4)
 
-    gate = [f"--aiot-baseline={baseline}", "--aiot-fail-on=median:+100%,accuracy:-0.5"]
-    # Plain re-runs: nothing beyond the limits, whatever the noise.
-    for _ in range(2):
-        result, document = run_plugin(FRAMEWORKS, *gate)
-        result.assert_outcomes(passed=4)
-        assert not any(w["failed"] for w in document["baseline_comparison"]["workloads"])
+    limits = "--aiot-fail-on=median:+100%,accuracy:-0.5"
+    # A plain re-run: nothing beyond the limits, whatever the noise. It becomes the baseline's
+    # second run.
+    result, document = run_plugin(FRAMEWORKS, f"--aiot-baseline={first}", limits)
+    result.assert_outcomes(passed=4)
+    assert not any(w["failed"] for w in document["baseline_comparison"]["workloads"])
+    second.write_text(json.dumps(document))
 
     slowed(monkeypatch)
-    result, document = run_plugin(FRAMEWORKS, "-v", *gate)
+    result, document = run_plugin(FRAMEWORKS, "-v", f"--aiot-baseline={first},{second}", limits)
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
         "*test_gate.py::test_workload?gate_net-onnxruntime-local? FAILED*",
         "*test_tiny.py::test_workload?tiny_cnn-onnxruntime-local? PASSED*"], consecutive=False)
     output = result.stdout.str()
-    assert "gate_net-onnxruntime on local regressed against the baseline" in output
+    assert "gate_net-onnxruntime on local regressed against the baseline 2 runs" in output
     assert "exceeds +100%" in output and "beyond (at least +" in output
     assert "also changed: artifact" in output
     comparison = document["baseline_comparison"]
@@ -151,9 +152,16 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
     median = next(c for w in comparison["workloads"] if w["workload"] == "gate_net-tflite"
                   for c in w["changes"] if c["metric"] == "median")
     assert median["least_change"] > 1.0 and median["beyond_noise"]
-    now = document["devices"]["local"]["workloads"]
-    ratio = {w["network"] + w["framework"]: w["stats"]["median_s"] for w in now}
-    assert median["now"][0] == pytest.approx(ratio["gate_nettflite"])
+    # The baseline's interval spans both runs' intervals; "now" is this run's median.
+    runs = [json.loads(path.read_text())["devices"]["local"]["workloads"]
+            for path in (first, second)]
+    stats = [next(w["stats"] for w in run if w["network"] == "gate_net"
+                  and w["framework"] == "tflite") for run in runs]
+    assert median["baseline"][1] == min(s["median_ci_low_s"] for s in stats)
+    assert median["baseline"][2] == max(s["median_ci_high_s"] for s in stats)
+    now = next(w for w in document["devices"]["local"]["workloads"]
+               if w["network"] == "gate_net" and w["framework"] == "tflite")
+    assert median["now"][0] == now["stats"]["median_s"]
 
 
 def test_a_device_vips_drop_fails_the_session_naming_the_device(gate_project, run_plugin,
@@ -199,7 +207,7 @@ def test_a_pytest_benchmark_saved_run_is_a_baseline_too(gate_project, run_plugin
                                   "--aiot-fail-on=median:+100%")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*against the baseline *0001_main.json (pytest-benchmark run*"])
-    assert document["baseline_comparison"]["baseline_kind"] == "pytest-benchmark run"
+    assert document["baseline_comparison"]["baseline"][0]["kind"] == "pytest-benchmark run"
 
 
 OTHER_BENCHMARK = {"machine_info": {}, "commit_info": {}, "version": "5.3.1",
@@ -227,7 +235,7 @@ def with_file(option: str, name: str, text: str):
      "*other.json is neither an aiotbench results file*nor a pytest-benchmark run*"),
     (with_file("--aiot-baseline", "b.json", json.dumps(OTHER_BENCHMARK)),
      "*b.json is a pytest-benchmark run with no aiotbench workloads (1 other benchmarks)*"),
-    (lambda p: [f"--aiot-baseline={p}"], "*--aiot-baseline=* is a folder*"),
+    (lambda p: [f"--aiot-baseline={p}"], "*--aiot-baseline=* is a folder with no .json runs*"),
     (lambda p: ["--aiot-fail-on=median:+10%"],
      "*--aiot-fail-on needs a run to compare with: give --aiot-baseline=PATH*"),
     (lambda p: ["--aiot-fail-on=meadian:+10%"],

@@ -123,7 +123,7 @@ class WorkloadComparison:
     def failure_message(self, baseline: Baseline) -> str:
         failed = [change for change in self.changes if change.failed]
         lines = [f"{self.key.label} on {self.key.device} regressed against the baseline "
-                 f"{baseline.path}:"]
+                 f"{baseline.where()}:"]
         lines += [f"  {change.describe()} exceeds {change.measure.describe_limit()}"
                   for change in failed]
         if self.context:
@@ -223,14 +223,9 @@ class ReleaseGate:
 
 def _figures(name: str, before: WorkloadFigures,
              now: WorkloadFigures) -> tuple[Estimate, Estimate] | None:
-    if name in ("median", "p90"):
-        attribute = f"{name}_s"
-        first, second = getattr(before, attribute), getattr(now, attribute)
-        return (first, second) if first is not None and second is not None else None
-    first, second = getattr(before, name), getattr(now, name)
-    if first is None or second is None:
-        return None
-    return Estimate.exact(first), Estimate.exact(second)
+    attribute = f"{name}_s" if METRICS[name].latency else name
+    first, second = getattr(before, attribute), getattr(now, attribute)
+    return (first, second) if first is not None and second is not None else None
 
 
 def _sum(estimates: Iterable[Estimate | None]) -> Estimate:

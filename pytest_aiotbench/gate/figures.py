@@ -62,10 +62,11 @@ class WorkloadFigures:
     status: str
     median_s: Estimate
     p90_s: Estimate | None = None
-    accuracy: float | None = None
+    #: Accuracy figures are exact in one run; a baseline of several runs gives their range.
+    accuracy: Estimate | None = None
     accuracy_source: str | None = None
-    top1: float | None = None
-    top5: float | None = None
+    top1: Estimate | None = None
+    top5: Estimate | None = None
     images: int = 0
     #: The workload's VIPS/VOPS terms, present when the workload was scored.
     vips: Estimate | None = None
@@ -90,8 +91,8 @@ class WorkloadFigures:
             status=result.status,
             median_s=Estimate(stats.median_s, stats.median_ci_low_s, stats.median_ci_high_s),
             p90_s=Estimate(stats.p90_s, stats.p90_ci_low_s, stats.p90_ci_high_s),
-            accuracy=result.accuracy, accuracy_source=result.accuracy_source,
-            top1=result.top1, top5=result.top5, images=result.images,
+            accuracy=_exact(result.accuracy), accuracy_source=result.accuracy_source,
+            top1=_exact(result.top1), top5=_exact(result.top5), images=result.images,
             vips=vips, vops=vops, framework_version=result.framework_version,
             artifact_sha256=(result.artifact or {}).get("sha256"), runner=result.runner)
 
@@ -108,8 +109,9 @@ class WorkloadFigures:
             key=WorkloadKey(row["device"], row["network"], row["framework"],
                             row.get("variant", "fp32")),
             status=row["status"], median_s=median, p90_s=p90,
-            accuracy=row.get("accuracy"), accuracy_source=row.get("accuracy_source"),
-            top1=row.get("top1"), top5=row.get("top5"), images=row.get("images") or 0,
+            accuracy=_exact(row.get("accuracy")), accuracy_source=row.get("accuracy_source"),
+            top1=_exact(row.get("top1")), top5=_exact(row.get("top5")),
+            images=row.get("images") or 0,
             vips=scores.get("vips"), vops=scores.get("vops"),
             framework_version=row.get("framework_version"),
             artifact_sha256=(row.get("artifact") or {}).get("sha256"), runner=row.get("runner"))
@@ -131,11 +133,19 @@ class WorkloadFigures:
             raise ValueError(f"figures of schema {data.get('figures')!r}, not {FIGURES_SCHEMA}")
         values = {field.name: data.get(field.name) for field in dataclasses.fields(cls)}
         values["key"] = WorkloadKey(**data["key"])
-        for name in ("median_s", "p90_s", "vips", "vops"):
+        for name in ESTIMATES:
             if values[name] is not None:
                 values[name] = Estimate.from_json(values[name])
         values["images"] = values["images"] or 0
         return cls(**values)
+
+
+#: The fields that are estimates (a figure and its interval).
+ESTIMATES = ("median_s", "p90_s", "accuracy", "top1", "top5", "vips", "vops")
+
+
+def _exact(value: float | None) -> Estimate | None:
+    return None if value is None else Estimate.exact(float(value))
 
 
 def _score_estimate(score: float, median_s: float, low_s: float, high_s: float) -> Estimate:

@@ -65,8 +65,8 @@ def to_json(gate: ReleaseGate, summary: GateSummary) -> dict[str, Any]:
                 "verdict": change.verdict()}
 
     return {
-        "baseline": str(gate.baseline.path), "baseline_kind": gate.baseline.kind,
-        "baseline_created": gate.baseline.created,
+        "baseline": [{"path": str(run.path), "kind": run.kind, "created": run.created}
+                     for run in gate.baseline.runs],
         "fail_on": [threshold.text for threshold in gate.thresholds.values()],
         "workloads": [{"device": c.key.device, "workload": c.key.label, "failed": c.failed,
                        "changes": [change_json(x) for x in c.changes],
