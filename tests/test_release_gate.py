@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CNN_MODULE
+import yaml
+from conftest import FAST, REPO, TINY_CNN_MODULE
 
 GATE_NET_MODULE = '''
 import os
@@ -282,3 +284,82 @@ def test_json_is_written_through_a_temporary_file_beside_it(gate_project, run_pl
     assert sorted(p.name for p in target.parent.iterdir()) == ["results.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert os.listdir(target.parent.parent) == ["deep"]
+
+
+EXAMPLE = REPO / "conftest_examples" / "release_gate"
+WORKFLOW = ".github/workflows/aiotbench-release-gate.yml"
+
+
+def test_the_release_gate_example_runs_its_workflow_steps(pytester, artifact_cache, tmp_path):
+    """The example as shipped, its workflow's own shell steps run in order for pushes and
+    pull requests (the ``uses:`` steps are GitHub's: checkout, cache, upload)."""
+    shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True)
+    pytester.makepyfile(test_gate=GATE_NET_MODULE)
+    steps = yaml.safe_load((pytester.path / WORKFLOW).read_text())["jobs"]["gate"]["steps"]
+    commands = [step["run"] for step in steps if "release_gate.sh" in step.get("run", "")]
+    assert commands == ["bash release_gate.sh check", "bash release_gate.sh accept"]
+    # The test's own choices: this machine, the test network, short timing, and limits wide
+    # enough for a busy shared machine (the ini's are for dedicated devices; the script's
+    # own -o aiot_fail_on= still turns the gate off where there is no baseline).
+    options = [*FAST, f"--aiot-cache={artifact_cache}", "--aiot-device=local",
+               "--aiot-network=gate_net", "-o", "aiot_fail_on=median:+100%,accuracy:-0.01"]
+    environment = {**os.environ, "PYTEST_ADDOPTS": " ".join(options),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def job(event: str, width: str, **extra_env: str) -> tuple[bool, str]:
+        env = {**environment, "AIOT_TEST_WIDTH": width, **extra_env}
+        passed, output = True, ""
+        for step in steps:
+            if "run" not in step or "pip install" in step["run"]:
+                continue  # installing is tox's job here
+            if not _step_runs(step.get("if"), event, passed):
+                continue
+            done = subprocess.run(["bash", "-c", step["run"]], cwd=pytester.path, env=env,
+                                  capture_output=True, text=True, timeout=1200)
+            output += done.stdout + done.stderr
+            passed = passed and done.returncode == 0
+        return passed, output
+
+    passed, output = job("push", "32")
+    assert passed, output
+    assert "no accepted baseline in .aiotbench/baseline yet: measuring, not gating" in output
+    assert "baseline runs: 1" in output
+    passed, output = job("push", "32")
+    assert passed, output
+    assert "against the baseline .aiotbench/baseline/" in output
+    assert "baseline runs: 2" in output
+    passed, output = job("pull_request", "32")
+    assert passed, output
+    assert "against the baseline 2 runs" in output
+    passed, output = job("pull_request", "160")
+    assert not passed
+    assert "gate_net-onnxruntime on local regressed against the baseline 2 runs" in output
+    assert "gate_net-tflite on local regressed" in output
+    # A pull request is never accepted; results and pytest-benchmark's history are kept.
+    assert len(list((pytester.path / ".aiotbench" / "baseline").glob("*.json"))) == 2
+    results = json.loads((pytester.path / ".aiotbench" / "results.json").read_text())
+    assert {w["failed"] for w in results["baseline_comparison"]["workloads"]} == {True}
+    assert len(list((pytester.path / ".aiotbench" / "history").rglob("0*.json"))) == 4
+
+    # Only the newest runs stay accepted.
+    passed, output = job("push", "32", AIOTBENCH_BASELINE_KEEP="1")
+    assert passed, output
+    assert "baseline runs: 1" in output
+
+    # Without PYTEST_ADDOPTS, the ini's own limits are the gate.
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only",
+                           "--aiot-device=local", "--aiot-baseline=.aiotbench/baseline"],
+                          cwd=pytester.path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTEST_ADDOPTS": ""})
+    assert "; median:+10%, accuracy:-0.01, vips:-10%" in done.stdout, done.stdout + done.stderr
+
+
+def _step_runs(condition: str | None, event: str, passed: bool) -> bool:
+    """The few GitHub expressions the example's steps use."""
+    if condition is None:
+        return passed
+    if condition == "always()":
+        return True
+    if condition == "github.event_name == 'push'":
+        return passed and event == "push"
+    raise AssertionError(f"the test does not know the step condition {condition!r}")
