@@ -151,7 +151,8 @@ def pytest_report_header(config: pytest.Config):
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return lines
-    return benchmark_records.replace_header(session.settings, lines) + _header(session)
+    # One element: pytest prints the hooks' results in reverse, each element's lines in order.
+    return [*benchmark_records.replace_header(session.settings, lines), _header(session)]
 
 
 def _header(session: BenchSession) -> list[str]:

@@ -103,8 +103,10 @@ class Change:
         return "ok"
 
     def describe(self) -> str:
+        noise = self.noise()
+        said = "exact figures, no noise" if noise == "exact" else f"{noise} the noise"
         return (f"{self.metric.name} {self.value(self.baseline)} -> {self.value(self.now)} "
-                f"({self.signed(self.change)}; {self.noise()} the noise)")
+                f"({self.signed(self.change)}; {said})")
 
 
 @dataclasses.dataclass(frozen=True)
