@@ -105,6 +105,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("fail-on", "with --aiot-baseline, the changes that fail: a change fails only when it "
         "is beyond both its limit and the noise, e.g. median:+10%,top1:-0.01,vips:-5%; "
         f"metrics: {', '.join(METRICS)}", metavar="LIMITS")
+    add("confirm", "re-time a workload the gate finds regressed up to N times; it fails only "
+        "if every re-timing regresses too (default 1; 0: fail at once)", metavar="N")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -125,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                    per_class=parsed.images_per_class, seed=parsed.seed)
         gate = None
         if parsed.baseline:
-            gate = ReleaseGate(load_baseline(parsed.baseline), parsed.fail_on)
+            gate = ReleaseGate(load_baseline(parsed.baseline), parsed.fail_on, parsed.confirm)
     except (settings.SettingsError, UnknownDeviceError, DeviceError, DatasetError,
             BaselineError) as exc:
         raise pytest.UsageError(str(exc)) from None

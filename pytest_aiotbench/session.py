@@ -98,8 +98,10 @@ class BenchSession:
         self.artifacts_reused = 0
 
     # ------------------------------------------------------------------ the workload
-    def run(self, spec: WorkloadSpec, nodeid: str = "") -> WorkloadResult:
-        """Prepare, deploy, time and check one workload; the result is always recorded."""
+    def run(self, spec: WorkloadSpec, nodeid: str = "",
+            replacing: WorkloadResult | None = None) -> WorkloadResult:
+        """Prepare, deploy, time and check one workload; the result is always recorded (in
+        the place of ``replacing``, an earlier timing of the same workload, when given)."""
         framework = frameworks.get(spec.framework)
         result = WorkloadResult(device=spec.device, network=spec.network,
                                 framework=spec.framework, backend=framework.backend,
@@ -114,7 +116,7 @@ class BenchSession:
         except Exception as exc:  # confined to this item; the session goes on
             result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"
         finally:
-            self.record(result)
+            self.record(result, replacing)
         return result
 
     def _run(self, spec: WorkloadSpec, framework: frameworks.Framework,
@@ -275,8 +277,11 @@ class BenchSession:
         self.progress(f"aiotbench: exporting {label} (not in the cache {self.cache.root}) ...")
 
     # --------------------------------------------------------------------- results
-    def record(self, result: WorkloadResult) -> None:
-        self.results.append(result)
+    def record(self, result: WorkloadResult, replacing: WorkloadResult | None = None) -> None:
+        if replacing is not None:
+            self.results[self.results.index(replacing)] = result
+        else:
+            self.results.append(result)
         if self.settings.json_path:
             # Written after every workload: an interrupted session keeps what it measured.
             self.write_json()

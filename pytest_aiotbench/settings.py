@@ -60,6 +60,8 @@ class Settings:
     #: Earlier runs to compare with (--aiot-baseline), and what fails against them.
     baseline: tuple[Path, ...] = ()
     fail_on: tuple[Threshold, ...] = ()
+    #: Fresh re-timings a regression must survive before its item fails.
+    confirm: int = 1
 
     def timing(self) -> Timing:
         return Timing(mode=self.protocol, warmup_s=self.warmup_s,
@@ -184,6 +186,7 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
         json_path=json_path,
         baseline=tuple(Path(path) for path in split_names(options.get("baseline"))),
         fail_on=fail_on,
+        confirm=_number("confirm", given("confirm", d.confirm), int, 0, 10),
     )
     if settings.min_time_s > settings.max_time_s:
         raise SettingsError(f"--aiot-min-time={settings.min_time_s:g} is above --aiot-max-time="

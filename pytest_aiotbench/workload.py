@@ -30,8 +30,9 @@ class Workload:
 
     def run(self) -> WorkloadResult:
         """Deploy, time and check; the measurement is recorded whatever the outcome, and its
-        device-side samples become the item's pytest-benchmark record."""
-        self.result = self.session.run(self.spec, self.nodeid)
+        device-side samples become the item's pytest-benchmark record (a re-timing replaces
+        both)."""
+        self.result = self.session.run(self.spec, self.nodeid, replacing=self.result)
         records = self.session.benchmark_records
         records.add(self.benchmark, self.result,
                     self.session.device_facts.get(self.spec.device, {}))
@@ -40,17 +41,33 @@ class Workload:
 
     def check(self) -> WorkloadResult:
         """Run, then turn the outcome into the test's outcome (skip, fail with figures)."""
-        result = self.run()
+        result = self._checked(self.run())
+        gate = self.session.gate
+        if gate is None:
+            return result
+        comparison = gate.judge(result)
+        # A regression must show again in a fresh timing: a busy moment of a shared device
+        # passes, a real slowdown stays.
+        earlier = []
+        while (comparison is not None and comparison.failed
+               and len(earlier) < gate.confirm):
+            earlier.append(comparison)
+            self.session.progress(f"aiotbench: {self.spec.id} looks regressed "
+                                  f"({comparison.failed_summary()}); re-timing to confirm "
+                                  f"({len(earlier)} of {gate.confirm})")
+            result = self._checked(self.run())
+            comparison = gate.judge(result, earlier)
+        if comparison is not None and comparison.failed:
+            pytest.fail(comparison.failure_message(gate.baseline), pytrace=False)
+        return result
+
+    def _checked(self, result: WorkloadResult) -> WorkloadResult:
         if result.status == SKIPPED:
             pytest.skip(result.error or "skipped")
         if result.status == INVALID:
             pytest.fail(result.error or "outputs diverge", pytrace=False)
         if result.status != PASSED:
             pytest.fail(f"{self.spec.id}: {result.error}", pytrace=False)
-        gate = self.session.gate
-        comparison = gate.judge(result) if gate is not None else None
-        if comparison is not None and comparison.failed:
-            pytest.fail(comparison.failure_message(gate.baseline), pytrace=False)
         return result
 
 

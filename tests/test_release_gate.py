@@ -148,6 +148,9 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
     assert "gate_net-onnxruntime on local regressed against the baseline 2 runs" in output
     assert "exceeds +100%" in output and "beyond (at least +" in output
     assert "also changed: artifact" in output
+    # Each regression was re-timed once before it failed, and the re-timing is the result.
+    assert output.count("looks regressed (median +") == 2
+    assert "confirmed: 2 timings all regressed (median +" in output
     comparison = document["baseline_comparison"]
     failed = {w["workload"] for w in comparison["workloads"] if w["failed"]}
     assert failed == {"gate_net-onnxruntime", "gate_net-tflite"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pytest_aiotbench.gate.baseline import Baseline
 from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures, WorkloadKey
@@ -118,9 +118,16 @@ class WorkloadComparison:
     #: What else differs between the runs and may explain a change.
     context: tuple[str, ...]
 
+    #: Earlier timings of this run that looked regressed, each re-timed to confirm.
+    earlier: tuple[WorkloadComparison, ...] = ()
+
     @property
     def failed(self) -> bool:
         return any(change.failed for change in self.changes)
+
+    def failed_summary(self) -> str:
+        return ", ".join(f"{change.metric.name} {change.signed(change.change)}"
+                         for change in self.changes if change.failed)
 
     def failure_message(self, baseline: Baseline) -> str:
         failed = [change for change in self.changes if change.failed]
@@ -128,9 +135,18 @@ class WorkloadComparison:
                  f"{baseline.where()}:"]
         lines += [f"  {change.describe()} exceeds {change.measure.describe_limit()}"
                   for change in failed]
+        if self.earlier:
+            lines.append(f"  confirmed: {len(self.earlier) + 1} timings all regressed "
+                         f"({'; '.join(c.failed_summary() for c in (*self.earlier, self))})")
         if self.context:
             lines.append("  also changed: " + "; ".join(self.context))
         return "\n".join(lines)
+
+    def retimed_note(self) -> str | None:
+        if not self.earlier:
+            return None
+        return (f"re-timed: {len(self.earlier)} earlier timing(s) looked regressed ("
+                + "; ".join(c.failed_summary() for c in self.earlier) + ")")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,22 +179,27 @@ class GateSummary:
 
 
 class ReleaseGate:
-    def __init__(self, baseline: Baseline, thresholds: tuple[Threshold, ...]):
+    def __init__(self, baseline: Baseline, thresholds: tuple[Threshold, ...], confirm: int = 1):
         self.baseline = baseline
         self.thresholds = {threshold.metric.name: threshold for threshold in thresholds}
+        #: How many fresh re-timings a workload's regression must survive before it fails.
+        self.confirm = confirm
         self.comparisons: dict[WorkloadKey, WorkloadComparison] = {}
 
     def describe(self) -> str:
-        gate = (", ".join(t.text for t in self.thresholds.values()) if self.thresholds
+        gate = (", ".join(t.text for t in self.thresholds.values())
+                + f" (confirmed by {self.confirm} re-timing(s))" if self.thresholds
                 else "no --aiot-fail-on: comparing, not gating")
         return f"baseline {self.baseline.describe()}; {gate}"
 
     def _measure(self, name: str) -> Threshold:
         return self.thresholds.get(name) or _shown_only(METRICS[name])
 
-    def judge(self, result: WorkloadResult) -> WorkloadComparison | None:
+    def judge(self, result: WorkloadResult,
+              earlier: Sequence[WorkloadComparison] = ()) -> WorkloadComparison | None:
         """Compare one passed workload with its baseline; None when the baseline lacks it or
-        the workload has nothing to compare (not passed, not timed)."""
+        the workload has nothing to compare (not passed, not timed). ``earlier``: this run's
+        earlier timings of it that looked regressed (this one re-times them)."""
         if result.status != PASSED or result.stats is None:
             return None
         now = WorkloadFigures.of(result)
@@ -193,7 +214,7 @@ class ReleaseGate:
             if pair is not None:
                 changes.append(Change(self._measure(name), *pair))
         comparison = WorkloadComparison(now.key, before, now, tuple(changes),
-                                        _context(before, now))
+                                        _context(before, now), tuple(earlier))
         self.comparisons[now.key] = comparison
         return comparison
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_benchmark import __version__ as PYTEST_BENCHMARK_VERSION
 from pytest_benchmark.fixture import BenchmarkFixture
-from pytest_benchmark.stats import Metadata
+from pytest_benchmark.stats import Metadata, Stats
 
 from pytest_aiotbench.gate.figures import EXTRA_INFO_KEY, WorkloadFigures
 from pytest_aiotbench.measure.result import WorkloadResult
@@ -48,11 +48,15 @@ class BenchmarkRecords:
         fixture.name = result.workload_id
         fixture.group = result.device
         fixture.extra_info.update(self._extra_info(result, device_facts))
-        record = Metadata(fixture, iterations=1, options=self._options(result))
+        record = fixture.stats
+        if record is None:
+            record = Metadata(fixture, iterations=1, options=self._options(result))
+            fixture._add_stats(record)
+            fixture.stats = record
+        else:  # a re-timing replaces the earlier timing's samples
+            record.stats, record.options = Stats(), self._options(result)
         for sample in result.samples_s:
             record.update(sample)
-        fixture._add_stats(record)
-        fixture.stats = record
         self._extra[result.nodeid] = fixture.extra_info
 
     def update_scores(self, scores: list[DeviceScore]) -> None:

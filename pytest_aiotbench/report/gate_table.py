@@ -27,6 +27,8 @@ def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
             if comparison.context:
                 notes.append(f"  {comparison.key.label}: also changed: "
                              + "; ".join(comparison.context))
+            if comparison.retimed_note():
+                notes.append(f"  {comparison.key.label}: {comparison.retimed_note()}")
         for total in (d for d in summary.devices if d.device == device):
             for index, change in enumerate(total.changes):
                 label = f"device total ({total.common} workloads in both)"
@@ -46,7 +48,8 @@ def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
         lines.append("baseline devices not benchmarked this run: "
                      + ", ".join(summary.devices_not_run))
     lines.append("noise: the confidence intervals of both runs' medians (and p90s); a change "
-                 "fails only when even the smallest change they allow exceeds its limit")
+                 "fails only when even the smallest change they allow exceeds its limit, "
+                 f"and again in {gate.confirm} fresh re-timing(s)")
     return lines
 
 
@@ -70,7 +73,9 @@ def to_json(gate: ReleaseGate, summary: GateSummary) -> dict[str, Any]:
         "fail_on": [threshold.text for threshold in gate.thresholds.values()],
         "workloads": [{"device": c.key.device, "workload": c.key.label, "failed": c.failed,
                        "changes": [change_json(x) for x in c.changes],
-                       "also_changed": list(c.context)} for c in summary.workloads],
+                       "also_changed": list(c.context),
+                       "earlier_timings": [{"changes": [change_json(x) for x in e.changes]}
+                                           for e in c.earlier]} for c in summary.workloads],
         "devices": [{"device": d.device, "common_workloads": d.common, "failed": d.failed,
                      "changes": [change_json(x) for x in d.changes]} for d in summary.devices],
         "new": [{"device": k.device, "workload": k.label} for k in summary.new],
