@@ -198,8 +198,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     specs = [WorkloadSpec(card.name, framework, device, variant)
              for card in cards for framework in framework_names
              for variant in chosen.variants for device in session.devices]
-    metafunc.parametrize("aiot_workload", specs, ids=[spec.id for spec in specs],
-                         indirect=True)
+    # Every workload item carries the aiot marker: -m aiot selects them, -m "not aiot" the rest.
+    metafunc.parametrize("aiot_workload",
+                         [pytest.param(spec, id=spec.id, marks=pytest.mark.aiot)
+                          for spec in specs], indirect=True)
 
 
 def _networks_for(metafunc: pytest.Metafunc) -> list[networks.NetworkCard]:
@@ -222,7 +224,11 @@ def _is_test_module(module_name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(os.path.basename(path), pattern) for pattern in patterns)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so they apply to added items too
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    if _asked_on_command_line(config) and not any(_is_workload(item) for item in items):
+        _add_reference_matrix(session, items)
     chosen = config.stash[SESSION_KEY].settings
     known = networks.names()
     unknown = [name for name in chosen.networks if name not in known]
@@ -231,11 +237,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                 f"known networks: {', '.join(known)}")
     # A workload module whose networks the filters left out has an empty matrix: deselect
     # its placeholder item rather than report it skipped.
-    empty = [item for item in items if "aiot_workload" in getattr(item, "fixturenames", ())
+    empty = [item for item in items if _is_workload(item)
              and not isinstance(_workload_param(item), WorkloadSpec)]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
+
+
+def _is_workload(item: pytest.Item) -> bool:
+    return "aiot_workload" in getattr(item, "fixturenames", ())
+
+
+def _asked_on_command_line(config: pytest.Config) -> bool:
+    return any(str(arg).startswith("--aiot-") for arg in config.invocation_params.args)
+
+
+def _add_reference_matrix(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """The first command a user types, ``pytest --aiot-device=all`` in a project without
+    workload modules, benchmarks the reference matrix rather than finding nothing to run."""
+    from pytest_aiotbench.suite import test_reference
+
+    # Named as the package, not by a path outside the project, so ids read as in --pyargs.
+    module = pytest.Module.from_parent(session, path=Path(test_reference.__file__),
+                                       nodeid="pytest_aiotbench/suite/test_reference.py")
+    added = list(session.genitems(module))
+    items.extend(added)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and added:
+        reporter.write_line(f"aiotbench: no test module here runs workloads, so the reference "
+                            f"matrix runs (pytest_aiotbench.suite: {len(added)} workload "
+                            "item(s)); import test_workload in a test module to run your own")
 
 
 def _workload_param(item: pytest.Item) -> object:

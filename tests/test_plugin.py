@@ -171,3 +171,27 @@ def test_reference_suite_runs_one_reference_network_through_every_framework(pyte
     assert {w["framework"] for w in workloads} == set(ALL_FRAMEWORKS)
     assert all(abs(w["macs"] / 0.35e9 - 1) < 0.02 for w in workloads)
     assert Path(workloads[0]["artifact"]["path"]).is_file()
+
+
+def test_the_first_command_in_an_empty_folder_runs_the_reference_matrix(pytester, run_plugin):
+    result, document = run_plugin("--aiot-device=local", "--aiot-network=squeezenet1_1",
+                                  "--aiot-framework=onnxruntime")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "aiotbench: no test module here runs workloads, so the reference matrix runs "
+        "(pytest_aiotbench.suite: 1 workload item(s))*",
+        "*aiotbench: VIPS / VOPS*", "squeezenet1_1  onnxruntime*"])
+    (workload,) = document["devices"]["local"]["workloads"]
+    assert workload["nodeid"] == ("pytest_aiotbench/suite/test_reference.py::"
+                                  "test_workload[squeezenet1_1-onnxruntime-local]")
+    # Without any --aiot-* option pytest is left alone: nothing to run is nothing to run.
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert plain.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_every_workload_item_carries_the_aiot_marker(pytester, run_plugin):
+    pytester.makepyfile(test_tiny=TINY_CNN_MODULE, test_other="def test_other():\n    pass\n")
+    result, _ = run_plugin("--collect-only", "-q", "-m", "aiot", json_report=False)
+    result.stdout.fnmatch_lines(["*tiny_cnn-tflite-local*", "4/5 tests collected (1 deselected)*"])
+    result, _ = run_plugin("--collect-only", "-q", "-m", "not aiot", json_report=False)
+    result.stdout.fnmatch_lines(["test_other.py::test_other", "1/5 tests collected*"])
