@@ -19,9 +19,10 @@ from pytest_aiotbench.devices import (
 from pytest_aiotbench.gate import BaselineError, ReleaseGate, load_baseline
 from pytest_aiotbench.gate.thresholds import METRICS
 from pytest_aiotbench.images import DatasetError, load_dataset
+from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.report import benchmark_records
 from pytest_aiotbench.session import BenchSession, WorkloadSpec
-from pytest_aiotbench.workload import Workload
+from pytest_aiotbench.workload import Workload, outcome
 
 SESSION_KEY = pytest.StashKey[BenchSession]()
 
@@ -186,8 +187,16 @@ def _progress_writer(config: pytest.Config):
     return write
 
 
+#: The fixtures parametrized over the workload matrix: the workload item's, and the measured
+#: result a test of one's own asserts on.
+MATRIX_FIXTURES = ("aiot_workload", "aiot_measured")
+#: What ``@pytest.mark.aiot(...)`` may select a test's workloads by (fnmatch patterns).
+SELECTORS = ("network", "framework", "variant", "device")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "aiot_workload" not in metafunc.fixturenames:
+    argname = next((name for name in MATRIX_FIXTURES if name in metafunc.fixturenames), None)
+    if argname is None:
         return
     session = metafunc.config.stash[SESSION_KEY]
     chosen = session.settings
@@ -198,10 +207,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     specs = [WorkloadSpec(card.name, framework, device, variant)
              for card in cards for framework in framework_names
              for variant in chosen.variants for device in session.devices]
+    marker = metafunc.definition.get_closest_marker("aiot")
+    if marker is not None:
+        specs = [spec for spec in specs if _selected(spec, marker, metafunc)]
     # Every workload item carries the aiot marker: -m aiot selects them, -m "not aiot" the rest.
-    metafunc.parametrize("aiot_workload",
-                         [pytest.param(spec, id=spec.id, marks=pytest.mark.aiot)
-                          for spec in specs], indirect=True)
+    metafunc.parametrize(argname, [pytest.param(spec, id=spec.id, marks=pytest.mark.aiot)
+                                   for spec in specs], indirect=True)
+
+
+def _selected(spec: WorkloadSpec, marker: pytest.Mark, metafunc: pytest.Metafunc) -> bool:
+    unknown = sorted(set(marker.kwargs) - set(SELECTORS))
+    if unknown or marker.args:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.aiot takes "
+                                f"{', '.join(f'{key}=' for key in SELECTORS)} patterns, not "
+                                f"{', '.join(unknown) or repr(marker.args)}")
+    for key, patterns in marker.kwargs.items():
+        patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        if not any(fnmatch.fnmatchcase(getattr(spec, key), pattern) for pattern in patterns):
+            return False
+    return True
 
 
 def _networks_for(metafunc: pytest.Metafunc) -> list[networks.NetworkCard]:
@@ -227,7 +251,8 @@ def _is_test_module(module_name: str, patterns: list[str]) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so they apply to added items too
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    if _asked_on_command_line(config) and not any(_is_workload(item) for item in items):
+    if _asked_on_command_line(config) and not any(
+            "aiot_workload" in getattr(item, "fixturenames", ()) for item in items):
         _add_reference_matrix(session, items)
     chosen = config.stash[SESSION_KEY].settings
     known = networks.names()
@@ -245,7 +270,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def _is_workload(item: pytest.Item) -> bool:
-    return "aiot_workload" in getattr(item, "fixturenames", ())
+    return any(name in getattr(item, "fixturenames", ()) for name in MATRIX_FIXTURES)
 
 
 def _asked_on_command_line(config: pytest.Config) -> bool:
@@ -271,7 +296,8 @@ def _add_reference_matrix(session: pytest.Session, items: list[pytest.Item]) -> 
 
 def _workload_param(item: pytest.Item) -> object:
     callspec = getattr(item, "callspec", None)
-    return None if callspec is None else callspec.params.get("aiot_workload")
+    params = {} if callspec is None else callspec.params
+    return next((params[name] for name in MATRIX_FIXTURES if name in params), None)
 
 
 @pytest.fixture
@@ -281,6 +307,17 @@ def aiot_workload(request: pytest.FixtureRequest, benchmark) -> Workload:
     workload items and ``--benchmark-skip`` skips them, as for any benchmark)."""
     session = request.config.stash[SESSION_KEY]
     return Workload(session, request.param, request.node.nodeid, benchmark)
+
+
+@pytest.fixture
+def aiot_measured(request: pytest.FixtureRequest) -> WorkloadResult:
+    """One workload's measured result, for a test of your own to assert on (a latency budget,
+    an accuracy floor). ``@pytest.mark.aiot(network=..., framework=..., variant=...,
+    device=...)`` picks the workloads (fnmatch patterns); each is measured once a session,
+    shared with its workload item."""
+    session = request.config.stash[SESSION_KEY]
+    spec = request.param
+    return outcome(session.measured(spec, request.node.nodeid), spec.id)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

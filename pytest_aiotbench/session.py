@@ -88,6 +88,7 @@ class BenchSession:
         self.progress = progress
         self.runners = RunnerChooser(settings.runner, NativeBuilder(settings.cache_dir, progress))
         self.results: list[WorkloadResult] = []
+        self._latest: dict[WorkloadSpec, WorkloadResult] = {}
         self.device_facts: dict[str, dict[str, Any]] = {}
         self._prepared: dict[str, PreparedNetwork] = {}
         self._build_errors: dict[str, BuildError] = {}
@@ -117,7 +118,12 @@ class BenchSession:
             result.status, result.error = FAILED, f"{type(exc).__name__}: {exc}"
         finally:
             self.record(result, replacing)
+            self._latest[spec] = result
         return result
+
+    def measured(self, spec: WorkloadSpec, nodeid: str = "") -> WorkloadResult:
+        """The workload's result this session: measured on first request, then shared."""
+        return self._latest.get(spec) or self.run(spec, nodeid)
 
     def _run(self, spec: WorkloadSpec, framework: frameworks.Framework,
              result: WorkloadResult) -> None:

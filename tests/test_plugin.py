@@ -195,3 +195,33 @@ def test_every_workload_item_carries_the_aiot_marker(pytester, run_plugin):
     result.stdout.fnmatch_lines(["*tiny_cnn-tflite-local*", "4/5 tests collected (1 deselected)*"])
     result, _ = run_plugin("--collect-only", "-q", "-m", "not aiot", json_report=False)
     result.stdout.fnmatch_lines(["test_other.py::test_other", "1/5 tests collected*"])
+
+
+BUDGET_MODULE = TINY_CNN_MODULE + '''
+import pytest
+
+
+@pytest.mark.aiot(network="tiny_cnn", framework="onnxruntime")
+def test_tiny_cnn_p90_stays_within_a_second(aiot_measured):
+    assert aiot_measured.stats.p90_s < 1.0
+
+
+@pytest.mark.aiot(framework=["tflite", "onnx*"])
+def test_an_impossible_budget(aiot_measured):
+    assert aiot_measured.stats.p90_s < 1e-9, f"p90 {aiot_measured.stats.p90_s * 1e3:.3f} ms"
+'''
+
+
+def test_a_budget_test_asserts_on_the_measured_result(pytester, run_plugin):
+    pytester.makepyfile(test_budget=BUDGET_MODULE)
+    result, document = run_plugin("-v", "--aiot-framework=onnxruntime,tflite")
+    # 2 workload items, 1 budget kept, 2 budgets broken (the marker picked both frameworks).
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_tiny_cnn_p90_stays_within_a_second?tiny_cnn-onnxruntime-local? PASSED*",
+        "*test_an_impossible_budget?tiny_cnn-tflite-local? FAILED*"], consecutive=False)
+    result.stdout.fnmatch_lines(["*AssertionError: p90 *ms*"])
+    # Each workload measured once, shared by its item and the budget tests.
+    assert len(document["devices"]["local"]["workloads"]) == 2
+    result, _ = run_plugin("--collect-only", "-q", "-m", "aiot", json_report=False)
+    result.stdout.fnmatch_lines(["7 tests collected*"])  # 4 workloads + 3 budget items
