@@ -23,7 +23,7 @@ from pytest_aiotbench.artifacts import (
 )
 from pytest_aiotbench.devices import Device, DeviceError, FrameworkMissing
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
-from pytest_aiotbench.gate import GateSummary, ReleaseGate
+from pytest_aiotbench.gate import GateSummary, ReleaseGate, WorkloadKey
 from pytest_aiotbench.images import Dataset
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure.result import FAILED, INVALID, PASSED, SKIPPED
@@ -63,10 +63,13 @@ class WorkloadSpec:
     variant: str = "fp32"
 
     @property
+    def key(self) -> WorkloadKey:
+        return WorkloadKey(self.device, self.network, self.framework, self.variant)
+
+    @property
     def id(self) -> str:
-        if self.variant == "fp32":
-            return f"{self.network}-{self.framework}-{self.device}"
-        return f"{self.network}-{self.framework}-{self.variant}-{self.device}"
+        """The test id: the workload's label, then the device."""
+        return f"{self.key.label}-{self.device}"
 
 
 class BenchSession:

@@ -221,8 +221,7 @@ class ReleaseGate:
     def summarize(self, results: Iterable[WorkloadResult], devices: Iterable[str]) -> GateSummary:
         results = list(results)
         devices = list(devices)
-        timed = {WorkloadKey(r.device, r.network, r.framework, r.variant)
-                 for r in results if r.stats is not None}
+        timed = {WorkloadKey.of(r) for r in results if r.stats is not None}
         new = sorted(key for key in timed if key not in self.baseline.workloads)
         missing = sorted(key for key in self.baseline.workloads
                          if key.device in devices and key not in timed)

@@ -50,8 +50,13 @@ class WorkloadKey:
     framework: str
     variant: str = "fp32"
 
+    @classmethod
+    def of(cls, result: WorkloadResult) -> WorkloadKey:
+        return cls(result.device, result.network, result.framework, result.variant)
+
     @property
     def label(self) -> str:
+        """The workload as ids name it (fp32 left out): ``resnet50-tflite-int8``."""
         name = f"{self.network}-{self.framework}"
         return name if self.variant == "fp32" else f"{name}-{self.variant}"
 
@@ -87,7 +92,7 @@ class WorkloadFigures:
             vops = _score_estimate(vops_value, stats.median_s, stats.median_ci_low_s,
                                    stats.median_ci_high_s)
         return cls(
-            key=WorkloadKey(result.device, result.network, result.framework, result.variant),
+            key=WorkloadKey.of(result),
             status=result.status,
             median_s=Estimate(stats.median_s, stats.median_ci_low_s, stats.median_ci_high_s),
             p90_s=Estimate(stats.p90_s, stats.p90_ci_low_s, stats.p90_ci_high_s),

@@ -27,22 +27,19 @@ class Metric:
     scope: str
     #: True for seconds (absolute limits take ms/us/s); False for plain numbers.
     latency: bool
-    meaning: str
 
 
+#: median/p90: latency, with their order-statistic intervals as noise; accuracy: what VIPS
+#: uses (labelled top-1, else agreement with fp32); top1/top5: labelled images only;
+#: vips/vops: the device's totals over the workloads both runs scored.
 METRICS: dict[str, Metric] = {metric.name: metric for metric in (
-    Metric("median", +1, "workload", True, "median latency (its confidence interval is the "
-           "noise)"),
-    Metric("p90", +1, "workload", True, "90th-percentile latency (its order-statistic "
-           "interval is the noise)"),
-    Metric("accuracy", -1, "workload", False, "the accuracy VIPS uses: top-1 on labelled "
-           "images, else top-1 agreement with the fp32 reference"),
-    Metric("top1", -1, "workload", False, "top-1 on the labelled images (--aiot-dataset)"),
-    Metric("top5", -1, "workload", False, "top-5 on the labelled images (--aiot-dataset)"),
-    Metric("vips", -1, "device", False, "the device's VIPS over the workloads both runs "
-           "scored"),
-    Metric("vops", -1, "device", False, "the device's VOPS over the workloads both runs "
-           "scored"),
+    Metric("median", +1, "workload", True),
+    Metric("p90", +1, "workload", True),
+    Metric("accuracy", -1, "workload", False),
+    Metric("top1", -1, "workload", False),
+    Metric("top5", -1, "workload", False),
+    Metric("vips", -1, "device", False),
+    Metric("vops", -1, "device", False),
 )}
 
 LATENCY_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
