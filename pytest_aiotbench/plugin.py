@@ -9,22 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aiotbench import frameworks, networks, settings
-from pytest_aiotbench.devices import (
-    AdbOptions,
-    DeviceError,
-    UnknownDeviceError,
-    select_devices,
+from pytest_aiotbench import farm, frameworks, networks, settings
+from pytest_aiotbench.devices import AdbOptions, DeviceError, UnknownDeviceError, select_devices
+from pytest_aiotbench.fixtures import (  # noqa: F401  (the staged fixtures, registered here)
+    aiot_artifact,
+    aiot_deployed,
+    aiot_device,
+    aiot_measured,
+    aiot_network,
+    aiot_workload,
 )
 from pytest_aiotbench.gate import BaselineError, ReleaseGate, load_baseline
 from pytest_aiotbench.gate.thresholds import METRICS
-from pytest_aiotbench.images import DatasetError, load_dataset
-from pytest_aiotbench.measure.result import WorkloadResult
+from pytest_aiotbench.images import DatasetError
+from pytest_aiotbench.lab import LAB_KEY, Lab
+from pytest_aiotbench.measure.result import FAILED, SKIPPED, WorkloadResult
 from pytest_aiotbench.report import benchmark_records
-from pytest_aiotbench.session import BenchSession, WorkloadSpec
-from pytest_aiotbench.workload import Workload, outcome
-
-SESSION_KEY = pytest.StashKey[BenchSession]()
+from pytest_aiotbench.session import SESSION_KEY, BenchSession, RunFacts
+from pytest_aiotbench.stages import ArtifactChoice, StageFailed, StageSkipped, WorkloadSpec
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,8 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(dest, f"default of --aiot-{name}: {help}",
                       type="bool" if kwargs.get("action") == "store_true" else "string")
 
-    add("device", "local (default), all (local + every adb device), or a comma list of "
-        "device aliases/serials", metavar="DEVICES")
+    add("device", "local (default), all (local + every adb device), adb (every adb device), "
+        "or a comma list of device aliases/serials", metavar="DEVICES")
     add("network", "comma list of networks to run (default: all registered)", metavar="NAMES")
     add("framework", "comma list of frameworks: tflite, onnxruntime, pytorch-mobile, "
         "executorch (default: all)", metavar="NAMES")
@@ -111,30 +113,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "aiot: an AIoTBench workload item")
+    config.addinivalue_line("markers", "aiot: an AIoTBench workload item; on a test of your "
+                            "own, network=, framework=, variant=, device= patterns pick the "
+                            "workloads its aiot_measured result comes from")
     options = {name[len("aiot_"):]: _option_or_ini(config, name, value)
                for name, value in vars(config.option).items() if name.startswith("aiot_")}
     try:
         parsed = settings.parse(options, Path(config.rootpath))
-        selection = select_devices(parsed.device, local_python=parsed.local_python,
-                                   adb=AdbOptions(server=parsed.adb_server,
-                                                  workdir=parsed.adb_workdir,
-                                                  python=parsed.adb_python,
-                                                  keep_deployed=parsed.keep_deployed,
-                                                  pin_big_cores=parsed.pin_big_cores))
-        dataset = None
-        if parsed.dataset is not None:
-            dataset = load_dataset(parsed.dataset, labels_file=parsed.labels, count=parsed.images,
-                                   per_class=parsed.images_per_class, seed=parsed.seed)
         gate = None
         if parsed.baseline:
             gate = ReleaseGate(load_baseline(parsed.baseline), parsed.fail_on, parsed.confirm)
-    except (settings.SettingsError, UnknownDeviceError, DeviceError, DatasetError,
-            BaselineError) as exc:
+    except (settings.SettingsError, BaselineError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = BenchSession(parsed, selection.devices,
-                                             _progress_writer(config), selection.unavailable,
-                                             dataset, gate)
+    progress = _progress_writer(config)
+    session = BenchSession(parsed, progress, gate, forward=farm.is_worker(config))
+    config.stash[SESSION_KEY] = session
+    if farm.is_controller(config):  # it runs no item: no lab, the workers' results
+        config.pluginmanager.register(farm.FarmController(session, config), "aiotbench-farm")
+        return
+    lab = Lab(parsed, progress)
+    config.stash[LAB_KEY] = lab
+    session.local_facts = lambda: _lab_facts(lab)
+    if farm.is_worker(config):
+        config.pluginmanager.register(farm.FarmWorker(session), "aiotbench-farm")
+
+
+def _lab_facts(lab: Lab) -> RunFacts:
+    return RunFacts(dict(lab.stages.device_facts), lab.deploy_stats(), lab.unavailable,
+                    lab.stages.counts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` on a farm: one xdist worker per device (adb is asked here, as only here
+    the controller must know the devices)."""
+    chosen = _option_or_ini(config, "aiot_device", config.option.aiot_device)
+    if not chosen or chosen == "local":
+        return None
+    server = _option_or_ini(config, "aiot_adb_server", config.option.aiot_adb_server)
+    try:
+        selection = select_devices(str(chosen), adb=AdbOptions(server=server or None))
+    except (UnknownDeviceError, DeviceError) as exc:
+        raise pytest.UsageError(f"--aiot-device: {exc}") from None
+    for device in selection.devices:
+        device.close()
+    return max(1, len(selection.devices))
 
 
 def _option_or_ini(config: pytest.Config, name: str, value: object) -> object:
@@ -155,18 +178,22 @@ def pytest_report_header(config: pytest.Config):
     if session is None:
         return lines
     # One element: pytest prints the hooks' results in reverse, each element's lines in order.
-    return [*benchmark_records.replace_header(session.settings, lines), _header(session)]
+    return [*benchmark_records.replace_header(session.settings, lines),
+            _header(session, config)]
 
 
-def _header(session: BenchSession) -> list[str]:
-    lines = [f"aiotbench: devices {', '.join(session.devices)}; artifact cache "
-             f"{session.settings.cache_dir}; protocol {session.settings.protocol}; runner "
-             f"{session.settings.runner}"]
-    if session.dataset is not None:
-        lines.append(f"aiotbench: accuracy on {session.dataset.describe()}")
-    if session.unavailable:
-        lines.append("aiotbench: devices seen but not usable (not benchmarked): "
-                     + ", ".join(session.unavailable))
+def _header(session: BenchSession, config: pytest.Config) -> list[str]:
+    chosen = session.settings
+    lines = [f"aiotbench: devices {chosen.device}; artifact cache {chosen.cache_dir}; "
+             f"protocol {chosen.protocol}; runner {chosen.runner}"]
+    if farm.is_controller(config):
+        scheduling = ("by device" if config.option.dist in ("load", "worksteal", "loadgroup")
+                      else f"--dist {config.option.dist}")
+        lines.append(f"aiotbench: device farm on {config.option.numprocesses or 'the --tx'} "
+                     f"xdist workers, scheduled {scheduling}: each device's items on one "
+                     "worker, the local host timing alone; one table and one JSON here")
+    if chosen.dataset is not None:
+        lines.append(f"aiotbench: accuracy on the labelled images in {chosen.dataset}")
     if session.gate is not None:
         lines.append(f"aiotbench: against the {session.gate.describe()}")
         protocol = session.gate.baseline.protocol
@@ -187,45 +214,77 @@ def _progress_writer(config: pytest.Config):
     return write
 
 
-#: The fixtures parametrized over the workload matrix: the workload item's, and the measured
-#: result a test of one's own asserts on.
-MATRIX_FIXTURES = ("aiot_workload", "aiot_measured")
 #: What ``@pytest.mark.aiot(...)`` may select a test's workloads by (fnmatch patterns).
 SELECTORS = ("network", "framework", "variant", "device")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    argname = next((name for name in MATRIX_FIXTURES if name in metafunc.fixturenames), None)
-    if argname is None:
+    """A test that takes any staged fixture runs over the matrix: each stage's fixture is
+    parametrized on its own axis with session scope, so pytest builds a network once, an
+    artifact once per framework and variant, and groups the items that share them."""
+    if "aiot_network" not in metafunc.fixturenames:
         return
-    session = metafunc.config.stash[SESSION_KEY]
-    chosen = session.settings
-    cards = _networks_for(metafunc)
-    if chosen.networks:
-        cards = [card for card in cards if card.name in chosen.networks]
-    framework_names = list(chosen.frameworks) or frameworks.names()
-    specs = [WorkloadSpec(card.name, framework, device, variant)
-             for card in cards for framework in framework_names
-             for variant in chosen.variants for device in session.devices]
+    chosen = metafunc.config.stash[SESSION_KEY].settings
     marker = metafunc.definition.get_closest_marker("aiot")
-    if marker is not None:
-        specs = [spec for spec in specs if _selected(spec, marker, metafunc)]
+    patterns = _selector_patterns(marker, metafunc) if marker is not None else {}
+
+    def picked(axis: str, values: list[str]) -> list[str]:
+        wanted = patterns.get(axis)
+        return values if wanted is None else [
+            value for value in values if any(fnmatch.fnmatchcase(value, p) for p in wanted)]
+
+    names = [card.name for card in _networks_for(metafunc)
+             if not chosen.networks or card.name in chosen.networks]
+    choices = [ArtifactChoice(framework, variant)
+               for framework in picked("framework", list(chosen.frameworks) or frameworks.names())
+               for variant in picked("variant", list(chosen.variants))]
     # Every workload item carries the aiot marker: -m aiot selects them, -m "not aiot" the rest.
-    metafunc.parametrize(argname, [pytest.param(spec, id=spec.id, marks=pytest.mark.aiot)
-                                   for spec in specs], indirect=True)
+    metafunc.parametrize("aiot_network", [pytest.param(name, id=name, marks=pytest.mark.aiot)
+                                          for name in picked("network", names)],
+                         indirect=True, scope="session")
+    if "aiot_artifact" in metafunc.fixturenames:
+        metafunc.parametrize("aiot_artifact", [pytest.param(choice, id=choice.id)
+                                               for choice in choices],
+                             indirect=True, scope="session")
+    if "aiot_device" in metafunc.fixturenames:
+        metafunc.parametrize("aiot_device", [
+            pytest.param(alias, id=alias)
+            for alias in picked("device", _device_aliases(metafunc.config))],
+            indirect=True, scope="session")
 
 
-def _selected(spec: WorkloadSpec, marker: pytest.Mark, metafunc: pytest.Metafunc) -> bool:
+def _device_aliases(config: pytest.Config) -> list[str]:
+    """The devices, discovered on the first test that needs them. A failure is kept for
+    the end of collection, where it is a usage error (here it would be a collection error
+    of one module)."""
+    try:
+        return list(config.stash[LAB_KEY].devices)
+    except (UnknownDeviceError, DeviceError) as exc:
+        config.stash[DEVICE_ERROR_KEY] = f"--aiot-device: {exc}"
+        return []
+
+
+DEVICE_ERROR_KEY = pytest.StashKey[str]()
+
+
+def _selector_patterns(marker: pytest.Mark, metafunc: pytest.Metafunc) -> dict[str, list[str]]:
     unknown = sorted(set(marker.kwargs) - set(SELECTORS))
     if unknown or marker.args:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.aiot takes "
                                 f"{', '.join(f'{key}=' for key in SELECTORS)} patterns, not "
                                 f"{', '.join(unknown) or repr(marker.args)}")
-    for key, patterns in marker.kwargs.items():
-        patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-        if not any(fnmatch.fnmatchcase(getattr(spec, key), pattern) for pattern in patterns):
-            return False
-    return True
+    return {key: [value] if isinstance(value, str) else list(value)
+            for key, value in marker.kwargs.items()}
+
+
+def spec_of(item: pytest.Item) -> WorkloadSpec | None:
+    """The workload an item runs (None: not a workload item, or its matrix is empty)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    network, choice, device = (params.get(name) for name in
+                               ("aiot_network", "aiot_artifact", "aiot_device"))
+    if not isinstance(network, str) or not isinstance(choice, ArtifactChoice) or not device:
+        return None
+    return WorkloadSpec(network, choice.framework, device, choice.variant)
 
 
 def _networks_for(metafunc: pytest.Metafunc) -> list[networks.NetworkCard]:
@@ -248,12 +307,18 @@ def _is_test_module(module_name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(os.path.basename(path), pattern) for pattern in patterns)
 
 
-@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so they apply to added items too
+@pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
-    if _asked_on_command_line(config) and not any(
-            "aiot_workload" in getattr(item, "fixturenames", ()) for item in items):
+                                  items: list[pytest.Item]):
+    """Before -k/-m deselect (so they apply to added items too): the reference matrix
+    when nothing else runs workloads, names checked, empty matrices deselected. After
+    pytest has grouped the items by their session-scoped parameters: within those places,
+    network first, then artifact, then device, so that one network is built at a time
+    (pytest keeps one value of a parametrized session fixture at a time)."""
+    if _asked_on_command_line(config) and not any(_is_workload(item) for item in items):
         _add_reference_matrix(session, items)
+    if DEVICE_ERROR_KEY in config.stash:
+        raise pytest.UsageError(config.stash[DEVICE_ERROR_KEY])
     chosen = config.stash[SESSION_KEY].settings
     known = networks.names()
     unknown = [name for name in chosen.networks if name not in known]
@@ -262,15 +327,54 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                 f"known networks: {', '.join(known)}")
     # A workload module whose networks the filters left out has an empty matrix: deselect
     # its placeholder item rather than report it skipped.
-    empty = [item for item in items if _is_workload(item)
-             and not isinstance(_workload_param(item), WorkloadSpec)]
+    empty = [item for item in items if _is_workload(item) and spec_of(item) is None]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
+    yield
+    _network_major(items)
+
+
+def _network_major(items: list[pytest.Item]) -> None:
+    places = [index for index, item in enumerate(items) if spec_of(item) is not None]
+    order: dict[str, int] = {}
+    for index in places:
+        order.setdefault(items[index].callspec.params["aiot_network"], len(order))
+    ranked = sorted((items[index] for index in places), key=lambda item: (
+        item.module.__name__, order[item.callspec.params["aiot_network"]],
+        item.callspec.indices["aiot_artifact"], item.callspec.indices["aiot_device"]))
+    for index, item in zip(places, ranked, strict=True):
+        items[index] = item
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The devices found, and the labelled images scanned here once it is known that
+    workloads will run: a bad folder is a usage error before anything is measured."""
+    config = session.config
+    lab = config.stash.get(LAB_KEY, None)
+    if (lab is None or DEVICE_ERROR_KEY in config.stash
+            or not any(spec_of(item) for item in session.items)):
+        return
+    dataset = None
+    if not config.option.collectonly:
+        try:
+            dataset = lab.dataset
+        except DatasetError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    reporter.write_line(f"aiotbench: devices {', '.join(lab.devices)}")
+    if lab.unavailable:
+        reporter.write_line("aiotbench: devices seen but not usable (not benchmarked): "
+                            + ", ".join(lab.unavailable))
+    if dataset is not None:
+        reporter.write_line(f"aiotbench: accuracy on {dataset.describe()}")
 
 
 def _is_workload(item: pytest.Item) -> bool:
-    return any(name in getattr(item, "fixturenames", ()) for name in MATRIX_FIXTURES)
+    """A workload item, or a test of one's own on the matrix (it takes a staged fixture)."""
+    return "aiot_network" in getattr(item, "fixturenames", ())
 
 
 def _asked_on_command_line(config: pytest.Config) -> bool:
@@ -294,30 +398,24 @@ def _add_reference_matrix(session: pytest.Session, items: list[pytest.Item]) -> 
                             "item(s)); import test_workload in a test module to run your own")
 
 
-def _workload_param(item: pytest.Item) -> object:
-    callspec = getattr(item, "callspec", None)
-    params = {} if callspec is None else callspec.params
-    return next((params[name] for name in MATRIX_FIXTURES if name in params), None)
-
-
-@pytest.fixture
-def aiot_workload(request: pytest.FixtureRequest, benchmark) -> Workload:
-    """One (network, framework, device) workload of the matrix. It takes pytest-benchmark's
-    ``benchmark`` fixture to hand it the device-side samples (so ``--benchmark-only`` keeps
-    workload items and ``--benchmark-skip`` skips them, as for any benchmark)."""
-    session = request.config.stash[SESSION_KEY]
-    return Workload(session, request.param, request.node.nodeid, benchmark)
-
-
-@pytest.fixture
-def aiot_measured(request: pytest.FixtureRequest) -> WorkloadResult:
-    """One workload's measured result, for a test of your own to assert on (a latency budget,
-    an accuracy floor). ``@pytest.mark.aiot(network=..., framework=..., variant=...,
-    device=...)`` picks the workloads (fnmatch patterns); each is measured once a session,
-    shared with its workload item."""
-    session = request.config.stash[SESSION_KEY]
-    spec = request.param
-    return outcome(session.measured(spec, request.node.nodeid), spec.id)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A stage's failure or skip is recorded as the workload's result (the fixtures that
+    raised it may be cached and never run again for the next item)."""
+    report = yield
+    session = item.config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return report
+    error = call.excinfo.value if call.excinfo is not None else None
+    spec = spec_of(item)
+    if isinstance(error, (StageFailed, StageSkipped)) and spec and not session.latest(spec):
+        framework = frameworks.get(spec.framework)
+        session.record(WorkloadResult(
+            device=spec.device, network=spec.network, framework=spec.framework,
+            variant=spec.variant, backend=framework.backend, nodeid=item.nodeid,
+            status=SKIPPED if isinstance(error, StageSkipped) else FAILED,
+            stage=error.stage, error=error.detail, protocol=session.settings.protocol))
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -330,9 +428,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    bench = session.config.stash.get(SESSION_KEY, None)
+    config = session.config
+    bench = config.stash.get(SESSION_KEY, None)
     if bench is None:
         return
+    if farm.is_worker(config):
+        return  # the controller reports the farm
     summary = bench.finish_gate()
     if summary is not None and summary.failed_devices and session.exitstatus == pytest.ExitCode.OK:
         # A device's VIPS/VOPS fell beyond its limit: no item owns that, the session fails.
@@ -342,6 +443,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    bench = config.stash.get(SESSION_KEY, None)
-    if bench is not None:
-        bench.close()
+    lab = config.stash.get(LAB_KEY, None)
+    if lab is not None:
+        lab.close()

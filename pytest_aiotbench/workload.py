@@ -11,40 +11,47 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from pytest_aiotbench.measure.result import INVALID, PASSED, SKIPPED, WorkloadResult
+from pytest_aiotbench.lab import Lab
+from pytest_aiotbench.measure.result import INVALID, PASSED, WorkloadResult
 from pytest_aiotbench.score import score_all
-from pytest_aiotbench.session import BenchSession, WorkloadSpec
+from pytest_aiotbench.session import BenchSession
+from pytest_aiotbench.stages import Deployed
 
 
 class Workload:
-    """The fixture's value: one (network, framework, device) combination, ready to run."""
+    """The fixture's value: one deployed and measured workload, and what checks it."""
 
-    def __init__(self, session: BenchSession, spec: WorkloadSpec, nodeid: str,
-                 benchmark: BenchmarkFixture):
+    def __init__(self, session: BenchSession, lab: Lab, deployed: Deployed,
+                 result: WorkloadResult, nodeid: str, benchmark: BenchmarkFixture):
         self.session = session
-        self.spec = spec
+        self.lab = lab
+        self.deployed = deployed
+        self.spec = deployed.spec
         self.nodeid = nodeid
         self.benchmark = benchmark
-        self.result: WorkloadResult | None = None
+        self.result = result
         session.benchmark_records.claim(benchmark)
+        self._add_record()
 
-    def run(self) -> WorkloadResult:
-        """Deploy, time and check; the measurement is recorded whatever the outcome, and its
-        device-side samples become the item's pytest-benchmark record (a re-timing replaces
-        both)."""
-        if self.result is None:  # a test's aiot_measured may have measured it already
-            self.result = self.session.measured(self.spec, self.nodeid)
-        else:
-            self.result = self.session.run(self.spec, self.nodeid, replacing=self.result)
-        records = self.session.benchmark_records
-        records.add(self.benchmark, self.result,
-                    self.session.device_facts.get(self.spec.device, {}))
-        records.update_scores(score_all(self.session.results))
+    def retime(self) -> WorkloadResult:
+        """Time the deployed workload again; the new timing replaces the earlier one in the
+        session and in the item's pytest-benchmark record."""
+        self.result = self.lab.stages.measure(self.deployed, self.nodeid)
+        self.session.record(self.result)
+        self._add_record()
         return self.result
 
+    def _add_record(self) -> None:
+        """The device-side samples become the item's pytest-benchmark record."""
+        records = self.session.benchmark_records
+        records.add(self.benchmark, self.result,
+                    self.lab.stages.device_facts.get(self.spec.device, {}))
+        records.update_scores(score_all(self.session.results))
+
     def check(self) -> WorkloadResult:
-        """Run, then turn the outcome into the test's outcome (skip, fail with figures)."""
-        result = outcome(self.run(), self.spec.id)
+        """Judge the measurement: its answers against fp32, its figures against the
+        baseline (a failure names the figures)."""
+        result = outcome(self.result)
         gate = self.session.gate
         if gate is None:
             return result
@@ -58,21 +65,19 @@ class Workload:
             self.session.progress(f"aiotbench: {self.spec.id} looks regressed "
                                   f"({comparison.failed_summary()}); re-timing to confirm "
                                   f"({len(earlier)} of {gate.confirm})")
-            result = outcome(self.run(), self.spec.id)
+            result = outcome(self.retime())
             comparison = gate.judge(result, earlier)
         if comparison is not None and comparison.failed:
             pytest.fail(comparison.failure_message(gate.baseline), pytrace=False)
         return result
 
 
-def outcome(result: WorkloadResult, workload_id: str) -> WorkloadResult:
-    """A measured workload as a test's outcome: skipped, failed with the reason, or passed."""
-    if result.status == SKIPPED:
-        pytest.skip(result.error or "skipped")
+def outcome(result: WorkloadResult) -> WorkloadResult:
+    """A measured workload as the test's outcome: failed with the reason, or passed."""
     if result.status == INVALID:
         pytest.fail(result.error or "outputs diverge", pytrace=False)
     if result.status != PASSED:
-        pytest.fail(f"{workload_id}: {result.error}", pytrace=False)
+        pytest.fail(result.error or result.status, pytrace=False)
     return result
 
 

@@ -124,15 +124,18 @@ def test_failures_stay_in_their_own_items_and_everything_else_is_reported(pytest
     pytester.makepyfile(test_mixed=BROKEN_MODULE)
     pytester.makeconftest(FAILING_FRAMEWORK_CONFTEST)
     result, document = run_plugin("-v", "--aiot-framework=onnxruntime,tflite,unexportable")
-    # tiny_cnn: 2 pass, its unexportable item fails; broken_builder: 3 fail; noisy: invalid on
-    # the 2 real frameworks, failed export on the third.
-    result.assert_outcomes(passed=2, failed=7)
+    # tiny_cnn: 2 pass, its unexportable item errors in setup; broken_builder: 3 errors in
+    # setup (its network stage); noisy: invalid (failed) on the 2 real frameworks, an error
+    # of its export on the third. A failing stage is an error, a failed check a failure.
+    result.assert_outcomes(passed=2, failed=2, errors=5)
     result.stdout.fnmatch_lines([
-        "*broken_builder-onnxruntime-local*building network 'broken_builder' failed: "
+        "*ERROR at setup of test_workload?broken_builder-onnxruntime-local?*",
+        "*network stage: building network 'broken_builder' failed: "
         "RuntimeError: weights file is corrupt*"])
     result.stdout.fnmatch_lines([
-        "*tiny_cnn-unexportable-local*exporting 'tiny_cnn' to unexportable failed: "
-        "NotImplementedError*"])
+        "*ERROR at setup of test_workload?tiny_cnn-unexportable-local?*",
+        "*export stage: exporting 'tiny_cnn' to unexportable failed: NotImplementedError*"])
+    result.stdout.fnmatch_lines(["*FAILED*noisy-onnxruntime-local*"])
     result.stdout.fnmatch_lines(["*noisy-onnxruntime-local*outputs diverge from the fp32 "
                                  "reference: max relative error*tolerance*"])
     workloads = document["devices"]["local"]["workloads"]

@@ -30,8 +30,9 @@ class Selection:
 
 def select_devices(spec: str, local_python: str | None = None,
                    adb: AdbOptions | None = None) -> Selection:
-    """Devices named by ``--aiot-device``: ``local``, ``all``, or a comma list of aliases or
-    serials. adb is asked only when something other than ``local`` is named."""
+    """Devices named by ``--aiot-device``: ``local``, ``all``, ``adb`` (every adb device, not
+    the host: a farm of phones), or a comma list of aliases or serials. adb is asked only
+    when something other than ``local`` is named."""
     wanted = [part.strip() for part in spec.split(",") if part.strip()]
     if not wanted:
         raise UnknownDeviceError("--aiot-device is empty; use local, all, or a comma list")
@@ -53,6 +54,8 @@ def select_devices(spec: str, local_python: str | None = None,
     _make_aliases_unique(attached)
     if "all" in wanted:
         return Selection(attached, unavailable)
+    if wanted == ["adb"]:
+        return Selection(attached[1:], unavailable)
 
     by_name = {d.alias: d for d in attached} | {d.serial: d for d in attached}
     not_ready = {serial: state for serial, state in seen if state != "device"}

@@ -57,8 +57,12 @@ class WorkloadKey:
     @property
     def label(self) -> str:
         """The workload as ids name it (fp32 left out): ``resnet50-tflite-int8``."""
-        name = f"{self.network}-{self.framework}"
-        return name if self.variant == "fp32" else f"{name}-{self.variant}"
+        return f"{self.network}-{framework_label(self.framework, self.variant)}"
+
+
+def framework_label(framework: str, variant: str) -> str:
+    """A framework in a variant as ids name it (fp32 left out): ``tflite-int8``."""
+    return framework if variant == "fp32" else f"{framework}-{variant}"
 
 
 @dataclasses.dataclass(frozen=True)

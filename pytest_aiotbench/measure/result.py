@@ -20,6 +20,8 @@ class WorkloadResult:
     backend: str = ""
     status: str = FAILED
     error: str | None = None
+    #: The stage that failed or skipped (network, export, deploy, measure); None if none did.
+    stage: str | None = None
     stats: LatencyStats | None = None
     samples_s: list[float] = dataclasses.field(default_factory=list)
     warmup_samples_s: list[float] = dataclasses.field(default_factory=list)
@@ -83,9 +85,24 @@ class WorkloadResult:
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["stats"] = self.stats.to_json() if self.stats else None
+        for name in STATS_FIELDS:
+            value = getattr(self, name)
+            data[name] = value.to_json() if value else None
         data["validity"] = self.validity.to_json() if self.validity else None
-        data["end_to_end"] = self.end_to_end.to_json() if self.end_to_end else None
-        data["labelled_inference"] = (self.labelled_inference.to_json()
-                                      if self.labelled_inference else None)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkloadResult:
+        """The inverse of ``to_json`` (how an xdist worker's results reach the controller)."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        values = {name: value for name, value in data.items() if name in fields}
+        for name in STATS_FIELDS:
+            if values.get(name):
+                values[name] = LatencyStats.from_json(values[name])
+        if values.get("validity"):
+            values["validity"] = Validity.from_json(values["validity"])
+        return cls(**values)
+
+
+#: The fields that hold latency statistics.
+STATS_FIELDS = ("stats", "end_to_end", "labelled_inference")

@@ -41,6 +41,10 @@ class LatencyStats:
         data["median_ci_rel_half_width"] = self.median_ci_rel_half_width
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LatencyStats:
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
+
 
 def summarize(samples: list[float], confidence: float = 0.95) -> LatencyStats:
     if not samples:

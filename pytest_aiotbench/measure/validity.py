@@ -35,6 +35,11 @@ class Validity:
                 "rel_errors": list(self.rel_errors), "top1_agreement": self.top1_agreement,
                 "rtol": self.rtol, "passed": self.passed}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Validity:
+        return cls(data["probes"], data["max_rel_error"], tuple(data["rel_errors"]),
+                   data["top1_agreement"], data["rtol"])
+
 
 def compare(outputs: Any, reference: np.ndarray, rtol: float) -> Validity:
     """Relative error per probe: max |out - ref| / max |ref|; and top-1 agreement."""

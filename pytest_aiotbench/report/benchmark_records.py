@@ -14,8 +14,11 @@ and ``Metadata``); setup.cfg bounds its version to the one the tests cover.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from pytest_benchmark import __version__ as PYTEST_BENCHMARK_VERSION
 from pytest_benchmark.fixture import BenchmarkFixture
 from pytest_benchmark.stats import Metadata, Stats
@@ -35,6 +38,7 @@ class BenchmarkRecords:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._extra: dict[str, dict[str, Any]] = {}
+        self._detached: dict[str, DetachedSource] = {}
 
     def claim(self, fixture: BenchmarkFixture) -> None:
         """Mark the item's ``benchmark`` fixture as used by aiotbench, so pytest-benchmark
@@ -43,21 +47,37 @@ class BenchmarkRecords:
 
     def add(self, fixture: BenchmarkFixture, result: WorkloadResult,
             device_facts: dict[str, Any]) -> None:
-        if fixture.disabled or not result.samples_s or result.stats is None:
-            return  # --benchmark-disable (or xdist), or nothing was timed
-        fixture.name = result.workload_id
-        fixture.group = result.device
-        fixture.extra_info.update(self._extra_info(result, device_facts))
-        record = fixture.stats
+        if not fixture.disabled:  # --benchmark-disable (or an xdist worker)
+            self._fill(fixture, result, device_facts, fixture._add_stats)
+
+    def add_detached(self, benchmarks: list[Metadata], result: WorkloadResult) -> None:
+        """On the xdist controller, where no item runs: the record of a worker's result,
+        into the list pytest-benchmark saves and shows (``controller_records``)."""
+        source = self._detached.setdefault(result.nodeid, DetachedSource(result.nodeid))
+        self._fill(source, result, {}, benchmarks.append)
+
+    def _fill(self, source: Any, result: WorkloadResult, device_facts: dict[str, Any],
+              append: Callable[[Metadata], None]) -> None:
+        if not result.samples_s or result.stats is None:
+            return  # nothing was timed
+        source.name = result.workload_id
+        source.group = result.device
+        source.extra_info.update(self._extra_info(result, device_facts))
+        record = source.stats
         if record is None:
-            record = Metadata(fixture, iterations=1, options=self._options(result))
-            fixture._add_stats(record)
-            fixture.stats = record
+            record = Metadata(source, iterations=1, options=self._options(result))
+            append(record)
+            source.stats = record
         else:  # a re-timing replaces the earlier timing's samples
             record.stats, record.options = Stats(), self._options(result)
         for sample in result.samples_s:
             record.update(sample)
-        self._extra[result.nodeid] = fixture.extra_info
+        self._extra[result.nodeid] = source.extra_info
+
+    def update_facts(self, device_facts: dict[str, dict[str, Any]]) -> None:
+        """Device facts known only later (an xdist worker sends them when it finishes)."""
+        for extra in self._extra.values():
+            extra["device_facts"] = device_facts.get(extra["device"], extra["device_facts"])
 
     def update_scores(self, scores: list[DeviceScore]) -> None:
         for score in scores:
@@ -97,6 +117,33 @@ class BenchmarkRecords:
                 "min_rounds": timing.min_samples, "min_time": timing.min_time_s,
                 "max_time": timing.max_time_s, "rel_ci": timing.target_rel_ci,
                 "confidence": timing.confidence, "threads": result.threads}
+
+
+@dataclasses.dataclass
+class DetachedSource:
+    """What pytest-benchmark's ``Metadata`` reads of its fixture, for a record made where no
+    fixture exists (the xdist controller)."""
+
+    fullname: str
+    name: str = ""
+    group: str | None = None
+    param: str | None = None
+    params: dict[str, Any] | None = None
+    extra_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    cprofile_stats: Any = None
+    has_error: bool = False
+    stats: Metadata | None = None
+
+
+def controller_records(config: pytest.Config) -> list[Metadata] | None:
+    """pytest-benchmark's list of records on the xdist controller, which it saves and shows
+    at the end; None where the user turned it off (--benchmark-disable, --benchmark-skip).
+    pytest-benchmark disables itself under xdist because its own timing would share cores;
+    aiotbench records hold device-side samples, so they stand."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.skip or (session.disabled and not session.xdist_warning):
+        return None
+    return session.benchmarks
 
 
 def header_line(settings: Settings, benchmark_line: str) -> str:

@@ -1,0 +1,402 @@
+"""The stages of one workload along the flow, each the work of one staged fixture:
+
+    network (once per network) -> artifact (once per framework and variant)
+        -> deployed (once per device) -> measured (once per item)
+
+The fixtures (fixtures.py) give each stage its pytest scope, so pytest's own caching
+decides what is built again; this module only does the work. A stage that cannot do its
+work raises ``StageFailed`` (an error in the item's setup, naming the stage) or
+``StageSkipped`` (the device or framework cannot take the workload).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_aiotbench import frameworks, networks
+from pytest_aiotbench.artifacts import (
+    Artifact,
+    ArtifactCache,
+    BuildError,
+    PreparedNetwork,
+    export_artifact,
+    prepare_network,
+)
+from pytest_aiotbench.devices import Device, DeviceError, FrameworkMissing
+from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
+from pytest_aiotbench.gate.figures import WorkloadKey, framework_label
+from pytest_aiotbench.images import Dataset
+from pytest_aiotbench.measure import WorkloadResult, compare, summarize
+from pytest_aiotbench.measure.result import INVALID, PASSED
+from pytest_aiotbench.measure.thermal import throttle_findings
+from pytest_aiotbench.runner.aiot_runner import preprocess
+from pytest_aiotbench.runner.native.build import NativeBuilder, NativeBuildError
+from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
+from pytest_aiotbench.runner.protocol import LabelledPass, RunRequest
+from pytest_aiotbench.settings import VARIANTS, Settings
+
+AGREEMENT_SOURCE = "top-1 agreement with fp32 reference"
+LABELLED_SOURCE = "labelled images"
+CALIBRATION_IMAGES = 16
+#: Largest relative error against fp32 for the reduced-precision variants: they are judged
+#: by their accuracy, this only catches an artifact that computes something else entirely.
+VARIANT_RTOL = {"fp16": 1e-2, "dynamic-int8": 0.5, "int8": 0.5}
+#: The timing locks, one set per host whatever the cache: every session on it takes them.
+LOCKS = Path(tempfile.gettempdir()) / "aiotbench-locks"
+
+
+def tolerance_for(variant: str, fp32_rtol: float) -> float:
+    return max(fp32_rtol, VARIANT_RTOL.get(variant, fp32_rtol))
+
+
+def preprocessing_spec(card: networks.NetworkCard) -> dict[str, Any]:
+    return dataclasses.asdict(card.preprocessing)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadSpec:
+    """One point of the matrix: what each stage's fixture is parametrized by."""
+
+    network: str
+    framework: str
+    device: str
+    variant: str = "fp32"
+
+    @property
+    def key(self) -> WorkloadKey:
+        return WorkloadKey(self.device, self.network, self.framework, self.variant)
+
+    @property
+    def id(self) -> str:
+        """The test id: the workload's label, then the device."""
+        return f"{self.key.label}-{self.device}"
+
+
+def device_in_nodeid(nodeid: str) -> str | None:
+    """The device of a workload item's node id (``...[mobilenet_v2-tflite-int8-Pixel_8]``),
+    read by the framework label that precedes it (None: not a workload item's id)."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    test_id = nodeid[nodeid.rindex("[") + 1:-1]
+    labels = sorted((framework_label(framework, variant) for framework in frameworks.names()
+                     for variant in VARIANTS), key=len, reverse=True)
+    found = re.search(rf"-(?:{'|'.join(map(re.escape, labels))})-(.+)$", test_id)
+    return found.group(1) if found else None
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactChoice:
+    """The artifact stage's parameter: one framework in one variant."""
+
+    framework: str
+    variant: str = "fp32"
+
+    @property
+    def id(self) -> str:
+        return framework_label(self.framework, self.variant)
+
+
+class StageFailed(pytest.fail.Exception):
+    """A stage could not do its work: the item errors in setup, with this message."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(f"{stage} stage: {message}", pytrace=False)
+        self.stage, self.detail = stage, message
+
+
+class StageSkipped(pytest.skip.Exception):
+    """The device or framework cannot take this workload: the item is skipped."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage, self.detail = stage, message
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """The artifact stage's work: one network's file for one framework in one variant."""
+
+    network: PreparedNetwork
+    choice: ArtifactChoice
+    artifact: Artifact
+
+    @property
+    def framework(self) -> frameworks.Framework:
+        return frameworks.get(self.choice.framework)
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployed:
+    """A workload ready to time: its files are on the device and the request is written."""
+
+    exported: Exported
+    device: Device
+    program: RunnerProgram
+    request: RunRequest
+
+    @property
+    def spec(self) -> WorkloadSpec:
+        choice = self.exported.choice
+        return WorkloadSpec(self.exported.network.card.name, choice.framework,
+                            self.device.alias, choice.variant)
+
+
+@dataclasses.dataclass
+class StageCounts:
+    """What the stages did this session, for the summary (merged across xdist workers)."""
+
+    prepare_s: float = 0.0
+    artifacts_built: int = 0
+    artifacts_reused: int = 0
+
+    def add(self, other: StageCounts) -> None:
+        self.prepare_s += other.prepare_s
+        self.artifacts_built += other.artifacts_built
+        self.artifacts_reused += other.artifacts_reused
+
+
+class Stages:
+    """Does each stage's work; holds what stages share within a process (the cache, the
+    runner builds, the device facts, the preprocessed labelled images)."""
+
+    def __init__(self, settings: Settings, dataset: Callable[[], Dataset | None],
+                 progress: Callable[[str], None] = print):
+        self.settings = settings
+        self._dataset = dataset
+        self.progress = progress
+        self.cache = ArtifactCache(settings.cache_dir)
+        self.runners = RunnerChooser(settings.runner, NativeBuilder(settings.cache_dir, progress))
+        self.counts = StageCounts()
+        self.device_facts: dict[str, dict[str, Any]] = {}
+        self._calibration: dict[str, np.ndarray] = {}
+        self._labelled_inputs: dict[str, Path] = {}
+        self._workdir = Path(tempfile.mkdtemp(prefix="aiotbench-"))
+
+    @property
+    def dataset(self) -> Dataset | None:
+        return self._dataset()
+
+    # ---------------------------------------------------------------- network
+    def network(self, name: str) -> PreparedNetwork:
+        """Build the network and its fp32 reference answers on the probes."""
+        started = time.perf_counter()
+        try:
+            card = networks.get(name)
+            self._check_labels(card)
+            return prepare_network(card, pretrained=self.settings.weights == "pretrained",
+                                   seed=self.settings.seed, probe_count=self.settings.probes,
+                                   workdir=self._workdir)
+        except BuildError as exc:
+            raise StageFailed("network", str(exc)) from None
+        finally:
+            self.counts.prepare_s += time.perf_counter() - started
+
+    # ---------------------------------------------------------------- export
+    def artifact(self, network: PreparedNetwork, choice: ArtifactChoice) -> Exported:
+        """The framework's file of the network in the variant: from the cache or exported now
+        (the cache's lock makes concurrent sessions and xdist workers export it once)."""
+        framework = frameworks.get(choice.framework)
+        started = time.perf_counter()
+        try:
+            artifact = export_artifact(network, framework, self.cache, self._announce_export,
+                                       variant=choice.variant,
+                                       calibration=self._calibration_for(network.card))
+        except VariantUnsupported as exc:
+            raise StageSkipped("export", str(exc)) from None
+        except ExportError as exc:
+            raise StageFailed("export", str(exc)) from None
+        finally:
+            self.counts.prepare_s += time.perf_counter() - started
+        if artifact.built:
+            self.counts.artifacts_built += 1
+            self.progress(f"aiotbench: exported {artifact.path.name} in {artifact.build_s:.1f} s")
+        else:
+            self.counts.artifacts_reused += 1
+        return Exported(network, choice, artifact)
+
+    def _announce_export(self, label: str) -> None:
+        self.progress(f"aiotbench: exporting {label} (not in the cache {self.cache.root}) ...")
+
+    # ---------------------------------------------------------------- deploy
+    def deploy(self, exported: Exported, device: Device) -> Deployed:
+        """Pick the device's runner for the framework and put the artifact, the probes and
+        the labelled images on the device (files already there with the same hash stay)."""
+        framework, network, artifact = exported.framework, exported.network, exported.artifact
+        try:
+            facts = self.facts(device)
+            program = self.runners.program(facts, framework.name, framework.device_packages,
+                                           framework.device_requirement)
+            threads = self.settings.threads or device.cpu_count()
+            if self.settings.protocol == "paper" and framework.name == "tflite":
+                threads = 1  # as the original app ran TFLite
+            request = RunRequest(
+                framework=framework.name,
+                artifact=device.stage(artifact.path, artifact.sha256),
+                probe_inputs=device.stage(network.probe_path),
+                threads=threads,
+                timing=self.settings.timing(),
+                **self._labelled_request(device, network.card, program))
+        except RunnerUnavailable as exc:
+            raise StageSkipped("deploy", str(exc)) from None
+        except (DeviceError, NativeBuildError) as exc:
+            raise StageFailed("deploy", f"{framework.name} to {device.alias}: {exc}") from None
+        return Deployed(exported, device, program, request)
+
+    def facts(self, device: Device) -> dict[str, Any]:
+        if device.alias not in self.device_facts:
+            self.device_facts[device.alias] = device.facts()
+        return self.device_facts[device.alias]
+
+    def _labelled_request(self, device: Device, card: networks.NetworkCard,
+                          program: RunnerProgram) -> dict[str, Any]:
+        """The labelled images as this runner takes them: the JPEG files themselves for the
+        Python runner (decoded on the device), or one tensor file preprocessed here with
+        the same ``preprocess`` for the native runner (a phone has no Pillow)."""
+        dataset = self.dataset
+        if dataset is None:
+            return {}
+        if program.kind == "python":
+            return {"images": tuple(device.stage(image.path) for image in dataset.images),
+                    "preprocessing": preprocessing_spec(card)}
+        if card.name not in self._labelled_inputs:
+            spec = preprocessing_spec(card)
+            path = self._workdir / f"{card.name}-labelled-inputs.npy"
+            np.save(path, np.concatenate([preprocess(str(image.path), spec)
+                                          for image in dataset.images]))
+            self._labelled_inputs[card.name] = path
+        return {"labelled_inputs": device.stage(self._labelled_inputs[card.name])}
+
+    # ---------------------------------------------------------------- measure
+    def measure(self, deployed: Deployed, nodeid: str = "") -> WorkloadResult:
+        """Time the deployed workload on its device and check its answers. Raises
+        StageFailed when the device gives no measurement, StageSkipped when its runner
+        cannot import the framework; an answer that diverges is a result, not a raise."""
+        settings, device, exported = self.settings, deployed.device, deployed.exported
+        network, spec = exported.network, deployed.spec
+        card = network.card
+        result = WorkloadResult(device=device.alias, network=card.name,
+                                framework=spec.framework, backend=exported.framework.backend,
+                                variant=spec.variant, nodeid=nodeid, protocol=settings.protocol,
+                                macs=network.macs, weights=network.weights,
+                                weights_sha256=network.weights_sha256,
+                                runner=deployed.program.kind,
+                                artifact=exported.artifact.to_json(),
+                                notes=list(exported.artifact.notes))
+        if network.weights == "pretrained":
+            result.published_top1 = card.reference_top1
+        if deployed.program.native is not None:
+            result.native_runner = deployed.program.native.to_json()
+        cooldown = (settings.cooldown_s if settings.cooldown_s is not None
+                    else device.default_cooldown_s)
+        if cooldown:
+            time.sleep(cooldown)
+            result.cooldown_s = cooldown
+        measured = time.perf_counter()
+        try:
+            with timing_lock(device.alias, exclusive=device.kind == "local"):
+                raw = device.run(deployed.program, deployed.request, settings.timeout_s)
+        except FrameworkMissing as exc:
+            raise StageSkipped("measure", str(exc)) from None
+        except DeviceError as exc:
+            raise StageFailed("measure", str(exc)) from None
+        result.measure_s = time.perf_counter() - measured
+        if raw.labelled is not None:
+            self._score_labelled(raw.labelled, result)
+        result.samples_s = raw.samples_s
+        result.warmup_samples_s = raw.warmup_samples_s
+        result.stats = summarize(result.samples_s, settings.confidence)
+        result.load_s, result.first_inference_s = raw.load_s, raw.first_inference_s
+        result.stop_reason, result.threads = raw.stop_reason, raw.threads
+        result.framework_version, result.runner_runtime = raw.framework_version, raw.runtime
+        result.peak_rss_after_load_bytes = raw.peak_memory.after_load
+        result.peak_rss_after_timing_bytes = raw.peak_memory.after_timing
+        result.notes.extend(raw.notes)
+        result.thermal = {"before": raw.thermal_before.to_json(),
+                          "after": raw.thermal_after.to_json()}
+        result.throttled = throttle_findings(
+            result.thermal["before"], result.thermal["after"],
+            max_freq_drop=settings.throttle_freq_drop,
+            max_temp_rise_c=settings.throttle_temp_rise_c)
+        result.validity = compare(raw.probe_outputs, network.reference_outputs,
+                                  tolerance_for(spec.variant, settings.rtol))
+        if result.top1 is None:
+            result.accuracy = result.validity.top1_agreement
+            result.accuracy_source = AGREEMENT_SOURCE
+        if result.validity.passed:
+            result.status = PASSED
+        else:
+            result.status = INVALID
+            result.error = (f"{spec.id}: outputs diverge from the fp32 reference: "
+                            f"{result.validity.describe()}")
+        return result
+
+    def _score_labelled(self, labelled: LabelledPass, result: WorkloadResult) -> None:
+        dataset = self.dataset
+        assert dataset is not None
+        labels = [image.label for image in dataset.images]
+        top = labelled.top_k
+        result.images = len(labels)
+        result.predictions = [row[0] for row in top]
+        pairs = list(zip(top, labels, strict=True))
+        result.top1 = sum(row[0] == label for row, label in pairs) / len(labels)
+        result.top5 = sum(label in row for row, label in pairs) / len(labels)
+        result.accuracy, result.accuracy_source = result.top1, LABELLED_SOURCE
+        result.end_to_end = summarize(labelled.end_to_end_s, self.settings.confidence)
+        result.labelled_inference = summarize(labelled.inference_s, self.settings.confidence)
+        result.decoded_on_device = labelled.decoded_on_device
+        if self.settings.protocol == "paper":
+            result.latency_basis = "end-to-end"
+
+    def _check_labels(self, card: networks.NetworkCard) -> None:
+        dataset = self.dataset
+        if dataset is None:
+            return
+        for image in dataset.images:
+            if image.label >= card.num_classes:
+                raise BuildError(
+                    f"class {image.class_name!r} of {dataset.root} has index {image.label}, "
+                    f"but {card.name!r} outputs {card.num_classes} classes; give a labels file "
+                    "(--aiot-labels) or a dataset of this network's classes")
+
+    def _calibration_for(self, card: networks.NetworkCard) -> np.ndarray | None:
+        """A few labelled images, preprocessed for this network (None: use the probes)."""
+        dataset = self.dataset
+        if dataset is None:
+            return None
+        if card.name not in self._calibration:
+            step = max(1, len(dataset.images) // CALIBRATION_IMAGES)
+            chosen = dataset.images[::step][:CALIBRATION_IMAGES]
+            spec = preprocessing_spec(card)
+            self._calibration[card.name] = np.concatenate(
+                [preprocess(str(image.path), spec) for image in chosen])
+        return self._calibration[card.name]
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+@contextmanager
+def timing_lock(device: str, *, exclusive: bool) -> Iterator[None]:
+    """Host-wide order between timings (other xdist workers, other sessions): one timing per
+    device at a time; and the local host's timing holds the host alone, so it never shares
+    cores with another timing, while adb devices time side by side."""
+    LOCKS.mkdir(exist_ok=True)
+    name = re.sub(r"[^\w.-]", "_", device)
+    with open(LOCKS / f"device-{name}.lock", "a") as one_device, \
+            open(LOCKS / "host.lock", "a") as host:
+        fcntl.flock(one_device, fcntl.LOCK_EX)
+        fcntl.flock(host, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield  # closing the files releases both locks, on any exit
