@@ -84,13 +84,18 @@ class DebianAdbd:
     """One adbd on a TCP port, connected to the adb server, as a phone would be."""
 
     def __init__(self, root: Path, model: str, *, cores: str | None = None,
-                 python: str | None = sys.executable, props: dict[str, str] | None = None):
+                 python: str | None = sys.executable, props: dict[str, str] | None = None,
+                 private_folder: str | None = None):
         self.root = root
         self.model = model
         self.cores = cores
         #: None: a phone. Its PATH holds only a toolbox of shell commands, no Python at all.
         self.python = python
         self.props = props or {}
+        #: A folder (e.g. /data/local/tmp) that is this device's own, as a phone's storage
+        #: is: a bind mount in a mount namespace of its own, so boards on one host never
+        #: see each other's files there.
+        self.private_folder = private_folder
         self.port = free_port()
         self.serial = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -123,6 +128,13 @@ class DebianAdbd:
         command = [adbd["ADBD_BIN"]]
         if self.cores is not None:
             command = ["taskset", "-c", self.cores, *command]
+        if self.private_folder is not None:
+            storage = self.root / "storage"
+            storage.mkdir(exist_ok=True)
+            Path(self.private_folder).mkdir(parents=True, exist_ok=True)
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                       'mount --bind "$0" "$1" && shift && exec "$@"', str(storage),
+                       self.private_folder, *command]
         self.log = open(self.root / "adbd.log", "wb")
         self.process = subprocess.Popen(command, env=env, cwd=self.root, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)

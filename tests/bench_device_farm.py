@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run(devices: str, workers: int, args: list[str], cache: str, folder: Path) -> float:
     command = [sys.executable, "-m", "pytest", "--pyargs", "pytest_aiotbench.suite", "-q",
                "-p", "no:cacheprovider", f"--aiot-device={devices}", f"--aiot-cache={cache}",
-               "--aiot-cooldown=0", f"--aiot-adb-workdir={folder}/work", *args]
+               "--aiot-cooldown=0", *args]
     if workers:
         command += ["-n", str(workers)]
     started = time.perf_counter()
@@ -49,7 +49,9 @@ def main() -> None:
     server_was_running = adb_server_running()
     with tempfile.TemporaryDirectory(prefix="aiot-farm-") as scratch:
         folder = Path(scratch)
-        boards = [DebianAdbd(folder / name, name, cores=core).start()
+        # Each board's /data/local/tmp (the default work folder) is its own, as on phones.
+        boards = [DebianAdbd(folder / name, name, cores=core,
+                             private_folder="/data/local/tmp").start()
                   for name, core in (("Farm A", "0"), ("Farm B", "1"))]
         try:
             run("Farm_A,Farm_B", 2, args, options.cache, folder)  # exports, first pushes

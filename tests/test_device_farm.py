@@ -8,7 +8,7 @@ import shutil
 from collections import defaultdict
 
 from conftest import REPO, TINY_CNN_MODULE
-from test_adb_devices import ADB_FAST, workdir_option
+from test_adb_devices import ADB_FAST
 
 FARM = REPO / "conftest_examples" / "device_farm"
 
@@ -28,11 +28,12 @@ def _workers_per_device(output: str) -> dict[str, set[str]]:
 
 def test_a_farm_of_two_boards_and_the_host_reports_every_workload_once(
         pytester, run_plugin, adbd_factory, tmp_path):
-    adbd_factory("Farm A", cores="0")
-    adbd_factory("Farm B", cores="1")
+    # Each board's /data/local/tmp is its own, as on phones (the default work folder).
+    adbd_factory("Farm A", cores="0", private_folder="/data/local/tmp")
+    adbd_factory("Farm B", cores="1", private_folder="/data/local/tmp")
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
     args = ["-v", "--aiot-device=local,Farm_A,Farm_B", "--aiot-framework=onnxruntime,tflite",
-            workdir_option(tmp_path), *ADB_FAST]
+            *ADB_FAST]
     serial, serial_document = run_plugin(*args)
     serial.assert_outcomes(passed=6)
 
@@ -57,13 +58,12 @@ def test_a_farm_of_two_boards_and_the_host_reports_every_workload_once(
 
 def test_the_device_farm_example_runs_one_worker_per_device(pytester, run_plugin,
                                                            adbd_factory, tmp_path):
-    adbd_factory("Farm C", cores="0")
+    adbd_factory("Farm C", cores="0", private_folder="/data/local/tmp")
     for name in ("pytest.ini", "test_farm.py"):
         shutil.copy(FARM / name, pytester.path / name)
     # As shipped: -n auto from the ini, one worker per named device.
     result, document = run_plugin("--aiot-device=local,Farm_C", "--aiot-network=squeezenet1_1",
-                                  "--aiot-framework=onnxruntime", workdir_option(tmp_path),
-                                  *ADB_FAST)
+                                  "--aiot-framework=onnxruntime", *ADB_FAST)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*device farm on 2 xdist workers, scheduled by device*",
                                  "*created: 2/2 workers*"])
