@@ -24,10 +24,6 @@ class Lab:
         self.stages = Stages(settings, lambda: self.dataset, progress)
 
     @property
-    def discovered(self) -> bool:
-        return self._selection is not None
-
-    @property
     def devices(self) -> dict[str, Device]:
         """The devices ``--aiot-device`` names, by alias (asks adb on first use; raises
         UnknownDeviceError or DeviceError)."""
