@@ -52,7 +52,10 @@ LABELLED_SOURCE = "labelled images"
 CALIBRATION_IMAGES = 16
 #: Largest relative error against fp32 for the reduced-precision variants: they are judged
 #: by their accuracy, this only catches an artifact that computes something else entirely.
-VARIANT_RTOL = {"fp16": 1e-2, "dynamic-int8": 0.5, "int8": 0.5}
+#: Full int8 is calibrated on labelled images where there are any, and the probes (uniform
+#: noise) then fall outside its activation ranges: a trained digits CNN's int8 errs by 0.75
+#: of the output's scale on them while agreeing on every top-1; garbage errs by more.
+VARIANT_RTOL = {"fp16": 1e-2, "dynamic-int8": 0.5, "int8": 1.0}
 #: The timing locks, one set per host whatever the cache: every session on it takes them.
 LOCKS = Path(tempfile.gettempdir()) / "aiotbench-locks"
 
