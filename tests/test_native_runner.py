@@ -25,7 +25,13 @@ from pytest_aiotbench.runner.native.build import (
     main,
 )
 from pytest_aiotbench.runner.program import RunnerProgram
-from pytest_aiotbench.runner.protocol import RunFailure, RunRequest, Timing, parse_result
+from pytest_aiotbench.runner.protocol import (
+    PROTOCOL_VERSION,
+    RunFailure,
+    RunRequest,
+    Timing,
+    parse_result,
+)
 
 NATIVE = ["--aiot-runner=native"]
 
@@ -49,7 +55,8 @@ def test_every_backend_builds_into_a_bundle_that_starts(native_runners):
     for framework, runner in native_runners.items():
         assert runner.target == Target.host().name
         described = json.loads(describe(runner, "--describe").stdout)
-        assert described == {"protocol_version": 2, "runner": "native", "framework": framework}
+        assert described == {"protocol_version": PROTOCOL_VERSION, "runner": "native",
+                             "framework": framework}
     # The loader's name for each library, not the wheel's file name.
     assert [p.name for p in native_runners["onnxruntime"].libraries] == ["libonnxruntime.so.1"]
     assert {p.name for p in native_runners["executorch"].libraries} >= {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_aiotbench.score.variants import variant_gains
 from pytest_aiotbench.score.vips import DeviceScore
 
 SOURCE_SHORT = {
@@ -30,7 +31,7 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
     paper = any(r.latency_basis == "end-to-end" for r in results)
     labelled = any(r.top1 is not None for r in results)
     variants = any(r.variant != "fp32" for r in results)
-    fp32 = {(r.network, r.framework): r for r in results if r.variant == "fp32"}
+    gains = {id(gain.result): gain for gain in variant_gains(results)}
 
     header = ["network", "framework", "variant", "runner",
               "mean e2e ms" if paper else "median ms",
@@ -58,10 +59,9 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
             cells += [_fraction(r.accuracy)]
         cells += [SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or "?")]
         if variants:
-            base = fp32.get((r.network, r.framework))
-            if base is not None and r.variant != "fp32" and base.accuracy is not None:
-                cells += [f"{(r.accuracy or 0) - base.accuracy:+.3f}",
-                          f"{base.seconds_per_image / seconds:.2f}x"]
+            gain = gains.get(id(r))
+            if gain is not None:
+                cells += [f"{gain.accuracy_change:+.3f}", f"{gain.speedup:.2f}x"]
             else:
                 cells += ["", ""]
         cells += [_megabytes(r.peak_rss_after_timing_bytes), f"{(r.macs or 0) / 1e9:.3g}",
