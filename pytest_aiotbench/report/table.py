@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pytest_aiotbench.score.variants import variant_gains
-from pytest_aiotbench.score.vips import DeviceScore
+from pytest_aiotbench.score.vips import DeviceScore, same_workloads
+
+DIFFERENT_WORKLOADS = ("the devices did not all score the same workloads; VIPS is a sum, so "
+                       "compare devices on the same set")
 
 SOURCE_SHORT = {
     "top-1 agreement with fp32 reference": "agree-fp32",
@@ -130,10 +133,8 @@ def render_ranking(scores: list[DeviceScore]) -> list[str]:
     for place, score in enumerate(scores, 1):
         lines.append(f"  {place}. {score.device:<24} VIPS {score.vips:10.2f}   "
                      f"VOPS {score.vops:12.1f}   ({len(score.workloads)} workloads)")
-    workload_sets = {frozenset(w.result.workload_id for w in s.workloads) for s in scores}
-    if len(scores) > 1 and len(workload_sets) > 1:
-        lines.append("  note: the devices did not all score the same workloads; "
-                     "VIPS is a sum, so compare devices on the same set")
+    if not same_workloads(scores):
+        lines.append(f"  note: {DIFFERENT_WORKLOADS}")
     return lines
 
 
