@@ -391,8 +391,9 @@ def _table(header: list[str], rows: list[str], sortable: bool = False) -> str:
 
 # Click a header to sort by it; numbers by their data-value, text by its text.
 SORT_SCRIPT = """
-document.querySelectorAll('table.sortable th').forEach((header, column) => {
+document.querySelectorAll('table.sortable th').forEach(header => {
   header.addEventListener('click', () => {
+    const column = header.cellIndex;
     const body = header.closest('table').tBodies[0];
     const ascending = header.dataset.order !== 'ascending';
     header.dataset.order = ascending ? 'ascending' : 'descending';
