@@ -122,10 +122,14 @@ def test_the_local_matrix_through_the_native_runner(pytester, run_plugin, native
         assert workload["peak_rss_after_timing_bytes"] >= workload["peak_rss_after_load_bytes"]
         assert workload["native_runner"]["target"] == Target.host().name
         assert workload["runner_runtime"].startswith("C++17 native runner")
+    # Asked for the device's peak, the native runner says it has no probe.
+    peak = document["devices"]["local"]["facts"]["peak_compute"]
+    assert not peak["measured"] and "the native runner has no peak probe" in peak["method"]
     # The command line wins over the ini file.
     result, document = run_plugin("--aiot-runner=python", "--aiot-framework=onnxruntime")
     result.assert_outcomes(passed=1)
     assert document["devices"]["local"]["workloads"][0]["runner"] == "python"
+    assert document["devices"]["local"]["facts"]["peak_compute"]["measured"]
 
 
 def test_a_crashing_native_runner_errors_its_item_with_the_signal(pytester, run_plugin,
