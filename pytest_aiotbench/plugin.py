@@ -26,7 +26,13 @@ from pytest_aiotbench.lab import LAB_KEY, Lab
 from pytest_aiotbench.measure.result import FAILED, SKIPPED, WorkloadResult
 from pytest_aiotbench.report import benchmark_records
 from pytest_aiotbench.session import SESSION_KEY, BenchSession, RunFacts
-from pytest_aiotbench.stages import ArtifactChoice, StageFailed, StageSkipped, WorkloadSpec
+from pytest_aiotbench.stages import (
+    ArtifactChoice,
+    NetworkChoice,
+    StageFailed,
+    StageSkipped,
+    WorkloadSpec,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("device", "local (default), all (local + every adb device), adb (every adb device), "
         "or a comma list of device aliases/serials", metavar="DEVICES")
     add("network", "comma list of networks to run (default: all registered)", metavar="NAMES")
+    add("implementation", "comma list of implementations to run the networks in: torch, "
+        "keras (TensorFlow's own, keras.applications: resnet50, inception_v3, densenet121, "
+        "mobilenet_v2) (default: each network in its first, torch for the reference six)",
+        metavar="NAMES")
     add("framework", "comma list of frameworks: tflite, onnxruntime, pytorch-mobile, "
         "executorch (default: all)", metavar="NAMES")
     add("weights", "random (default) or pretrained (torchvision's ImageNet weights)",
@@ -117,8 +127,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "aiot: an AIoTBench workload item; on a test of your "
-                            "own, network=, framework=, variant=, device= patterns pick the "
-                            "workloads its aiot_measured result comes from")
+                            "own, network=, implementation=, framework=, variant=, device= "
+                            "patterns pick the workloads its aiot_measured result comes from")
     options = {name[len("aiot_"):]: _option_or_ini(config, name, value)
                for name, value in vars(config.option).items() if name.startswith("aiot_")}
     try:
@@ -195,6 +205,12 @@ def _header(session: BenchSession, config: pytest.Config) -> list[str]:
         lines.append(f"aiotbench: device farm on {config.option.numprocesses or 'the --tx'} "
                      f"xdist workers, scheduled {scheduling}: each device's items on one "
                      "worker, the local host timing alone; one table and one JSON here")
+    for implementation in chosen.implementations:
+        lacking = [name for name in chosen.networks or networks.names()
+                   if implementation not in networks.implementations_of(name)]
+        if lacking:
+            lines.append(f"aiotbench: no {implementation} implementation of "
+                         f"{', '.join(lacking)}: not run in {implementation}")
     if chosen.dataset is not None:
         lines.append(f"aiotbench: accuracy on the labelled images in {chosen.dataset}")
     if session.gate is not None:
@@ -218,7 +234,7 @@ def _progress_writer(config: pytest.Config):
 
 
 #: What ``@pytest.mark.aiot(...)`` may select a test's workloads by (fnmatch patterns).
-SELECTORS = ("network", "framework", "variant", "device")
+SELECTORS = ("network", "implementation", "framework", "variant", "device")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -236,14 +252,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return values if wanted is None else [
             value for value in values if any(fnmatch.fnmatchcase(value, p) for p in wanted)]
 
-    names = [card.name for card in _networks_for(metafunc)
-             if not chosen.networks or card.name in chosen.networks]
+    network_choices = [
+        NetworkChoice(card.name, card.implementation) for card in _networks_for(metafunc)
+        if (not chosen.networks or card.name in chosen.networks)
+        and networks.chosen(card, chosen.implementations)
+        and card.name in picked("network", [card.name])
+        and card.implementation in picked("implementation", [card.implementation])]
     choices = [ArtifactChoice(framework, variant)
                for framework in picked("framework", list(chosen.frameworks) or frameworks.names())
                for variant in picked("variant", list(chosen.variants))]
     # Every workload item carries the aiot marker: -m aiot selects them, -m "not aiot" the rest.
-    metafunc.parametrize("aiot_network", [pytest.param(name, id=name, marks=pytest.mark.aiot)
-                                          for name in picked("network", names)],
+    metafunc.parametrize("aiot_network", [pytest.param(choice, id=choice.id,
+                                                       marks=pytest.mark.aiot)
+                                          for choice in network_choices],
                          indirect=True, scope="session")
     if "aiot_artifact" in metafunc.fixturenames:
         metafunc.parametrize("aiot_artifact", [pytest.param(choice, id=choice.id)
@@ -285,9 +306,11 @@ def spec_of(item: pytest.Item) -> WorkloadSpec | None:
     params = getattr(getattr(item, "callspec", None), "params", {})
     network, choice, device = (params.get(name) for name in
                                ("aiot_network", "aiot_artifact", "aiot_device"))
-    if not isinstance(network, str) or not isinstance(choice, ArtifactChoice) or not device:
+    if (not isinstance(network, NetworkChoice) or not isinstance(choice, ArtifactChoice)
+            or not device):
         return None
-    return WorkloadSpec(network, choice.framework, device, choice.variant)
+    return WorkloadSpec(network.name, choice.framework, device, choice.variant,
+                        network.implementation)
 
 
 def _networks_for(metafunc: pytest.Metafunc) -> list[networks.NetworkCard]:
@@ -415,7 +438,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         framework = frameworks.get(spec.framework)
         session.record(WorkloadResult(
             device=spec.device, network=spec.network, framework=spec.framework,
-            variant=spec.variant, backend=framework.backend, nodeid=item.nodeid,
+            variant=spec.variant, implementation=spec.implementation,
+            backend=framework.backend, nodeid=item.nodeid,
             status=SKIPPED if isinstance(error, StageSkipped) else FAILED,
             stage=error.stage, error=error.detail, protocol=session.settings.protocol))
     return report

@@ -25,6 +25,7 @@ class SettingsError(ValueError):
 class Settings:
     device: str = "local"
     networks: tuple[str, ...] = ()  # empty: every network
+    implementations: tuple[str, ...] = ()  # empty: each network in its first implementation
     frameworks: tuple[str, ...] = ()  # empty: every framework
     weights: str = "random"
     seed: int = 0
@@ -102,6 +103,13 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
         if value is not None and not split_names(str(value)):
             raise SettingsError(f"--aiot-{key}={value!r} names nothing; leave the option out "
                                 f"for {meaning}, or name at least one")
+    from pytest_aiotbench.networks.implementations import IMPLEMENTATIONS
+
+    implementations = split_names(options.get("implementation"))
+    for name in implementations:
+        if name not in IMPLEMENTATIONS:
+            raise SettingsError(f"--aiot-implementation={name!r}: choose from "
+                                f"{', '.join(IMPLEMENTATIONS)}")
     frameworks = split_names(options.get("framework"))
     for name in frameworks:
         try:
@@ -146,6 +154,7 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
     settings = Settings(
         device=options.get("device") or d.device,
         networks=split_names(options.get("network")),
+        implementations=implementations,
         frameworks=frameworks,
         weights=weights,
         seed=_number("seed", given("seed", d.seed), int, 0, 2**31 - 1),
@@ -201,6 +210,7 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
 DEFAULT = Settings()
 #: Options that take a comma list, and what leaving them out means.
 LIST_OPTIONS = {"device": "the local host", "network": "every registered network",
+                "implementation": "each network in its first implementation",
                 "framework": "every framework", "variant": "fp32 only"}
 
 

@@ -40,6 +40,7 @@ from pytest_aiotbench.images import Dataset
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure.result import INVALID, PASSED
 from pytest_aiotbench.measure.thermal import throttle_findings
+from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
 from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.runner.native.build import NativeBuilder, NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
@@ -83,10 +84,12 @@ class WorkloadSpec:
     framework: str
     device: str
     variant: str = "fp32"
+    implementation: str = DEFAULT_IMPLEMENTATION
 
     @property
     def key(self) -> WorkloadKey:
-        return WorkloadKey(self.device, self.network, self.framework, self.variant)
+        return WorkloadKey(self.device, self.network, self.framework, self.variant,
+                           self.implementation)
 
     @property
     def id(self) -> str:
@@ -104,6 +107,18 @@ def device_in_nodeid(nodeid: str) -> str | None:
                      for variant in VARIANTS), key=len, reverse=True)
     found = re.search(rf"-(?:{'|'.join(map(re.escape, labels))})-(.+)$", test_id)
     return found.group(1) if found else None
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkChoice:
+    """The network stage's parameter: one network in one implementation."""
+
+    name: str
+    implementation: str = DEFAULT_IMPLEMENTATION
+
+    @property
+    def id(self) -> str:
+        return network_label(self.name, self.implementation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +159,7 @@ class Exported:
 
     @property
     def framework(self) -> frameworks.Framework:
-        return frameworks.get(self.choice.framework)
+        return frameworks.adapter(self.choice.framework, self.network.card.implementation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,9 +173,9 @@ class Deployed:
 
     @property
     def spec(self) -> WorkloadSpec:
-        choice = self.exported.choice
-        return WorkloadSpec(self.exported.network.card.name, choice.framework,
-                            self.device.alias, choice.variant)
+        choice, card = self.exported.choice, self.exported.network.card
+        return WorkloadSpec(card.name, choice.framework, self.device.alias, choice.variant,
+                            card.implementation)
 
 
 @dataclasses.dataclass
@@ -199,11 +214,11 @@ class Stages:
         return self._dataset()
 
     # ---------------------------------------------------------------- network
-    def network(self, name: str) -> PreparedNetwork:
+    def network(self, choice: NetworkChoice) -> PreparedNetwork:
         """Build the network and its fp32 reference answers on the probes."""
         started = time.perf_counter()
         try:
-            card = networks.get(name)
+            card = networks.get(choice.name, choice.implementation)
             self._check_labels(card)
             return prepare_network(card, pretrained=self.settings.weights == "pretrained",
                                    seed=self.settings.seed, probe_count=self.settings.probes,
@@ -217,9 +232,9 @@ class Stages:
     def artifact(self, network: PreparedNetwork, choice: ArtifactChoice) -> Exported:
         """The framework's file of the network in the variant: from the cache or exported now
         (the cache's lock makes concurrent sessions and xdist workers export it once)."""
-        framework = frameworks.get(choice.framework)
         started = time.perf_counter()
         try:
+            framework = frameworks.adapter(choice.framework, network.card.implementation)
             artifact = export_artifact(network, framework, self.cache, self._announce_export,
                                        variant=choice.variant,
                                        calibration=self._calibration_for(network.card))
@@ -280,13 +295,13 @@ class Stages:
         if program.kind == "python":
             return {"images": tuple(device.stage(image.path) for image in dataset.images),
                     "preprocessing": preprocessing_spec(card)}
-        if card.name not in self._labelled_inputs:
+        if card.label not in self._labelled_inputs:
             spec = preprocessing_spec(card)
-            path = self._workdir / f"{card.name}-labelled-inputs.npy"
+            path = self._workdir / f"{card.label}-labelled-inputs.npy"
             np.save(path, np.concatenate([preprocess(str(image.path), spec)
                                           for image in dataset.images]))
-            self._labelled_inputs[card.name] = path
-        return {"labelled_inputs": device.stage(self._labelled_inputs[card.name])}
+            self._labelled_inputs[card.label] = path
+        return {"labelled_inputs": device.stage(self._labelled_inputs[card.label])}
 
     # ---------------------------------------------------------------- measure
     def measure(self, deployed: Deployed, nodeid: str = "") -> WorkloadResult:
@@ -298,7 +313,8 @@ class Stages:
         card = network.card
         result = WorkloadResult(device=device.alias, network=card.name,
                                 framework=spec.framework, backend=exported.framework.backend,
-                                variant=spec.variant, nodeid=nodeid, protocol=settings.protocol,
+                                variant=spec.variant, implementation=card.implementation,
+                                nodeid=nodeid, protocol=settings.protocol,
                                 macs=network.macs, weights=network.weights,
                                 weights_sha256=network.weights_sha256,
                                 runner=deployed.program.kind,
@@ -397,13 +413,13 @@ class Stages:
         dataset = self.dataset
         if dataset is None:
             return None
-        if card.name not in self._calibration:
+        if card.label not in self._calibration:
             step = max(1, len(dataset.images) // CALIBRATION_IMAGES)
             chosen = dataset.images[::step][:CALIBRATION_IMAGES]
             spec = preprocessing_spec(card)
-            self._calibration[card.name] = np.concatenate(
+            self._calibration[card.label] = np.concatenate(
                 [preprocess(str(image.path), spec) for image in chosen])
-        return self._calibration[card.name]
+        return self._calibration[card.label]
 
     def close(self) -> None:
         import shutil

@@ -1,5 +1,5 @@
-"""The registry, the six reference cards, FLOPs from the models, torchvision's import trap,
-and the pretrained-weights path."""
+"""The registry, the reference cards (torchvision's six, Keras's four), FLOPs from the
+models, torchvision's import trap, and the pretrained-weights path."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pytest_aiotbench import networks
-from pytest_aiotbench.networks.flops import count_macs
+from pytest_aiotbench.networks import implementations
 from pytest_aiotbench.networks.reference import PretrainedWeightsUnavailable
 from pytest_aiotbench.networks.registry import register_network, unregister
 
@@ -19,6 +19,10 @@ REFERENCE = ["resnet50", "inception_v3", "densenet121", "squeezenet1_1", "mobile
              "mnasnet1_0"]
 PUBLISHED_GMACS = {"resnet50": 4.09, "inception_v3": 5.71, "densenet121": 2.83,
                    "squeezenet1_1": 0.35, "mobilenet_v2": 0.30, "mnasnet1_0": 0.31}
+#: Keras's ResNet50 is the original (stride 2 in the first 1x1 convolution of a stage, as
+#: He et al.'s Caffe model), a little cheaper than torchvision's ResNet50 v1.5.
+KERAS_PUBLISHED_GMACS = {"resnet50": 3.86, "inception_v3": 5.71, "densenet121": 2.83,
+                         "mobilenet_v2": 0.30}
 
 
 def test_registry_holds_the_six_reference_networks():
@@ -26,14 +30,32 @@ def test_registry_holds_the_six_reference_networks():
     assert networks.get("inception_v3").input_shape == (1, 3, 299, 299)
     assert networks.get("inception_v3").preprocessing.resize == 342
     assert networks.get("resnet50").preprocessing.crop == 224
+    # Keras's four beside them, the torch one staying each network's primary implementation.
+    assert [n for n in REFERENCE if "keras" in networks.implementations_of(n)] == list(
+        KERAS_PUBLISHED_GMACS)
+    assert networks.get("resnet50").implementation == "torch"
+    keras_inception = networks.get("inception_v3", "keras")
+    assert keras_inception.input_shape == (1, 299, 299, 3)
+    assert keras_inception.preprocessing.layout == "NHWC"
+    assert keras_inception.label == "inception_v3-keras"
+    with pytest.raises(networks.UnknownNetworkError, match="no keras implementation"):
+        networks.get("squeezenet1_1", "keras")
 
 
 @pytest.mark.parametrize("name", REFERENCE)
 def test_flops_are_counted_from_the_model_within_2_percent_of_published(name):
     card = networks.get(name)
     torch.manual_seed(0)
-    macs = count_macs(card.build(pretrained=False), card.input_shape)
+    macs = implementations.get("torch").macs(card.build(pretrained=False), card.input_shape)
     assert macs / 1e9 == pytest.approx(PUBLISHED_GMACS[name], rel=0.02)
+
+
+@pytest.mark.parametrize("name", list(KERAS_PUBLISHED_GMACS))
+def test_keras_flops_are_counted_from_the_traced_graph_within_2_percent_of_published(name):
+    card = networks.get(name, "keras")
+    macs = implementations.get("keras").macs(card.build(pretrained=False), card.input_shape)
+    assert macs / 1e9 == pytest.approx(KERAS_PUBLISHED_GMACS[name], rel=0.02)
+    assert card.published_gmacs == KERAS_PUBLISHED_GMACS[name]
 
 
 def test_unknown_network_names_the_known_ones():

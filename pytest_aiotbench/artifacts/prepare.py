@@ -15,8 +15,8 @@ import numpy as np
 
 from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache
 from pytest_aiotbench.frameworks.base import ExportError, Framework, VariantUnsupported
+from pytest_aiotbench.networks import implementations
 from pytest_aiotbench.networks.card import NetworkCard
-from pytest_aiotbench.networks.flops import count_macs
 
 #: Bump when probe generation changes (it is part of what the reference outputs mean).
 PROBE_REVISION = 1
@@ -33,6 +33,7 @@ class PreparedNetwork:
     card: NetworkCard
     model: Any
     weights: str  # "random" or "pretrained"
+    #: The model's fingerprint: its weights (and, for Keras, its architecture).
     weights_sha256: str
     macs: int
     probes: np.ndarray  # (n, *input_shape[1:]) float32
@@ -43,70 +44,56 @@ class PreparedNetwork:
 
 def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_count: int,
                     workdir: Path) -> PreparedNetwork:
-    import torch
-
     started = time.perf_counter()
-    torch.manual_seed(seed)
+    kind = implementations.get(card.implementation)
     try:
+        kind.seed(seed)
         model = card.build(pretrained)
     except Exception as exc:
         raise BuildError(f"building network {card.name!r} failed: "
                          f"{type(exc).__name__}: {exc}") from exc
-    if not isinstance(model, torch.nn.Module):
-        raise BuildError(f"the builder of {card.name!r} returned {type(model).__name__}, "
-                         "not a torch.nn.Module")
-    model.eval()
     probes = make_probes(card, probe_count, seed)
     try:
-        with torch.inference_mode():
-            reference = np.stack([
-                model(torch.from_numpy(probes[i:i + 1])).double().numpy().reshape(-1)
-                for i in range(len(probes))])
-        macs = count_macs(model, card.input_shape)
+        reference = np.stack([kind.outputs(model, probes[i:i + 1])
+                              for i in range(len(probes))])
+        macs = kind.macs(model, card.input_shape)
     except Exception as exc:
         raise BuildError(f"network {card.name!r} does not run on input shape "
                          f"{card.input_shape}: {type(exc).__name__}: {exc}") from exc
     workdir.mkdir(parents=True, exist_ok=True)
-    probe_path = workdir / f"{card.name}-probes-{seed}-{probe_count}.npy"
+    probe_path = workdir / f"{card.label}-probes-{seed}-{probe_count}.npy"
     np.save(probe_path, probes)
     return PreparedNetwork(card, model, "pretrained" if pretrained else "random",
-                           weights_sha256(model), macs, probes, reference, probe_path,
+                           kind.fingerprint(model), macs, probes, reference, probe_path,
                            time.perf_counter() - started)
 
 
 def make_probes(card: NetworkCard, count: int, seed: int) -> np.ndarray:
-    """Seeded probe inputs that look like preprocessed images (uniform pixels, normalised)."""
+    """Seeded probe inputs that look like preprocessed images (uniform pixels, scaled and
+    normalised as the card's preprocessing does, along its channel axis)."""
     rng = np.random.default_rng([seed, PROBE_REVISION])
     shape = (count, *card.input_shape[1:])
-    pixels = rng.random(shape, dtype=np.float32)
-    channels = len(card.preprocessing.mean)
-    if card.preprocessing.layout == "NCHW" and len(shape) == 4 and shape[1] == channels:
-        mean = np.asarray(card.preprocessing.mean, np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(card.preprocessing.std, np.float32).reshape(1, -1, 1, 1)
+    spec = card.preprocessing
+    pixels = rng.random(shape, dtype=np.float32) * np.float32(spec.pixel_range)
+    axis = 1 if spec.layout == "NCHW" else len(shape) - 1
+    if len(shape) == 4 and shape[axis] == len(spec.mean):
+        along = [1, 1, 1, 1]
+        along[axis] = -1
+        mean = np.asarray(spec.mean, np.float32).reshape(along)
+        std = np.asarray(spec.std, np.float32).reshape(along)
         pixels = (pixels - mean) / std
     return np.ascontiguousarray(pixels, dtype=np.float32)
-
-
-def weights_sha256(model: Any) -> str:
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        # Raw bytes of any dtype (bfloat16 and bool included), as numpy cannot take them all.
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def export_artifact(network: PreparedNetwork, framework: Framework, cache: ArtifactCache,
                     on_build_start: Callable[[str], None] | None = None, *,
                     variant: str = "fp32", calibration: np.ndarray | None = None) -> Artifact:
-    """The framework's artifact of this network (fp32 or a variant), from the cache or new."""
-    import torch
-
+    """The framework's artifact of this network (fp32 or a variant), from the cache or new.
+    ``framework`` is the framework's adapter for the network's implementation."""
     framework.check_variant(variant)
     card = network.card
+    # The implementation needs no entry of its own: the fingerprint is of its model and the
+    # tools are its adapter's.
     parts = {
         "network": card.name,
         "input_shape": list(card.input_shape),
@@ -115,7 +102,7 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
         "export_revision": framework.export_revision,
         "tools": framework.tool_versions(),
     }
-    example = torch.from_numpy(network.probes[0:1].copy())
+    example = implementations.get(card.implementation).example(network.probes[0:1])
 
     def guarded(what: str, make: Callable[[], list[str]]) -> list[str]:
         try:
@@ -130,7 +117,7 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
                               f"{type(exc).__name__}: {exc}") from exc
 
     fp32 = cache.get_or_build(
-        f"{card.name}-{framework.name}", parts, f"{card.name}{framework.suffix}",
+        f"{card.label}-{framework.name}", parts, f"{card.name}{framework.suffix}",
         lambda destination: guarded("exporting", lambda: framework.export(
             network.model, example, destination)), on_build_start)
     if variant == "fp32":
@@ -141,7 +128,7 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
                          np.ascontiguousarray(samples).tobytes()).hexdigest()}
     batches = [samples[i:i + 1] for i in range(len(samples))]
     return cache.get_or_build(
-        f"{card.name}-{framework.name}-{variant}", variant_parts,
+        f"{card.label}-{framework.name}-{variant}", variant_parts,
         f"{card.name}-{variant}{framework.suffix}",
         lambda destination: guarded(f"making the {variant} variant of", lambda: (
             framework.make_variant(variant, fp32.path, network.model, example, batches,

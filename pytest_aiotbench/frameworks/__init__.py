@@ -3,12 +3,14 @@
 from pytest_aiotbench.frameworks.base import (
     ExportError,
     Framework,
+    ImplementationUnsupported,
     UnknownFrameworkError,
     VariantUnsupported,
+    adapter,
     get,
     names,
     register_framework,
 )
 
-__all__ = ["ExportError", "Framework", "UnknownFrameworkError", "VariantUnsupported", "get",
-           "names", "register_framework"]
+__all__ = ["ExportError", "Framework", "ImplementationUnsupported", "UnknownFrameworkError",
+           "VariantUnsupported", "adapter", "get", "names", "register_framework"]

@@ -1,7 +1,9 @@
 """The framework adapter: turn a network into an artifact on the host.
 
 An adapter knows how to export and which runner backend loads the file; it knows nothing of
-devices. Adapters register themselves, like networks; the registry is the only list.
+devices. Adapters register themselves, like networks; the registry is the only list. A
+framework has one adapter per implementation it can take (a network's torch or Keras model):
+the one for Keras subclasses the torch one, so what the device runs is said once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
-_FRAMEWORKS: dict[str, Framework] = {}
+#: framework name -> implementation -> adapter, in registration order.
+_FRAMEWORKS: dict[str, dict[str, Framework]] = {}
 
 
 class UnknownFrameworkError(LookupError):
@@ -27,9 +30,15 @@ class VariantUnsupported(ExportError):
     """The framework cannot make this variant here: the item is skipped with the reason."""
 
 
+class ImplementationUnsupported(VariantUnsupported):
+    """The framework cannot take a model of this implementation (here): skipped, saying why."""
+
+
 class Framework(abc.ABC):
     #: Name used in options, test ids and results; also the runner backend's name.
     name: str = ""
+    #: The kind of model ``export`` takes (``networks.implementations``).
+    implementation: str = "torch"
     #: File suffix of the artifact.
     suffix: str = ""
     #: Where the inference runs, as the runner sets it up.
@@ -73,11 +82,28 @@ def _version(package: str) -> str:
 
 
 def register_framework(cls: type[Framework]) -> type[Framework]:
-    _FRAMEWORKS[cls.name] = cls()
+    _FRAMEWORKS.setdefault(cls.name, {})[cls.implementation] = cls()
     return cls
 
 
 def get(name: str) -> Framework:
+    """The framework's first adapter: what it runs on devices is the same for all of them."""
+    return next(iter(_adapters(name).values()))
+
+
+def adapter(name: str, implementation: str) -> Framework:
+    """The framework's adapter for models of ``implementation``; ImplementationUnsupported
+    (a skip) where it has none."""
+    adapters = _adapters(name)
+    try:
+        return adapters[implementation]
+    except KeyError:
+        raise ImplementationUnsupported(
+            f"{name} takes {' and '.join(adapters)} models only: it has no converter for a "
+            f"{implementation} model") from None
+
+
+def _adapters(name: str) -> dict[str, Framework]:
     _load_builtin()
     try:
         return _FRAMEWORKS[name]

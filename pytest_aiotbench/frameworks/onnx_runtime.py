@@ -6,7 +6,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pytest_aiotbench.frameworks.base import Framework, register_framework
+from pytest_aiotbench.frameworks.base import (
+    Framework,
+    ImplementationUnsupported,
+    register_framework,
+)
+
+#: The ONNX opset tf2onnx writes (the torch exporter picks its own).
+ONNX_OPSET = 17
 
 
 @register_framework
@@ -61,3 +68,28 @@ class OnnxRuntime(Framework):
                             weight_type=QuantType.QInt8)
         return [f"static int8 QDQ (uint8 activations, int8 per-channel weights), calibrated on "
                 f"{len(calibration)} inputs"]
+
+
+@register_framework
+class OnnxRuntimeFromKeras(OnnxRuntime):
+    """A Keras network through tf2onnx, the converter from TensorFlow; the variants are
+    onnxruntime's quantization of that file, as for torch networks."""
+
+    implementation = "keras"
+    export_packages = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime")
+
+    def export(self, model: Any, example: Any, destination: Path) -> list[str]:
+        try:
+            import tf2onnx
+        except Exception as exc:  # missing, or broken against this TensorFlow or numpy
+            raise ImplementationUnsupported(
+                f"onnxruntime takes a Keras model through tf2onnx, which cannot be imported "
+                f"here ({type(exc).__name__}: {exc}): pip install tf2onnx") from None
+        import tensorflow as tf
+
+        function = tf.function(lambda batch: model(batch, training=False))
+        tf2onnx.convert.from_function(
+            function, input_signature=[tf.TensorSpec(example.shape, tf.float32, name="input")],
+            opset=ONNX_OPSET, output_path=str(destination))
+        return [f"converted by tf2onnx (opset {ONNX_OPSET}) from the Keras model; input NHWC; "
+                "CPU provider, ORT_ENABLE_ALL"]

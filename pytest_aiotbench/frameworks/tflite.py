@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,58 @@ class TFLite(Framework):
                                                                          overwrite=True)
         return [f"full int8 weights and activations, calibrated on {len(calibration)} inputs; "
                 "float input/output"]
+
+
+@register_framework
+class TFLiteFromKeras(TFLite):
+    """A Keras network through TensorFlow's own converter and its own quantization."""
+
+    implementation = "keras"
+    export_packages = ("tensorflow", "keras")
+
+    def export(self, model: Any, example: Any, destination: Path) -> list[str]:
+        destination.write_bytes(_converted(_keras_converter(model)))
+        return ["converted by TensorFlow's TFLiteConverter from the Keras model; input NHWC"]
+
+    def make_variant(self, variant: str, fp32_artifact: Path, model: Any, example: Any,
+                     calibration: list[Any], destination: Path) -> list[str]:
+        import tensorflow as tf
+
+        converter = _keras_converter(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if variant == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+            note = "float16 weights (TFLiteConverter), float32 compute"
+        elif variant == "dynamic-int8":
+            note = ("dynamic-range int8 (TFLiteConverter): int8 weights, activations quantized "
+                    "at run time")
+        else:
+            converter.representative_dataset = lambda: ([batch] for batch in calibration)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            # Input and output stay float: the runner feeds every variant the same tensors.
+            note = (f"full int8 weights and activations (TFLiteConverter), calibrated on "
+                    f"{len(calibration)} inputs; float input/output")
+        destination.write_bytes(_converted(converter))
+        return [note]
+
+
+def _keras_converter(model: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def _converted(converter: Any) -> bytes:
+    """The converter's flatbuffer; its refusal as one line naming the operations it could
+    not convert (its own message is a page of MLIR locations)."""
+    try:
+        return converter.convert()
+    except Exception as exc:
+        unsupported = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a "
+                                             r"flex op", str(exc))))
+        if not unsupported:
+            raise
+        raise RuntimeError(
+            f"TensorFlow's TFLiteConverter refused the model: {', '.join(unsupported)} "
+            "has no TFLite builtin (it would need TensorFlow's Select ops, which the "
+            "TFLite runtimes on devices do not carry)") from None

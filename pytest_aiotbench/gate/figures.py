@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from pytest_aiotbench.measure.result import WorkloadResult
+from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
 from pytest_aiotbench.score.vips import workload_vips
 
 FIGURES_SCHEMA = "pytest-aiotbench-figures/1"
@@ -43,21 +44,25 @@ class Estimate:
 @dataclasses.dataclass(frozen=True, order=True)
 class WorkloadKey:
     """What makes two runs' workloads the same workload: the device alias (stable across
-    sessions), the network, the framework and the variant."""
+    sessions), the network in its implementation, the framework and the variant."""
 
     device: str
     network: str
     framework: str
     variant: str = "fp32"
+    implementation: str = DEFAULT_IMPLEMENTATION
 
     @classmethod
     def of(cls, result: WorkloadResult) -> WorkloadKey:
-        return cls(result.device, result.network, result.framework, result.variant)
+        return cls(result.device, result.network, result.framework, result.variant,
+                   result.implementation)
 
     @property
     def label(self) -> str:
-        """The workload as ids name it (fp32 left out): ``resnet50-tflite-int8``."""
-        return f"{self.network}-{framework_label(self.framework, self.variant)}"
+        """The workload as ids name it (torch and fp32 left out): ``resnet50-tflite-int8``,
+        ``resnet50-keras-tflite``."""
+        return (f"{network_label(self.network, self.implementation)}-"
+                f"{framework_label(self.framework, self.variant)}")
 
 
 def framework_label(framework: str, variant: str) -> str:
@@ -116,7 +121,8 @@ class WorkloadFigures:
                   for name in ("vips", "vops") if row.get(name) is not None}
         return cls(
             key=WorkloadKey(row["device"], row["network"], row["framework"],
-                            row.get("variant", "fp32")),
+                            row.get("variant", "fp32"),
+                            row.get("implementation", DEFAULT_IMPLEMENTATION)),
             status=row["status"], median_s=median, p90_s=p90,
             accuracy=_exact(row.get("accuracy")), accuracy_source=row.get("accuracy_source"),
             top1=_exact(row.get("top1")), top5=_exact(row.get("top5")),

@@ -7,6 +7,7 @@ from typing import Any
 
 from pytest_aiotbench.measure.stats import LatencyStats
 from pytest_aiotbench.measure.validity import Validity
+from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
 
 PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
 
@@ -18,6 +19,9 @@ class WorkloadResult:
     framework: str
     variant: str = "fp32"
     backend: str = ""
+    #: The network's implementation (torch, keras): the same network in another one is
+    #: another workload.
+    implementation: str = DEFAULT_IMPLEMENTATION
     status: str = FAILED
     error: str | None = None
     #: The stage that failed or skipped (network, export, deploy, measure); None if none did.
@@ -81,7 +85,8 @@ class WorkloadResult:
 
     @property
     def workload_id(self) -> str:
-        return f"{self.network}-{self.framework}-{self.variant}-{self.backend}"
+        network = network_label(self.network, self.implementation)
+        return f"{network}-{self.framework}-{self.variant}-{self.backend}"
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -1,13 +1,17 @@
-"""Networks: the card type, the registry (the only list), the six reference networks."""
+"""Networks: the card type, the registry (the only list), the implementations a network can
+come in, the reference networks (torchvision's six, Keras's four of them)."""
 
-from pytest_aiotbench.networks.card import NetworkCard, Preprocessing
+from pytest_aiotbench.networks.card import NetworkCard, Preprocessing, network_label
+from pytest_aiotbench.networks.implementations import IMPLEMENTATIONS
 from pytest_aiotbench.networks.registry import (
     UnknownNetworkError,
     cards,
+    chosen,
     get,
+    implementations_of,
     names,
     register_network,
 )
 
-__all__ = ["NetworkCard", "Preprocessing", "UnknownNetworkError", "cards", "get", "names",
-           "register_network"]
+__all__ = ["IMPLEMENTATIONS", "NetworkCard", "Preprocessing", "UnknownNetworkError", "cards",
+           "chosen", "get", "implementations_of", "names", "network_label", "register_network"]

@@ -10,10 +10,16 @@ from typing import Any
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: The implementation a network is in when nothing says otherwise; left out of test ids and
+#: labels, as fp32 is (the list of implementations is ``networks.implementations``).
+DEFAULT_IMPLEMENTATION = "torch"
+
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
-    """How an image becomes the network's input tensor (as the weights expect it)."""
+    """How an image becomes the network's input tensor (as the weights expect it): shorter
+    side resized to ``resize``, centre crop ``crop``, pixels scaled to [0, pixel_range] in
+    ``channel_order``, then ``(pixel - mean) / std`` per channel, laid out as ``layout``."""
 
     resize: int = 256
     crop: int = 224
@@ -21,15 +27,31 @@ class Preprocessing:
     std: tuple[float, ...] = IMAGENET_STD
     channel_order: str = "RGB"
     layout: str = "NCHW"
+    pixel_range: float = 1.0
+
+
+#: Keras's own scalings (``keras.applications.imagenet_utils.preprocess_input`` modes), each
+#: as the weights of its networks expect them.
+KERAS_CAFFE = Preprocessing(mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0),
+                            channel_order="BGR", layout="NHWC", pixel_range=255.0)
+KERAS_TF = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), layout="NHWC")
+KERAS_TORCH = Preprocessing(layout="NHWC")
+
+
+def network_label(name: str, implementation: str = DEFAULT_IMPLEMENTATION) -> str:
+    """A network in an implementation as ids name it (the default left out):
+    ``resnet50``, ``resnet50-keras``."""
+    return name if implementation == DEFAULT_IMPLEMENTATION else f"{name}-{implementation}"
 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkCard:
-    """One network: how to build it, what it takes, what it costs, what it should score.
+    """One network in one implementation: how to build it, what it takes, what it costs,
+    what it should score.
 
-    ``builder(pretrained)`` returns a ``torch.nn.Module`` in eval mode or not (the suite puts
-    it in eval mode); with ``pretrained=False`` the weights are whatever the builder's random
-    initialisation gives under the suite's seed.
+    ``builder(pretrained)`` returns a ``torch.nn.Module`` (implementation ``torch``) or a
+    Keras model (``keras``); with ``pretrained=False`` the weights are whatever the
+    builder's random initialisation gives under the suite's seed.
     """
 
     name: str
@@ -37,6 +59,7 @@ class NetworkCard:
     input_shape: tuple[int, ...] = (1, 3, 224, 224)
     preprocessing: Preprocessing = Preprocessing()
     num_classes: int = 1000
+    implementation: str = DEFAULT_IMPLEMENTATION
     #: Published multiply-accumulates per image, in G, where known (the count itself is
     #: always taken from the model).
     published_gmacs: float | None = None
@@ -49,6 +72,12 @@ class NetworkCard:
     origin: str = "reference"
     description: str = ""
 
+    @property
+    def label(self) -> str:
+        return network_label(self.name, self.implementation)
+
     def build(self, pretrained: bool) -> Any:
-        model = self.builder(pretrained)
-        return model.eval()
+        """The model, checked to be of the card's implementation, ready for inference."""
+        from pytest_aiotbench.networks import implementations
+
+        return implementations.get(self.implementation).ready(self, self.builder(pretrained))

@@ -6,6 +6,10 @@ test module or conftest::
     @register_network(input_shape=(1, 3, 32, 32), num_classes=10)
     def tiny_cnn(pretrained: bool = False) -> torch.nn.Module:
         ...
+
+A network may come in several implementations (the reference ResNet50 in torch and in
+Keras); each is its own card under the network's one name. The first registered is the
+network's primary implementation, the one that runs when no implementation is chosen.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from pytest_aiotbench.networks.card import NetworkCard, Preprocessing
+from pytest_aiotbench.networks import implementations
+from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, NetworkCard, Preprocessing
 
-_REGISTRY: dict[str, NetworkCard] = {}
+#: name -> implementation -> card, in registration order.
+_REGISTRY: dict[str, dict[str, NetworkCard]] = {}
 
 
 class UnknownNetworkError(LookupError):
@@ -33,17 +39,24 @@ def register_network(
     reference_top1: float | None = None,
     weights: str = "",
     origin: str | None = None,
+    implementation: str | None = None,
     replace: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``builder`` as a network; the name defaults to the function's name.
 
     The builder takes ``pretrained: bool`` (or nothing, for a network without pretrained
-    weights) and returns a ``torch.nn.Module``.
+    weights) and returns a ``torch.nn.Module`` or, with ``implementation="keras"`` (or a
+    ``-> keras.Model`` return annotation), a Keras model. A Keras network's input shape is
+    NHWC, ``(1, 224, 224, 3)``; its preprocessing defaults to torchvision's scaling in NHWC.
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
         takes_flag = len(inspect.signature(builder).parameters) > 0
         network_name = name or builder.__name__
+        kind = implementations.get(implementation or implementations.from_annotation(builder)
+                                   or DEFAULT_IMPLEMENTATION)
+        channels_last = kind.name == "keras"
+        side = input_shape[-2] if channels_last else input_shape[-1]
         if not takes_flag:
             def call(pretrained: bool) -> Any:
                 if pretrained:
@@ -57,8 +70,10 @@ def register_network(
             builder=call,
             input_shape=tuple(input_shape),
             preprocessing=preprocessing or Preprocessing(
-                resize=round(input_shape[-1] * 256 / 224), crop=input_shape[-1]),
+                resize=round(side * 256 / 224), crop=side,
+                layout="NHWC" if channels_last else "NCHW"),
             num_classes=num_classes,
+            implementation=kind.name,
             published_gmacs=published_gmacs,
             reference_top1=reference_top1,
             weights=weights,
@@ -73,23 +88,32 @@ def register_network(
 
 
 def add(card: NetworkCard, *, replace: bool = False) -> None:
-    existing = _REGISTRY.get(card.name)
+    existing = _REGISTRY.get(card.name, {}).get(card.implementation)
     # Re-importing the same module (pytest's rootdir-relative imports, reloads) re-registers
     # the same builder: that is not a clash.
     if existing is not None and not replace and existing.origin != card.origin:
         raise ValueError(
-            f"network {card.name!r} is already registered by {existing.origin}; "
-            f"pick another name or pass replace=True")
-    _REGISTRY[card.name] = card
+            f"network {card.name!r} ({card.implementation}) is already registered by "
+            f"{existing.origin}; pick another name or pass replace=True")
+    _REGISTRY.setdefault(card.name, {})[card.implementation] = card
 
 
-def get(name: str) -> NetworkCard:
+def get(name: str, implementation: str | None = None) -> NetworkCard:
+    """The network's card in ``implementation`` (None: its primary implementation)."""
     _load_reference()
     try:
-        return _REGISTRY[name]
+        found = _REGISTRY[name]
     except KeyError:
         raise UnknownNetworkError(
             f"unknown network {name!r}; known networks: {', '.join(names())}") from None
+    if implementation is None:
+        return next(iter(found.values()))
+    try:
+        return found[implementation]
+    except KeyError:
+        raise UnknownNetworkError(
+            f"network {name!r} has no {implementation} implementation (it has: "
+            f"{', '.join(found)})") from None
 
 
 def names() -> list[str]:
@@ -98,8 +122,23 @@ def names() -> list[str]:
 
 
 def cards() -> list[NetworkCard]:
+    """Every network in every implementation."""
     _load_reference()
-    return list(_REGISTRY.values())
+    return [card for by_implementation in _REGISTRY.values()
+            for card in by_implementation.values()]
+
+
+def chosen(card: NetworkCard, wanted: tuple[str, ...]) -> bool:
+    """Whether the card runs when ``wanted`` implementations are asked for (empty: each
+    network in its primary implementation)."""
+    if wanted:
+        return card.implementation in wanted
+    return next(iter(_REGISTRY[card.name].values())) is card
+
+
+def implementations_of(name: str) -> list[str]:
+    _load_reference()
+    return list(_REGISTRY.get(name, {}))
 
 
 def unregister(name: str) -> None:
@@ -107,6 +146,8 @@ def unregister(name: str) -> None:
 
 
 def _load_reference() -> None:
-    # The six are registered by importing their module; deferred so that importing the
-    # plugin does not import torch.
-    from pytest_aiotbench.networks import reference  # noqa: F401
+    # Registered by importing their modules; deferred so that importing the plugin imports
+    # neither torch nor TensorFlow.
+    # torchvision's first: a reference network's primary implementation is torch.
+    from pytest_aiotbench.networks import reference  # noqa: F401, I001
+    from pytest_aiotbench.networks import keras_applications  # noqa: F401

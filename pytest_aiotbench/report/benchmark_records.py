@@ -91,8 +91,8 @@ class BenchmarkRecords:
         return {
             EXTRA_INFO_KEY: figures.to_json(),
             "device": result.device, "network": result.network,
-            "framework": result.framework, "variant": result.variant,
-            "backend": result.backend, "status": result.status,
+            "implementation": result.implementation, "framework": result.framework,
+            "variant": result.variant, "backend": result.backend, "status": result.status,
             "accuracy": result.accuracy, "accuracy_source": result.accuracy_source,
             "top1": result.top1, "top5": result.top5,
             "vips": figures.vips.value if figures.vips else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pytest_aiotbench.gate.figures import WorkloadKey
+from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
 from pytest_aiotbench.score.variants import variant_gains
 from pytest_aiotbench.score.vips import DeviceScore, same_workloads
 
@@ -35,8 +37,11 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
     labelled = any(r.top1 is not None for r in results)
     variants = any(r.variant != "fp32" for r in results)
     gains = {id(gain.result): gain for gain in variant_gains(results)}
+    # The column shows where the run has networks in another implementation than torch's.
+    implementations = any(r.implementation != DEFAULT_IMPLEMENTATION for r in results)
 
-    header = ["network", "framework", "variant", "runner",
+    header = ["network", *(["impl"] if implementations else []), "framework", "variant",
+              "runner",
               "mean e2e ms" if paper else "median ms",
               "p90 ms", "img/s", "±CI"]
     if labelled:
@@ -52,7 +57,8 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
         r = row.result
         assert r.stats is not None
         seconds = r.seconds_per_image
-        cells = [r.network, r.framework, r.variant, r.runner or "?", f"{seconds * 1e3:.2f}",
+        cells = [r.network, *([r.implementation] if implementations else []), r.framework,
+                 r.variant, r.runner or "?", f"{seconds * 1e3:.2f}",
                  f"{r.stats.p90_s * 1e3:.2f}", f"{1 / seconds:.1f}",
                  f"{r.stats.median_ci_rel_half_width:.1%}"]
         if labelled:
@@ -93,17 +99,20 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
                  "runner's peak resident memory (VmHWM) after timing")
     if variants:
         lines.append("Δacc and speed-up: against the fp32 row of the same network and framework")
-    published = {r.network: r.published_top1 for r in results if r.published_top1}
+    if implementations:
+        lines.append("impl: the network's implementation: torch (torchvision's, exported from "
+                     "PyTorch) or keras (TensorFlow's own, converted by TensorFlow's tools)")
+    published = {network_label(r.network, r.implementation): r.published_top1
+                 for r in results if r.published_top1}
     if published:
         lines.append("published top-1 of the pretrained weights: " + ", ".join(
             f"{name} {value:.3f}" for name, value in published.items()))
     for row in score.workloads:
         if row.result.throttled:
-            lines.append(f"throttled: {row.result.network}-{row.result.framework}: "
+            lines.append(f"throttled: {WorkloadKey.of(row.result).label}: "
                          + "; ".join(row.result.throttled))
     for result in score.unscored:
-        variant = "" if result.variant == "fp32" else f"-{result.variant}"
-        lines.append(f"not scored: {result.network}-{result.framework}{variant}: "
+        lines.append(f"not scored: {WorkloadKey.of(result).label}: "
                      f"{result.status}{': ' + _first_line(result.error) if result.error else ''}")
     return lines
 
@@ -138,7 +147,7 @@ def render_ranking(scores: list[DeviceScore]) -> list[str]:
     return lines
 
 
-TEXT_COLUMNS = ("network", "framework", "variant", "runner", "source")
+TEXT_COLUMNS = ("network", "impl", "framework", "variant", "runner", "source")
 
 
 def grid(header: tuple[str, ...], rows: list[tuple[str, ...]],

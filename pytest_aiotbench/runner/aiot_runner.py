@@ -214,13 +214,15 @@ BACKENDS = {cls.name: cls for cls in (TFLiteBackend, OnnxRuntimeBackend,
 
 # ------------------------------------------------------------------- preprocessing
 def preprocess(path: str, spec: dict):
-    """JPEG file -> the network's input tensor (1, C, H, W) float32.
+    """JPEG file -> the network's input tensor, (1, C, H, W) or (1, H, W, C), float32.
 
     The one implementation the suite has: the host uses it for calibration and checks, the
     runner on the device for every labelled image, so accuracy differences between
     frameworks come from the frameworks. As torchvision's ImageNet transforms: shorter side
-    resized to ``resize`` (bilinear, antialiased), center crop ``crop``, scale to [0, 1],
-    normalise by mean/std.
+    resized to ``resize`` (bilinear, antialiased), center crop ``crop``; then as the card
+    says (``networks.card.Preprocessing``): pixels scaled to [0, pixel_range] (1 for
+    torchvision's and Keras's "torch" and "tf" modes, 255 for its "caffe" mode), channels
+    in RGB or BGR order, normalised by mean/std, in NCHW or NHWC.
     """
     import numpy as np
     from PIL import Image
@@ -235,7 +237,8 @@ def preprocess(path: str, spec: dict):
         left = round((size[0] - crop) / 2.0)
         top = round((size[1] - crop) / 2.0)
         image = image.crop((left, top, left + crop, top + crop))
-        pixels = np.asarray(image, dtype=np.float32) / 255.0
+        pixels = np.asarray(image, dtype=np.float32) * np.float32(
+            spec.get("pixel_range", 1.0) / 255.0)
     if spec.get("channel_order", "RGB") == "BGR":
         pixels = pixels[:, :, ::-1]
     pixels = (pixels - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)

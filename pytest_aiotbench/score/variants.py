@@ -1,11 +1,13 @@
 """What a reduced-precision variant buys: its speed-up over the fp32 artifact of the same
-network and framework on the same device, and what it costs in accuracy."""
+network (in the same implementation) and framework on the same device, and what it costs in
+accuracy."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
 
+from pytest_aiotbench.gate.figures import WorkloadKey
 from pytest_aiotbench.measure.result import WorkloadResult
 
 
@@ -27,6 +29,11 @@ class VariantGain:
 def variant_gains(results: Iterable[WorkloadResult]) -> list[VariantGain]:
     """Every scored non-fp32 result that has a scored fp32 partner, in the given order."""
     scored = [result for result in results if result.scored]
-    fp32 = {(r.device, r.network, r.framework): r for r in scored if r.variant == "fp32"}
-    return [VariantGain(r, fp32[(r.device, r.network, r.framework)]) for r in scored
-            if r.variant != "fp32" and (r.device, r.network, r.framework) in fp32]
+    fp32 = {_fp32_key(r): r for r in scored if r.variant == "fp32"}
+    return [VariantGain(r, fp32[_fp32_key(r)]) for r in scored
+            if r.variant != "fp32" and _fp32_key(r) in fp32]
+
+
+def _fp32_key(result: WorkloadResult) -> WorkloadKey:
+    """The key of the result's fp32 workload: the same in all but the variant."""
+    return dataclasses.replace(WorkloadKey.of(result), variant="fp32")

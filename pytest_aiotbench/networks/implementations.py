@@ -1,0 +1,191 @@
+"""The implementations a network can come in, and what the suite does with a model of each:
+seed its random weights, check and ready what a builder returned, answer the probes in fp32,
+count its multiply-accumulates, fingerprint it for the artifact cache. ``IMPLEMENTATIONS``
+is the only list of them."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_aiotbench.networks import flops
+
+if TYPE_CHECKING:
+    from pytest_aiotbench.networks.card import NetworkCard
+
+
+class Implementation(abc.ABC):
+    #: As options, test ids and results name it.
+    name: str = ""
+    #: What a builder of this implementation returns, in words (for errors).
+    returns: str = ""
+
+    @abc.abstractmethod
+    def owns(self, model: Any) -> bool:
+        """Whether ``model`` is of this implementation."""
+
+    @abc.abstractmethod
+    def seed(self, seed: int) -> None:
+        """Seed the random initialisation of the weights a builder makes next."""
+
+    @abc.abstractmethod
+    def outputs(self, model: Any, batch: np.ndarray) -> np.ndarray:
+        """The model's fp32 answer to one input batch, flattened, as float64."""
+
+    @abc.abstractmethod
+    def macs(self, model: Any, input_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates of one forward pass (see ``flops``)."""
+
+    @abc.abstractmethod
+    def fingerprint(self, model: Any) -> str:
+        """sha256 of what makes the model compute what it computes (part of the cache key)."""
+
+    def example(self, batch: np.ndarray) -> Any:
+        """The input the exporters trace the model with."""
+        return batch
+
+    def ready(self, card: NetworkCard, model: Any) -> Any:
+        """The builder's model in inference mode; a clear error for any other kind."""
+        if self.owns(model):
+            return self._inference_mode(model)
+        other = next((i for i in IMPLEMENTATIONS.values() if i.owns(model)), None)
+        if other is None:
+            kinds = " nor ".join(i.returns for i in IMPLEMENTATIONS.values())
+            raise TypeError(f"the builder of network {card.name!r} returned "
+                            f"{type(model).__module__}.{type(model).__name__}, neither {kinds}")
+        raise TypeError(f"the builder of network {card.name!r} returned {other.returns}, but "
+                        f"the network is registered as {self.name}: register it with "
+                        f"@register_network(implementation={other.name!r}) (or annotate the "
+                        f"builder's return type)")
+
+    def _inference_mode(self, model: Any) -> Any:
+        return model
+
+
+class Torch(Implementation):
+    name = "torch"
+    returns = "a torch.nn.Module"
+
+    def owns(self, model: Any) -> bool:
+        import torch
+
+        return isinstance(model, torch.nn.Module)
+
+    def seed(self, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+
+    def _inference_mode(self, model: Any) -> Any:
+        return model.eval()
+
+    def example(self, batch: np.ndarray) -> Any:
+        import torch
+
+        return torch.from_numpy(batch.copy())
+
+    def outputs(self, model: Any, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch)).double().numpy().reshape(-1)
+
+    def macs(self, model: Any, input_shape: tuple[int, ...]) -> int:
+        return flops.torch_macs(model, input_shape)
+
+    def fingerprint(self, model: Any) -> str:
+        import torch
+
+        digest = hashlib.sha256()
+        for name, tensor in model.state_dict().items():
+            flat = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+            # Raw bytes of any dtype (bfloat16 and bool included): numpy cannot take them all.
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+
+class Keras(Implementation):
+    name = "keras"
+    returns = "a Keras model"
+
+    def owns(self, model: Any) -> bool:
+        keras = sys.modules.get("keras")  # not imported: the model cannot be a Keras one
+        return keras is not None and isinstance(model, keras.Model)
+
+    def seed(self, seed: int) -> None:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+
+    def outputs(self, model: Any, batch: np.ndarray) -> np.ndarray:
+        return _numpy(model(batch, training=False)).astype(np.float64).reshape(-1)
+
+    def macs(self, model: Any, input_shape: tuple[int, ...]) -> int:
+        return flops.keras_macs(model, input_shape)
+
+    def fingerprint(self, model: Any) -> str:
+        digest = hashlib.sha256()
+        digest.update(_architecture(model).encode())
+        for weight in model.weights:
+            values = _numpy(weight)
+            digest.update(f"{values.dtype}:{values.shape};".encode())
+            digest.update(np.ascontiguousarray(values).tobytes())
+        return digest.hexdigest()
+
+
+def _numpy(tensor: Any) -> np.ndarray:
+    import keras
+
+    with warnings.catch_warnings():  # Keras's own numpy 2 deprecation, once per tensor
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return keras.ops.convert_to_numpy(tensor)
+
+
+def _architecture(model: Any) -> str:
+    """The model's configuration with its layers' names replaced by their positions: Keras
+    numbers unnamed layers per process (``conv2d_7``), so the same model built after another
+    one would otherwise fingerprint differently and miss the cache."""
+    layers = list(model._flatten_layers())
+    try:
+        text = model.to_json()
+    except Exception:  # a subclassed model without get_config: its layers' classes in order
+        return repr([type(layer).__name__ for layer in layers])
+    position = {layer.name: index for index, layer in enumerate(layers)}
+    for name in sorted(position, key=len, reverse=True):
+        text = text.replace(f'"{name}"', f'"#{position[name]}"')
+    return text
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {kind.name: kind for kind in (Torch(), Keras())}
+
+
+class UnknownImplementationError(LookupError):
+    pass
+
+
+def get(name: str) -> Implementation:
+    try:
+        return IMPLEMENTATIONS[name]
+    except KeyError:
+        raise UnknownImplementationError(
+            f"unknown implementation {name!r}; known: {', '.join(IMPLEMENTATIONS)}") from None
+
+
+def from_annotation(builder: Any) -> str | None:
+    """The implementation a builder's return annotation names (``-> keras.Model``), if any."""
+    annotation = getattr(builder, "__annotations__", {}).get("return")
+    if annotation is None:
+        return None
+    text = annotation if isinstance(annotation, str) else (
+        f"{getattr(annotation, '__module__', '')}.{getattr(annotation, '__qualname__', '')}")
+    if "keras" in text.lower():
+        return "keras"
+    if "torch" in text.lower():
+        return "torch"
+    return None
