@@ -111,6 +111,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR")
     add("json", "write every sample, the environment and the scores to this JSON file",
         metavar="PATH")
+    add("html", "write a self-contained HTML report (charts, sortable tables; opens without "
+        "network access) to this file; aiotbench-report makes the same page from saved "
+        "--aiot-json files", metavar="PATH")
     add("baseline", "compare with earlier runs: --aiot-json files or pytest-benchmark runs "
         "saved from aiotbench items (a comma list or a folder: their spread counts as noise); "
         "a table per device shows each change and whether it is beyond the noise",
@@ -464,6 +467,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if bench.settings.json_path and bench.results:
         bench.write_json()
+    if bench.settings.html_path and bench.results:
+        bench.write_html()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

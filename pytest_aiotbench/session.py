@@ -138,6 +138,14 @@ class BenchSession:
         assert self.settings.json_path is not None
         json_file.write(self.settings.json_path, self.document())
 
+    def write_html(self) -> None:
+        """The page from this session's JSON document: the same path as aiotbench-report's
+        from saved files (the plotting library is imported only here)."""
+        from pytest_aiotbench.report import html
+
+        assert self.settings.html_path is not None
+        html.write(self.settings.html_path, [html.Source("this session", self.document())])
+
     def summary_lines(self) -> list[str]:
         if not self.results:
             return []
@@ -159,6 +167,8 @@ class BenchSession:
             f"({counts.prepare_s / elapsed:.1%})")
         if self.settings.json_path:
             lines.append(f"results written to {self.settings.json_path}")
+        if self.settings.html_path:
+            lines.append(f"HTML report written to {self.settings.html_path}")
         return lines
 
 

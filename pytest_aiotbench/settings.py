@@ -58,6 +58,7 @@ class Settings:
     runner: str = "auto"
     cache_dir: Path = Path("models/cache")
     json_path: Path | None = None
+    html_path: Path | None = None
     #: Earlier runs to compare with (--aiot-baseline), and what fails against them.
     baseline: tuple[Path, ...] = ()
     fail_on: tuple[Threshold, ...] = ()
@@ -76,6 +77,7 @@ class Settings:
         data["dataset"] = str(self.dataset) if self.dataset else None
         data["labels"] = str(self.labels) if self.labels else None
         data["json_path"] = str(self.json_path) if self.json_path else None
+        data["html_path"] = str(self.html_path) if self.html_path else None
         data["baseline"] = [str(path) for path in self.baseline]
         data["fail_on"] = [threshold.text for threshold in self.fail_on]
         return data
@@ -135,9 +137,8 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
     cache = Path(options.get("cache") or os.environ.get("AIOTBENCH_CACHE")
                  or rootdir / "models" / "cache")
     _check_folder("cache", cache)
-    json_path = Path(options["json"]) if options.get("json") else None
-    if json_path is not None:
-        _check_file("json", json_path)
+    json_path = _output_file(options, "json", "results.json")
+    html_path = _output_file(options, "html", "report.html")
     try:
         fail_on = parse_fail_on(options.get("fail_on"))
     except ThresholdError as exc:
@@ -193,6 +194,7 @@ def parse(options: dict[str, Any], rootdir: Path) -> Settings:
         runner=runner,
         cache_dir=cache,
         json_path=json_path,
+        html_path=html_path,
         baseline=tuple(Path(path) for path in split_names(options.get("baseline"))),
         fail_on=fail_on,
         confirm=_number("confirm", given("confirm", d.confirm), int, 0, 10),
@@ -220,12 +222,22 @@ def _check_folder(option: str, path: Path) -> None:
     _probe_writable(option, path, path)
 
 
-def _check_file(option: str, path: Path) -> None:
+def _output_file(options: dict[str, Any], option: str, example: str) -> Path | None:
+    """The file an option names (None: not given), checked before anything runs."""
+    value = options.get(option)
+    if not value:
+        return None
+    path = Path(value)
+    _check_file(option, path, example)
+    return path
+
+
+def _check_file(option: str, path: Path, example: str) -> None:
     """A file we will write through a temporary file beside it: refuse a folder in its place
     or a folder we cannot write into."""
     if path.is_dir():
         raise SettingsError(f"--aiot-{option}={path} is a folder; give a file path, for "
-                            f"example {path / 'results.json'}")
+                            f"example {path / example}")
     _probe_writable(option, path.parent, path)
 
 

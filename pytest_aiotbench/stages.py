@@ -45,6 +45,7 @@ from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.runner.native.build import NativeBuilder, NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
 from pytest_aiotbench.runner.protocol import LabelledPass, RunRequest
+from pytest_aiotbench.score.efficiency import PEAK_FACT, device_peak
 from pytest_aiotbench.settings import VARIANTS, Settings
 
 AGREEMENT_SOURCE = "top-1 agreement with fp32 reference"
@@ -62,6 +63,16 @@ LOCKS = Path(tempfile.gettempdir()) / "aiotbench-locks"
 
 def tolerance_for(variant: str, fp32_rtol: float) -> float:
     return max(fp32_rtol, VARIANT_RTOL.get(variant, fp32_rtol))
+
+
+def peak_probe_threads(threads: int) -> tuple[int, ...]:
+    """The thread counts the peak probe measures: 1, the powers of two below the workloads'
+    count, and that count (what a share of peak is taken at)."""
+    counts, count = [], 1
+    while count < threads:
+        counts.append(count)
+        count *= 2
+    return (*counts, threads)
 
 
 def preprocessing_spec(card: networks.NetworkCard) -> dict[str, Any]:
@@ -321,15 +332,22 @@ class Stages:
         if cooldown:
             time.sleep(cooldown)
             result.cooldown_s = cooldown
+        request = deployed.request
+        facts = self.facts(device)
+        if not self._peak_known(facts):  # asked of each workload until a runner measures it
+            request = dataclasses.replace(request,
+                                          peak_probe_threads=peak_probe_threads(request.threads))
         measured = time.perf_counter()
         try:
             with timing_lock(device.alias, exclusive=device.kind == "local"):
-                raw = device.run(deployed.program, deployed.request, settings.timeout_s)
+                raw = device.run(deployed.program, request, settings.timeout_s)
         except FrameworkMissing as exc:
             raise StageSkipped("measure", str(exc)) from None
         except DeviceError as exc:
             raise StageFailed("measure", str(exc)) from None
         result.measure_s = time.perf_counter() - measured
+        if raw.peak_compute is not None and not self._peak_known(facts):
+            facts[PEAK_FACT] = raw.peak_compute.to_json()
         if raw.labelled is not None:
             self._score_labelled(raw.labelled, result)
         result.samples_s = raw.samples_s
@@ -359,6 +377,11 @@ class Stages:
             result.error = (f"{spec.id}: outputs diverge from the fp32 reference: "
                             f"{result.validity.describe()}")
         return result
+
+    @staticmethod
+    def _peak_known(facts: dict[str, Any]) -> bool:
+        peak = device_peak(facts)
+        return peak is not None and peak.measured
 
     def _score_labelled(self, labelled: LabelledPass, result: WorkloadResult) -> None:
         dataset = self.dataset

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from debian_packages import PackageUnavailable, fetch_package
+
 HERE = Path(__file__).resolve().parent / "adbd"
 CACHE = Path(os.environ.get("AIOTBENCH_ADBD_CACHE",
                             Path.home() / ".cache" / "pytest-aiotbench" / "adbd"))
@@ -35,17 +37,10 @@ class AdbdUnavailable(RuntimeError):
 
 def fetch_adbd() -> dict[str, str]:
     """Unpack adbd (once; later calls read the cache) and return its binary and libraries."""
-    env_file = CACHE / "adbd.env"
-    if not env_file.exists():
-        if not Path("/etc/debian_version").exists():
-            raise AdbdUnavailable("Debian's adbd needs a Debian machine (apt-get, dpkg)")
-        done = subprocess.run(["bash", str(HERE / "fetch_adbd.sh"), str(CACHE)],
-                              capture_output=True, text=True, timeout=600, check=False)
-        if done.returncode != 0 or not env_file.exists():
-            raise AdbdUnavailable(f"fetching adbd failed: {done.stderr[-2000:]}")
-    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
-                  if "=" in line)
-    return values
+    try:
+        return fetch_package(HERE / "fetch_adbd.sh", CACHE, "adbd")
+    except PackageUnavailable as exc:
+        raise AdbdUnavailable(str(exc)) from None
 
 
 def free_port() -> int:

@@ -25,7 +25,13 @@ from pytest_aiotbench.runner.native.build import (
     main,
 )
 from pytest_aiotbench.runner.program import RunnerProgram
-from pytest_aiotbench.runner.protocol import RunFailure, RunRequest, Timing, parse_result
+from pytest_aiotbench.runner.protocol import (
+    PROTOCOL_VERSION,
+    RunFailure,
+    RunRequest,
+    Timing,
+    parse_result,
+)
 
 NATIVE = ["--aiot-runner=native"]
 
@@ -49,7 +55,8 @@ def test_every_backend_builds_into_a_bundle_that_starts(native_runners):
     for framework, runner in native_runners.items():
         assert runner.target == Target.host().name
         described = json.loads(describe(runner, "--describe").stdout)
-        assert described == {"protocol_version": 2, "runner": "native", "framework": framework}
+        assert described == {"protocol_version": PROTOCOL_VERSION, "runner": "native",
+                             "framework": framework}
     # The loader's name for each library, not the wheel's file name.
     assert [p.name for p in native_runners["onnxruntime"].libraries] == ["libonnxruntime.so.1"]
     assert {p.name for p in native_runners["executorch"].libraries} >= {
@@ -115,10 +122,14 @@ def test_the_local_matrix_through_the_native_runner(pytester, run_plugin, native
         assert workload["peak_rss_after_timing_bytes"] >= workload["peak_rss_after_load_bytes"]
         assert workload["native_runner"]["target"] == Target.host().name
         assert workload["runner_runtime"].startswith("C++17 native runner")
+    # Asked for the device's peak, the native runner says it has no probe.
+    peak = document["devices"]["local"]["facts"]["peak_compute"]
+    assert not peak["measured"] and "the native runner has no peak probe" in peak["method"]
     # The command line wins over the ini file.
     result, document = run_plugin("--aiot-runner=python", "--aiot-framework=onnxruntime")
     result.assert_outcomes(passed=1)
     assert document["devices"]["local"]["workloads"][0]["runner"] == "python"
+    assert document["devices"]["local"]["facts"]["peak_compute"]["measured"]
 
 
 def test_a_crashing_native_runner_errors_its_item_with_the_signal(pytester, run_plugin,

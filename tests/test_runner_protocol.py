@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -68,21 +69,51 @@ def test_the_python_runner_answers_a_typed_result(tmp_path):
     assert result.peak_memory.after_load > 10**6
     assert result.peak_memory.after_timing >= result.peak_memory.after_load
     assert result.samples_s and result.stop_reason in ("converged", "time_cap")
+    assert result.peak_compute is None  # not asked
+
+
+def test_the_python_runner_measures_peak_compute_when_asked(tmp_path):
+    """The matrix-multiply probe answers GFLOP/s for each thread count asked, within the
+    second or two the probe may take."""
+    import torch
+
+    from pytest_aiotbench import frameworks
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5)).eval()
+    artifact = tmp_path / "linear.onnx"
+    frameworks.get("onnxruntime").export(model, torch.randn(1, 3, 2, 2), artifact)
+    np.save(tmp_path / "probes.npy", np.random.default_rng(0).random((1, 3, 2, 2), np.float32))
+    request = RunRequest("onnxruntime", str(artifact), str(tmp_path / "probes.npy"), 2,
+                         Timing(warmup_s=0.0, min_time_s=0.01, max_time_s=0.05),
+                         peak_probe_threads=(1, 2))
+    started = time.perf_counter()
+    code, stdout = run_python_runner(request.to_json())
+    elapsed = time.perf_counter() - started
+    result = parse_result(stdout)
+    assert code == 0 and isinstance(result, RunResult), stdout
+    peak = result.peak_compute
+    assert peak is not None and peak.measured, peak
+    assert set(peak.gflops_by_threads) == {1, 2}
+    # Any CPU of the last decades does more than 0.1 GFLOP/s on one core in float32.
+    assert all(gflops > 0.1 for gflops in peak.gflops_by_threads.values())
+    assert peak.at(2) == peak.gflops_by_threads[2] and peak.at(3) is None
+    assert "matmul" in peak.method and elapsed < 30
 
 
 def test_the_python_runner_refuses_another_protocol_version():
     code, stdout = run_python_runner(json.dumps({"framework": "onnxruntime"}))  # version 1
     failure = parse_result(stdout)
     assert code == 2 and isinstance(failure, RunFailure)
-    assert failure.stage == "protocol" and "speaks 2" in failure.error
+    assert failure.stage == "protocol" and f"speaks {PROTOCOL_VERSION}" in failure.error
 
 
 def test_the_host_refuses_a_result_of_another_version():
     old = json.dumps({"ok": True, "schema": 1, "samples_s": [0.1]})
     with pytest.raises(ProtocolError, match="python runner speaks protocol 1, this host "
-                                            "speaks 2: deploy the runner"):
+                                            f"speaks {PROTOCOL_VERSION}: deploy the runner"):
         parse_result(old)
-    newer = json.dumps({"ok": True, "protocol_version": 3, "runner": "native"})
+    newer = json.dumps({"ok": True, "protocol_version": PROTOCOL_VERSION + 1,
+                        "runner": "native"})
     with pytest.raises(ProtocolError, match="update pytest-aiotbench"):
         parse_result(newer)
 

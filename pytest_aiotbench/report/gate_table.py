@@ -65,7 +65,11 @@ def to_json(gate: ReleaseGate, summary: GateSummary) -> dict[str, Any]:
                 "least_change": change.least, "relative": change.measure.relative,
                 "beyond_noise": change.beyond_noise,
                 "limit": change.measure.text or None, "failed": change.failed,
-                "verdict": change.verdict()}
+                "verdict": change.verdict(),
+                # As the terminal table writes them (the HTML report shows these).
+                "shown": {"baseline": change.value(change.baseline),
+                          "now": change.value(change.now),
+                          "change": change.signed(change.change), "noise": change.noise()}}
 
     return {
         "baseline": [{"path": str(run.path), "kind": run.kind, "created": run.created}

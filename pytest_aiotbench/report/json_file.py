@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aiotbench.measure.result import WorkloadResult
+from pytest_aiotbench.score.efficiency import device_peak, gmac_per_s, peak_share
 from pytest_aiotbench.score.vips import DeviceScore, workload_vips
 
 SCHEMA = "pytest-aiotbench/1"
@@ -20,13 +21,16 @@ def build(results: list[WorkloadResult], scores: list[DeviceScore],
           settings: dict[str, Any]) -> dict[str, Any]:
     devices: dict[str, Any] = {}
     for score in scores:
+        facts = device_facts.get(score.device, {})
+        peak = device_peak(facts)
         workloads = []
         for result in (r for r in results if r.device == score.device):
             row = result.to_json()
             if result.scored:
                 row["vips"], row["vops"] = workload_vips(result)
+            row["gmac_per_s"], row["peak_share"] = gmac_per_s(result), peak_share(result, peak)
             workloads.append(row)
-        devices[score.device] = {"facts": device_facts.get(score.device, {}),
+        devices[score.device] = {"facts": facts,
                                  "vips": score.vips, "vops": score.vops,
                                  "workloads": workloads}
     return {

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pytest_aiotbench.gate.figures import WorkloadKey
 from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
-from pytest_aiotbench.score.vips import DeviceScore
+from pytest_aiotbench.score.variants import variant_gains
+from pytest_aiotbench.score.vips import DeviceScore, same_workloads
+
+DIFFERENT_WORKLOADS = ("the devices did not all score the same workloads; VIPS is a sum, so "
+                       "compare devices on the same set")
 
 SOURCE_SHORT = {
     "top-1 agreement with fp32 reference": "agree-fp32",
@@ -32,10 +36,9 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
     paper = any(r.latency_basis == "end-to-end" for r in results)
     labelled = any(r.top1 is not None for r in results)
     variants = any(r.variant != "fp32" for r in results)
+    gains = {id(gain.result): gain for gain in variant_gains(results)}
     # The column shows where the run has networks in another implementation than torch's.
     implementations = any(r.implementation != DEFAULT_IMPLEMENTATION for r in results)
-    fp32 = {(r.network, r.implementation, r.framework): r for r in results
-            if r.variant == "fp32"}
 
     header = ["network", *(["impl"] if implementations else []), "framework", "variant",
               "runner",
@@ -65,10 +68,9 @@ def _device_block(score: DeviceScore, facts: dict) -> list[str]:
             cells += [_fraction(r.accuracy)]
         cells += [SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or "?")]
         if variants:
-            base = fp32.get((r.network, r.implementation, r.framework))
-            if base is not None and r.variant != "fp32" and base.accuracy is not None:
-                cells += [f"{(r.accuracy or 0) - base.accuracy:+.3f}",
-                          f"{base.seconds_per_image / seconds:.2f}x"]
+            gain = gains.get(id(r))
+            if gain is not None:
+                cells += [f"{gain.accuracy_change:+.3f}", f"{gain.speedup:.2f}x"]
             else:
                 cells += ["", ""]
         cells += [_megabytes(r.peak_rss_after_timing_bytes), f"{(r.macs or 0) / 1e9:.3g}",
@@ -140,10 +142,8 @@ def render_ranking(scores: list[DeviceScore]) -> list[str]:
     for place, score in enumerate(scores, 1):
         lines.append(f"  {place}. {score.device:<24} VIPS {score.vips:10.2f}   "
                      f"VOPS {score.vops:12.1f}   ({len(score.workloads)} workloads)")
-    workload_sets = {frozenset(w.result.workload_id for w in s.workloads) for s in scores}
-    if len(scores) > 1 and len(workload_sets) > 1:
-        lines.append("  note: the devices did not all score the same workloads; "
-                     "VIPS is a sum, so compare devices on the same set")
+    if not same_workloads(scores):
+        lines.append(f"  note: {DIFFERENT_WORKLOADS}")
     return lines
 
 

@@ -20,12 +20,14 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
+import threading
 import time
 import traceback
 
 #: The runner protocol version this file implements (see protocol.py).
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -278,6 +280,76 @@ def peak_resident_bytes() -> int | None:
     return None
 
 
+# ------------------------------------------------------------------- peak compute
+#: The probe: float32 matrix products of this size (large enough for BLAS to run near its
+#: peak, small enough for a slow phone core to finish several in the window).
+PEAK_PROBE_SIZE = 512
+PEAK_PROBE_WINDOW_S = 0.2
+PEAK_PROBE_FLAG = "--peak-probe"
+
+
+def peak_compute(thread_counts: list[int]) -> dict:
+    """The device's peak compute per thread count (GFLOP/s), measured in a child process
+    whose BLAS runs one thread per caller: each of N Python threads multiplies its own
+    matrices (numpy releases the GIL there), so N threads use N cores. A child, because
+    BLAS reads its thread count only at import, and this process has imported numpy."""
+    one_thread = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                         "MKL_NUM_THREADS")}
+    command = [sys.executable, os.path.abspath(__file__), PEAK_PROBE_FLAG,
+               ",".join(str(count) for count in thread_counts)]
+    try:
+        done = subprocess.run(command, env={**os.environ, **one_thread}, capture_output=True,
+                              text=True, timeout=60, check=True)
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        return {"measured": False, "gflops_by_threads": {},
+                "method": f"the probe failed: {type(exc).__name__}: {exc} {detail[-300:]}"}
+    return {"measured": True, "gflops_by_threads": measured["gflops_by_threads"],
+            "method": measured["method"]}
+
+
+def _probe_peak(thread_counts: list[int]) -> dict:
+    """In the probe's child: matrix products on N threads for a short window per count."""
+    import numpy as np
+
+    gflops = {str(count): _matmul_gflops(np, count) for count in thread_counts}
+    return {"gflops_by_threads": gflops,
+            "method": f"numpy {np.__version__} float32 matmul {PEAK_PROBE_SIZE}x"
+                      f"{PEAK_PROBE_SIZE}, one BLAS thread per worker thread, "
+                      f"{PEAK_PROBE_WINDOW_S:g} s per thread count"}
+
+
+def _matmul_gflops(np, count: int) -> float:
+    """GFLOP/s of ``count`` threads each multiplying its own matrices for the window."""
+    size = PEAK_PROBE_SIZE
+    rng = np.random.default_rng(0)
+    pairs = [(rng.random((size, size), np.float32), rng.random((size, size), np.float32))
+             for _ in range(count)]
+    products = [0] * count
+    start = threading.Barrier(count + 1)
+    deadline = [0.0]
+
+    def work(index: int) -> None:
+        a, b = pairs[index]
+        np.matmul(a, b)  # warm: BLAS buffers and pages before the clock starts
+        start.wait()
+        while time.perf_counter() < deadline[0]:
+            np.matmul(a, b)
+            products[index] += 1
+
+    workers = [threading.Thread(target=work, args=(index,)) for index in range(count)]
+    for worker in workers:
+        worker.start()
+    began = time.perf_counter()
+    deadline[0] = began + PEAK_PROBE_WINDOW_S
+    start.wait()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - began
+    return 2 * size**3 * sum(products) / elapsed / 1e9
+
+
 # ------------------------------------------------------------------- thermal state
 def thermal_state() -> dict:
     """Temperatures (degrees C) of the thermal zones and current core frequencies (kHz).
@@ -372,7 +444,7 @@ def measure(request: dict) -> dict:
         memory["after_timing"] = peak_resident_bytes()
         return _result(backend, name, threads, load_s, first_inference_s, [],
                        labelled["end_to_end_s"], "one_pass", outputs, labelled,
-                       thermal_before, thermal_after, memory, np)
+                       thermal_before, thermal_after, memory, np, _peak_if_asked(request))
 
     # The first inference is timed on its own: it pays for lazy allocation and packing.
     timed_input = probes[0:1]
@@ -397,7 +469,14 @@ def measure(request: dict) -> dict:
     thermal_after = thermal_state()
     memory["after_timing"] = peak_resident_bytes()
     return _result(backend, name, threads, load_s, first_inference_s, warmup_samples, samples,
-                   stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np)
+                   stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np,
+                   _peak_if_asked(request))
+
+
+def _peak_if_asked(request: dict) -> dict | None:
+    """The peak probe, after timing so that its heat never touches the timed samples."""
+    counts = [int(count) for count in request.get("peak_probe_threads") or []]
+    return peak_compute(counts) if counts else None
 
 
 def _labelled_source(request: dict, np) -> tuple | None:
@@ -450,7 +529,8 @@ def _run_labelled(backend: Backend, source: tuple, clock) -> dict:
 
 
 def _result(backend, name, threads, load_s, first_inference_s, warmup_samples, samples,
-            stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np) -> dict:
+            stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np,
+            peak) -> dict:
     return {
         "ok": True,
         "protocol_version": PROTOCOL_VERSION,
@@ -469,6 +549,7 @@ def _result(backend, name, threads, load_s, first_inference_s, warmup_samples, s
         "thermal": {"before": thermal_before, "after": thermal_after},
         "peak_rss_bytes": memory,
         "notes": backend.notes(),
+        "peak_compute": peak,
     }
 
 
@@ -501,6 +582,9 @@ def _time_loop(infer, batch, clock, *, min_samples: int, min_time_s: float, max_
 
 
 def main() -> int:
+    if sys.argv[1:2] == [PEAK_PROBE_FLAG]:  # the peak probe's child process
+        print(json.dumps(_probe_peak([int(n) for n in sys.argv[2].split(",")])))
+        return 0
     # Frameworks print to fd 1 from native code; keep the real stdout for the JSON alone.
     result_fd = os.dup(1)
     os.dup2(2, 1)

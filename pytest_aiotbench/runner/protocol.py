@@ -14,6 +14,10 @@ Version history:
      ``runtime`` in results; peak resident memory after loading and after timing;
      labelled images either as JPEG paths decoded on the device (``images``, Python
      runner) or as one preprocessed float32 tensor file (``labelled_inputs``, native).
+  3  ``peak_probe_threads`` in requests: the thread counts at which the runner measures the
+     device's peak compute with a short matrix-multiply probe after timing; results carry
+     ``peak_compute`` (null when not asked; ``measured: false`` with the reason where the
+     runner has no probe, as the native runner).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 from typing import Any
 
 #: The version the host speaks. Change it together with both runners.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 RUNNERS = ("python", "native")
 TIMING_MODES = ("rigorous", "paper")
@@ -62,10 +66,14 @@ class RunRequest:
     preprocessing: dict[str, Any] | None = None
     #: Native runner: the same images preprocessed on the host, one float32 .npy.
     labelled_inputs: str | None = None
+    #: Thread counts at which to measure the device's peak compute (empty: not asked). The
+    #: host asks once per device and session, so the probe's second or so is paid once.
+    peak_probe_threads: tuple[int, ...] = ()
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["images"] = list(self.images)
+        data["peak_probe_threads"] = list(self.peak_probe_threads)
         return json.dumps({"protocol_version": PROTOCOL_VERSION, **data})
 
 
@@ -87,6 +95,31 @@ class PeakMemory:
 
     after_load: int | None
     after_timing: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PeakCompute:
+    """The device's peak compute as the runner's matrix-multiply probe found it: GFLOP/s
+    (2 floating-point operations per multiply-accumulate) per thread count. ``measured`` is
+    False, with the reason in ``method``, where the runner has no probe."""
+
+    measured: bool
+    gflops_by_threads: dict[int, float]
+    method: str
+
+    def at(self, threads: int | None) -> float | None:
+        """The peak at this thread count (None: not measured at it)."""
+        return self.gflops_by_threads.get(threads) if threads is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"measured": self.measured, "method": self.method,
+                "gflops_by_threads": {str(k): v for k, v in self.gflops_by_threads.items()}}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> PeakCompute:
+        return cls(bool(raw["measured"]),
+                   {int(k): float(v) for k, v in raw["gflops_by_threads"].items()},
+                   str(raw["method"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +150,8 @@ class RunResult:
     thermal_after: ThermalState
     peak_memory: PeakMemory
     notes: list[str]
+    #: The peak probe's answer (None: the request did not ask for it).
+    peak_compute: PeakCompute | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +199,7 @@ def _result(raw: dict[str, Any]) -> RunResult:
         raise ValueError(f"stop_reason {stop_reason!r}")
     labelled = raw.get("labelled")
     memory = raw["peak_rss_bytes"]
+    peak = raw["peak_compute"]
     return RunResult(
         runner=runner,
         runtime=_text(raw, "runtime"),
@@ -186,6 +222,7 @@ def _result(raw: dict[str, Any]) -> RunResult:
         peak_memory=PeakMemory(_optional_int(memory["after_load"]),
                                _optional_int(memory["after_timing"])),
         notes=[str(note) for note in raw["notes"]],
+        peak_compute=None if peak is None else PeakCompute.from_json(peak),
     )
 
 

@@ -67,3 +67,9 @@ def score_all(results: Iterable[WorkloadResult]) -> list[DeviceScore]:
         by_device.setdefault(result.device, []).append(result)
     scores = [score_device(device, rows) for device, rows in by_device.items()]
     return sorted(scores, key=lambda s: s.vips, reverse=True)
+
+
+def same_workloads(scores: Iterable[DeviceScore]) -> bool:
+    """Whether every device scored the same workloads (VIPS is a sum: compare devices only
+    on the same set)."""
+    return len({frozenset(w.result.workload_id for w in s.workloads) for s in scores}) <= 1

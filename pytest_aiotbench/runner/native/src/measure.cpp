@@ -178,6 +178,8 @@ void measure(const Json& request, Backend& backend, std::ostream& out) {
     throw RunnerError("request", "this runner runs " + std::string(kFrameworkName) +
                                      ", the request asks for " + framework);
   const int threads = static_cast<int>(request["threads"].number());
+  const Json& peak_probe_threads = request["peak_probe_threads"];
+  const bool peak_asked = !peak_probe_threads.is_null() && !peak_probe_threads.array().empty();
   const Timing timing = read_timing(request["timing"]);
   auto probes = open_inputs(request["probe_inputs"].string(), "probe inputs");
   std::unique_ptr<NpyArray> labelled_inputs;
@@ -267,7 +269,19 @@ void measure(const Json& request, Backend& backend, std::ostream& out) {
   bytes_or_null(rss_after_load);
   json.key("after_timing");
   bytes_or_null(rss_after_timing);
-  json.end_object().key("notes").array(backend.notes()).end_object();
+  json.end_object().key("notes").array(backend.notes()).key("peak_compute");
+  if (peak_asked) {
+    // Said explicitly, so the report shows why there is no share of peak for this device.
+    json.begin_object()
+        .key("measured").value(false)
+        .key("gflops_by_threads").begin_object().end_object()
+        .key("method").value("not measured: the native runner has no peak probe (the Python "
+                             "runner measures it where the device has Python and numpy)")
+        .end_object();
+  } else {
+    json.null();
+  }
+  json.end_object();
   out << '\n';
 }
 

@@ -14,7 +14,7 @@ namespace aiot {
 
 // The protocol version this runner implements. Raise it with the host's
 // PROTOCOL_VERSION (runner/protocol.py) when the code here implements the new contract.
-constexpr int kProtocolVersion = 2;
+constexpr int kProtocolVersion = 3;
 
 // Answer one request; returns the process exit code (0 ok, 2 a reported failure).
 int serve(const std::string& request_text, Backend& backend, std::ostream& out);

@@ -1,0 +1,437 @@
+"""The HTML report: results documents (the ``--aiot-json`` format) -> one self-contained page.
+
+The live session hands its own document here (``--aiot-html``); ``aiotbench-report`` hands
+saved ones, several runs or devices side by side, merged into one ranking. Charts are
+plotly's, with its JavaScript inlined once, so the page opens without network access. The
+runner never imports this module: the device needs no plotting library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from pytest_aiotbench.gate.figures import WorkloadKey
+from pytest_aiotbench.gate.thresholds import METRICS
+from pytest_aiotbench.measure.result import WorkloadResult
+from pytest_aiotbench.report.json_file import SCHEMA
+from pytest_aiotbench.report.table import DIFFERENT_WORKLOADS, SOURCE_SHORT
+from pytest_aiotbench.runner.protocol import PeakCompute
+from pytest_aiotbench.score.efficiency import FLOPS_PER_MAC, device_peak, gmac_per_s, peak_share
+from pytest_aiotbench.score.variants import variant_gains
+from pytest_aiotbench.score.vips import DeviceScore, same_workloads, score_all, workload_vips
+
+
+class ReportInputError(ValueError):
+    """A document the page cannot be made from; the message names it and what was expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One results document and where it came from (a file, or the live session)."""
+
+    name: str
+    document: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceRun:
+    """One device's results from one source, under the name the page gives the device."""
+
+    name: str
+    source: str
+    facts: dict[str, Any]
+    results: list[WorkloadResult]
+
+    @property
+    def peak(self) -> PeakCompute | None:
+        return device_peak(self.facts)
+
+
+def device_runs(sources: Iterable[Source]) -> list[DeviceRun]:
+    """Every device of every source. A phone farm's files name different devices and merge
+    as they are; a device that several sources name (two runs of one phone) is named with
+    its source in each, so the runs stand side by side in the ranking."""
+    read = [(source, _devices(source)) for source in sources]
+    named = Counter(alias for _, devices in read for alias in devices)
+    runs = []
+    for source, devices in read:
+        for alias, (facts, results) in devices.items():
+            name = alias if named[alias] == 1 else f"{alias} ({source.name})"
+            runs.append(DeviceRun(name, source.name, facts,
+                                  [dataclasses.replace(r, device=name) for r in results]))
+    return runs
+
+
+def _devices(source: Source) -> dict[str, tuple[dict[str, Any], list[WorkloadResult]]]:
+    document = source.document
+    found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+    if found != SCHEMA:
+        raise ReportInputError(f"{source.name}: not an aiotbench results file (expected "
+                               f"\"schema\": \"{SCHEMA}\", as --aiot-json writes; found "
+                               f"{found!r})")
+    devices = document.get("devices")
+    if not isinstance(devices, dict):
+        raise ReportInputError(f"{source.name}: has no \"devices\" object; is it complete? "
+                               "(--aiot-json writes it after every workload)")
+    read = {}
+    for alias, entry in devices.items():
+        try:
+            results = [WorkloadResult.from_json(row) for row in entry["workloads"]]
+            read[alias] = (dict(entry.get("facts") or {}), results)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ReportInputError(f"{source.name}: device {alias!r} has a malformed "
+                                   f"workload ({type(exc).__name__}: {exc})") from None
+    return read
+
+
+# ------------------------------------------------------------------------------- page
+def render(sources: list[Source]) -> str:
+    """The whole page as one HTML string."""
+    runs = device_runs(sources)
+    scores = score_all(result for run in runs for result in run.results)
+    by_name = {run.name: run for run in runs}
+    body = [_header(sources), _ranking(scores, by_name), _variants(runs)]
+    body += [_device_section(by_name[score.device], score) for score in scores]
+    body += [_baseline(source) for source in sources if _comparison(source)]
+    return PAGE.format(title="aiotbench report", style=STYLE, plotly=get_plotlyjs(),
+                       body="\n".join(part for part in body if part), sort_script=SORT_SCRIPT)
+
+
+def write(path: Path, sources: list[Source]) -> None:
+    """Write the page through a temporary file beside it (a reader never sees half)."""
+    path = Path(path)
+    page = render(sources)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(page, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _header(sources: list[Source]) -> str:
+    rows = []
+    for source in sources:
+        environment = source.document.get("environment") or {}
+        settings = source.document.get("settings") or {}
+        packages = ", ".join(f"{name} {version}" for name, version in
+                             (environment.get("packages") or {}).items() if version)
+        rows.append(_row([source.name, source.document.get("created", "?"),
+                          environment.get("host", "?"), environment.get("platform", "?"),
+                          environment.get("python", "?"), settings.get("protocol", "?"),
+                          packages]))
+    header = ["source", "created", "host", "platform", "python", "protocol", "versions"]
+    return f"<h1>aiotbench report</h1><section><h2>Runs</h2>{_table(header, rows)}</section>"
+
+
+def _ranking(scores: list[DeviceScore], runs: dict[str, DeviceRun]) -> str:
+    if not scores:
+        return "<section><h2>Ranking</h2><p>No workload was measured.</p></section>"
+    names = [score.device for score in scores]
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.18, subplot_titles=(
+        "VIPS: valid images per second", "VOPS: valid MFLOPs per second"))
+    for column, (values, colour) in enumerate(
+            (([s.vips for s in scores], "#1f77b4"), ([s.vops for s in scores], "#ff7f0e")), 1):
+        figure.add_trace(go.Bar(x=values, y=names, orientation="h", marker_color=colour,
+                                text=[f"{v:.4g}" for v in values], textposition="auto",
+                                showlegend=False), row=1, col=column)
+        figure.update_yaxes(autorange="reversed", row=1, col=column)
+    figure.update_layout(height=140 + 40 * len(scores), margin=dict(l=10, r=10, t=40, b=30))
+    rows = [_row([str(place), score.device, runs[score.device].source,
+                  _number(score.vips, "{:.2f}"), _number(score.vops, "{:.1f}"),
+                  _number(len(score.workloads), "{}"), _number(len(score.unscored), "{}")])
+            for place, score in enumerate(scores, 1)]
+    note = ("" if same_workloads(scores)
+            else f"<p class='flag'>Note: {escape(DIFFERENT_WORKLOADS)}.</p>")
+    return ("<section><h2>Ranking by VIPS</h2>" + _chart(figure, "ranking") + note
+            + _table(["place", "device", "source", "VIPS", "VOPS", "scored", "not scored"],
+                     rows, sortable=True) + "</section>")
+
+
+def _variants(runs: list[DeviceRun]) -> str:
+    """Speed-up against accuracy change of each quantized variant, against its fp32."""
+    figure = go.Figure()
+    for run in runs:
+        gains = variant_gains(run.results)
+        if gains:
+            figure.add_trace(go.Scatter(
+                x=[g.accuracy_change for g in gains], y=[g.speedup for g in gains],
+                mode="markers+text", name=run.name, textposition="top center",
+                text=[WorkloadKey.of(g.result).label for g in gains]))
+    if not figure.data:
+        return ("<section><h2>Quantized variants</h2><p>No reduced-precision variant with an "
+                "fp32 partner was measured (--aiot-variant=fp32,int8 compares them).</p></section>")
+    figure.add_hline(y=1, line_dash="dot")
+    figure.add_vline(x=0, line_dash="dot")
+    figure.update_layout(height=420, xaxis_title="accuracy change against fp32",
+                         yaxis_title="speed-up over fp32 (x)",
+                         margin=dict(l=10, r=10, t=30, b=40))
+    return ("<section><h2>Quantized variants: speed-up against accuracy change</h2>"
+            "<p>Each point: a variant against the fp32 artifact of the same network and "
+            "framework on the same device.</p>" + _chart(figure, "variants") + "</section>")
+
+
+def _device_section(run: DeviceRun, score: DeviceScore) -> str:
+    anchor = escape(run.name, quote=True)
+    parts = [f"<section class='device' data-device='{anchor}'><h2>Device {escape(run.name)}</h2>",
+             f"<p>VIPS {score.vips:.2f}, VOPS {score.vops:.1f}, from {escape(run.source)}</p>",
+             _flags(run), _workload_table(run), _distributions(run), _efficiency(run),
+             "<h3>Device facts and versions</h3>", _facts(run), "</section>"]
+    return "\n".join(part for part in parts if part)
+
+
+def _flags(run: DeviceRun) -> str:
+    """Throttling and validity, where they occurred."""
+    flags = []
+    for result in run.results:
+        label = WorkloadKey.of(result).label
+        for finding in result.throttled:
+            flags.append(f"throttled: {label}: {finding}")
+        if result.status != "passed":
+            detail = (result.error or "").strip().splitlines()[:1]
+            flags.append(f"{result.status}: {label}"
+                         + (f" ({result.stage} stage)" if result.stage else "")
+                         + (f": {detail[0][:300]}" if detail else ""))
+        elif result.validity is not None and not result.validity.passed:
+            flags.append(f"invalid: {label}: {result.validity.describe()}")
+    if not flags:
+        return "<p class='ok'>No throttling, every measured workload valid.</p>"
+    return "<ul class='flags'>" + "".join(f"<li>{escape(flag)}</li>" for flag in flags) + "</ul>"
+
+
+WORKLOAD_COLUMNS = ["workload", "status", "runner", "threads", "median ms", "p90 ms", "±CI",
+                    "n", "stop", "accuracy", "source", "VIPS", "VOPS", "GMAC/s", "% of peak",
+                    "load s", "first inference ms", "peak MB after load",
+                    "peak MB after timing", "flags"]
+
+
+def _workload_table(run: DeviceRun) -> str:
+    peak = run.peak
+    rows = []
+    for r in run.results:
+        stats = r.stats
+        vips, vops = workload_vips(r) if r.scored else (None, None)
+        share = peak_share(r, peak)
+        flags = [*(["throttled"] if r.throttled else []),
+                 *([] if r.validity is None or r.validity.passed else ["outputs diverge"])]
+        rows.append(_row([
+            WorkloadKey.of(r).label, r.status, r.runner or "", _number(r.threads, "{}"),
+            _number(r.seconds_per_image * 1e3 if stats else None, "{:.3f}"),
+            _number(stats.p90_s * 1e3 if stats else None, "{:.3f}"),
+            _number(stats.median_ci_rel_half_width if stats else None, "{:.1%}"),
+            _number(len(r.samples_s), "{}"), r.stop_reason or "",
+            _number(r.accuracy, "{:.3f}"),
+            SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or ""),
+            _number(vips, "{:.2f}"), _number(vops, "{:.1f}"),
+            _number(gmac_per_s(r), "{:.2f}"), _number(share, "{:.1%}"),
+            _number(r.load_s, "{:.3f}"),
+            _number(r.first_inference_s * 1e3 if r.first_inference_s is not None else None,
+                    "{:.2f}"),
+            _number(_megabytes(r.peak_rss_after_load_bytes), "{:.0f}"),
+            _number(_megabytes(r.peak_rss_after_timing_bytes), "{:.0f}"),
+            ", ".join(flags)]))
+    basis = ("t = mean seconds per image over one end-to-end pass (the paper's protocol)"
+             if any(r.latency_basis == "end-to-end" for r in run.results)
+             else "median ms = the steady-state inference median (t of VIPS)")
+    return ("<h3>Workloads</h3><p class='hint'>Click a column to sort. " + escape(basis)
+            + "; GMAC/s = multiply-accumulates per second at that t; % of peak = its FLOP/s "
+            "against the device's matrix-multiply peak at the same thread count.</p>"
+            + _table(WORKLOAD_COLUMNS, rows, sortable=True))
+
+
+def _distributions(run: DeviceRun) -> str:
+    """Each workload's latency distribution from its samples: violin, box and mean."""
+    timed = [r for r in run.results if r.samples_s]
+    if not timed:
+        return ""
+    figure = go.Figure()
+    for result in timed:
+        figure.add_trace(go.Violin(
+            x=[seconds * 1e3 for seconds in result.samples_s], name=WorkloadKey.of(result).label,
+            orientation="h", box_visible=True, meanline_visible=True, points=False,
+            spanmode="hard", showlegend=False, hoveron="violins+kde"))
+    figure.update_layout(height=120 + 46 * len(timed), xaxis_title="ms per inference (log)",
+                         xaxis_type="log", yaxis_autorange="reversed",
+                         margin=dict(l=10, r=10, t=20, b=40))
+    return ("<h3>Latency distributions (every timed sample)</h3>"
+            + _chart(figure, "distribution", count=len(timed)))
+
+
+def _efficiency(run: DeviceRun) -> str:
+    measured = [r for r in run.results if gmac_per_s(r) is not None]
+    if not measured:
+        return ""
+    figure = go.Figure(go.Bar(x=[WorkloadKey.of(r).label for r in measured],
+                              y=[gmac_per_s(r) for r in measured], marker_color="#2ca02c",
+                              name="achieved"))
+    peak = run.peak
+    if peak is not None and peak.measured:
+        for threads in sorted({r.threads for r in measured if peak.at(r.threads)}):
+            figure.add_hline(y=peak.at(threads) / FLOPS_PER_MAC, line_dash="dash",
+                             annotation_text=f"matmul peak, {threads} thread(s)")
+        note = f"Peak probe: {escape(peak.method)}; " + ", ".join(
+            f"{threads} thread(s) {gflops:.1f} GFLOP/s"
+            for threads, gflops in sorted(peak.gflops_by_threads.items()))
+    elif peak is not None:
+        note = f"Peak compute {escape(peak.method)}."
+    else:
+        note = "The device's peak compute was not probed in this run."
+    figure.update_layout(height=380, yaxis_title="GMAC/s", margin=dict(l=10, r=10, t=20, b=40))
+    return ("<h3>Efficiency: GMAC/s achieved</h3>" + _chart(figure, "efficiency")
+            + f"<p class='hint'>{note}</p>")
+
+
+def _facts(run: DeviceRun) -> str:
+    rows = [_row([key, _fact(value)]) for key, value in sorted(run.facts.items())]
+    versions = sorted({(r.framework, r.framework_version or "?", r.runner or "?",
+                        r.runner_runtime or "?") for r in run.results if r.framework_version})
+    rows += [_row([f"framework {framework}", f"{version} ({runner} runner: {runtime})"])
+             for framework, version, runner, runtime in versions]
+    return _table(["fact", "value"], rows)
+
+
+def _fact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _comparison(source: Source) -> dict[str, Any] | None:
+    return source.document.get("baseline_comparison")
+
+
+def _baseline(source: Source) -> str:
+    comparison = _comparison(source)
+    assert comparison is not None
+    baselines = ", ".join(str(run.get("path")) for run in comparison.get("baseline", []))
+    rows = []
+    for workload in comparison.get("workloads", []):
+        rows += [_change_row(workload["device"], workload["workload"], change)
+                 for change in workload["changes"]]
+    for device in comparison.get("devices", []):
+        label = f"device total ({device['common_workloads']} workloads in both)"
+        rows += [_change_row(device["device"], label, change) for change in device["changes"]]
+    lists = [(title, [f"{k['workload']} on {k['device']}" for k in comparison.get(key, [])])
+             for title, key in (("new (not in the baseline)", "new"),
+                                ("missing (in the baseline, not timed)", "missing"))]
+    extra = "".join(f"<p>{escape(title)}: {escape(', '.join(items))}</p>"
+                    for title, items in lists if items)
+    return (f"<section><h2>Against the baseline ({escape(source.name)})</h2>"
+            f"<p>Baseline: {escape(baselines)}; fail on: "
+            f"{escape(', '.join(comparison.get('fail_on', [])) or 'nothing (report only)')}</p>"
+            + _table(["device", "workload", "metric", "baseline", "now", "change", "noise",
+                      "verdict"], rows, sortable=True) + extra + "</section>")
+
+
+def _change_row(device: str, workload: str, change: dict[str, Any]) -> str:
+    shown = change.get("shown")
+    if shown is None:  # a file written before the shown values: the raw figures
+        metric = METRICS.get(change["metric"])
+        scale = 1e3 if metric is not None and metric.latency else 1
+        shown = {"baseline": f"{change['baseline'][0] * scale:.4g}",
+                 "now": f"{change['now'][0] * scale:.4g}", "change": f"{change['change']:+.4g}",
+                 "noise": ""}
+    verdict = change.get("verdict", "")
+    return _row([device, workload, change["metric"], shown["baseline"], shown["now"],
+                 shown["change"], shown["noise"], verdict],
+                css="regressed" if change.get("failed") else "")
+
+
+# ------------------------------------------------------------------------ HTML pieces
+def _chart(figure: go.Figure, kind: str, count: int = 1) -> str:
+    """A figure's div and script (plotly's library is in the page head once)."""
+    div = figure.to_html(full_html=False, include_plotlyjs=False,
+                         config={"displaylogo": False, "responsive": True})
+    return f"<div class='chart' data-chart='{kind}' data-traces='{count}'>{div}</div>"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    """A table cell with the number it sorts by (None: text, sorted as text)."""
+
+    text: str
+    value: float | None = None
+
+
+def _number(value: float | int | None, form: str) -> _Cell:
+    if value is None:
+        return _Cell("-", float("-inf"))
+    return _Cell(form.format(value), float(value))
+
+
+def _megabytes(value: int | None) -> float | None:
+    return None if value is None else value / 1e6
+
+
+def _row(cells: list[str | _Cell], css: str = "") -> str:
+    html_cells = []
+    for cell in cells:
+        if isinstance(cell, _Cell):
+            # JavaScript's parseFloat reads "-Infinity" (missing figures sort first), not "-inf".
+            value = "-Infinity" if cell.value == float("-inf") else repr(cell.value)
+            html_cells.append(f"<td class='num' data-value='{value}'>{escape(cell.text)}</td>")
+        else:
+            html_cells.append(f"<td>{escape(str(cell))}</td>")
+    attribute = f" class='{css}'" if css else ""
+    return f"<tr{attribute}>{''.join(html_cells)}</tr>"
+
+
+def _table(header: list[str], rows: list[str], sortable: bool = False) -> str:
+    css = " class='sortable'" if sortable else ""
+    head = "".join(f"<th>{escape(title)}</th>" for title in header)
+    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+# Click a header to sort by it; numbers by their data-value, text by its text.
+SORT_SCRIPT = """
+document.querySelectorAll('table.sortable th').forEach(header => {
+  header.addEventListener('click', () => {
+    const column = header.cellIndex;
+    const body = header.closest('table').tBodies[0];
+    const ascending = header.dataset.order !== 'ascending';
+    header.dataset.order = ascending ? 'ascending' : 'descending';
+    const key = row => {
+      const cell = row.cells[column];
+      return cell.dataset.value !== undefined ? parseFloat(cell.dataset.value) : cell.textContent;
+    };
+    const rows = Array.from(body.rows).sort((a, b) => {
+      const x = key(a), y = key(b);
+      const order = typeof x === 'number' ? (x > y) - (x < y) : String(x).localeCompare(y);
+      return ascending ? order : -order;
+    });
+    rows.forEach(row => body.appendChild(row));
+  });
+});
+"""
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; }
+th { background: #eee; }
+table.sortable th { cursor: pointer; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.regressed td { background: #fdd; }
+section { margin-bottom: 2em; }
+section.device { border-top: 2px solid #888; padding-top: 0.5em; }
+.flags li, .flag { color: #a00; }
+.ok { color: #070; }
+.hint { color: #555; font-size: 0.85em; }
+"""
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>{style}</style>
+<script>{plotly}</script>
+</head><body>
+{body}
+<script>{sort_script}</script>
+</body></html>
+"""
