@@ -465,10 +465,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if summary is not None and summary.failed_devices and session.exitstatus == pytest.ExitCode.OK:
         # A device's VIPS/VOPS fell beyond its limit: no item owns that, the session fails.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if bench.settings.json_path and bench.results:
-        bench.write_json()
-    if bench.settings.html_path and bench.results:
-        bench.write_html()
+    bench.write_reports()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

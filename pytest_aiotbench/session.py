@@ -134,17 +134,23 @@ class BenchSession:
             self._gate_summary = self.gate.summarize(self.results, self.devices())
         return self._gate_summary
 
-    def write_json(self) -> None:
+    def write_json(self, document: dict[str, Any] | None = None) -> None:
         assert self.settings.json_path is not None
-        json_file.write(self.settings.json_path, self.document())
+        json_file.write(self.settings.json_path, document or self.document())
 
-    def write_html(self) -> None:
-        """The page from this session's JSON document: the same path as aiotbench-report's
-        from saved files (the plotting library is imported only here)."""
-        from pytest_aiotbench.report import html
+    def write_reports(self) -> None:
+        """The session's last JSON and its HTML page, from one document: the page is what
+        aiotbench-report makes of that JSON file (the plotting library is imported only
+        here)."""
+        if not self.results:
+            return
+        document = self.document()
+        if self.settings.json_path:
+            self.write_json(document)
+        if self.settings.html_path:
+            from pytest_aiotbench.report import html
 
-        assert self.settings.html_path is not None
-        html.write(self.settings.html_path, [html.Source("this session", self.document())])
+            html.write(self.settings.html_path, [html.Source("this session", document)])
 
     def summary_lines(self) -> list[str]:
         if not self.results:
