@@ -55,7 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAMES")
     add("framework", "comma list of frameworks: tflite, onnxruntime, pytorch-mobile, "
         "executorch (default: all)", metavar="NAMES")
-    add("weights", "random (default) or pretrained (torchvision's ImageNet weights)",
+    add("weights", "random (default) or pretrained (torchvision's or Keras's ImageNet weights)",
         metavar="KIND")
     add("seed", "seed of the random weights and probe inputs (default 0)")
     add("threads", "inference threads (default: the device's cores)", metavar="N")
@@ -247,17 +247,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("aiot")
     patterns = _selector_patterns(marker, metafunc) if marker is not None else {}
 
-    def picked(axis: str, values: list[str]) -> list[str]:
+    def matches(axis: str, value: str) -> bool:
         wanted = patterns.get(axis)
-        return values if wanted is None else [
-            value for value in values if any(fnmatch.fnmatchcase(value, p) for p in wanted)]
+        return wanted is None or any(fnmatch.fnmatchcase(value, p) for p in wanted)
+
+    def picked(axis: str, values: list[str]) -> list[str]:
+        return [value for value in values if matches(axis, value)]
 
     network_choices = [
         NetworkChoice(card.name, card.implementation) for card in _networks_for(metafunc)
         if (not chosen.networks or card.name in chosen.networks)
         and networks.chosen(card, chosen.implementations)
-        and card.name in picked("network", [card.name])
-        and card.implementation in picked("implementation", [card.implementation])]
+        and matches("network", card.name) and matches("implementation", card.implementation)]
     choices = [ArtifactChoice(framework, variant)
                for framework in picked("framework", list(chosen.frameworks) or frameworks.names())
                for variant in picked("variant", list(chosen.variants))]
