@@ -204,3 +204,9 @@ def test_torch_and_keras_implementations_side_by_side(pytester, run_plugin, digi
         assert row["validity"]["passed"] and row["images"] == 10 and row["top1"] is not None
         assert row["macs"] / 0.30e9 == pytest.approx(1, abs=0.02)
     assert rows["keras"]["artifact"]["sha256"] != rows["torch"]["artifact"]["sha256"]
+    # keras.applications leave the batch open; the file takes batch 1, as the native
+    # runner's TFLite backend needs.
+    from ai_edge_litert.interpreter import Interpreter
+
+    keras_file = Interpreter(model_path=rows["keras"]["artifact"]["path"])
+    assert list(keras_file.get_input_details()[0]["shape_signature"]) == [1, 224, 224, 3]

@@ -70,16 +70,17 @@ class TFLiteFromKeras(TFLite):
 
     implementation = "keras"
     export_packages = ("tensorflow", "keras")
+    export_revision = 2  # 2: batch 1 fixed in the file (the native runner takes no -1)
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
-        destination.write_bytes(_converted(_keras_converter(model)))
+        destination.write_bytes(_converted(_keras_converter(model, example)))
         return ["converted by TensorFlow's TFLiteConverter from the Keras model; input NHWC"]
 
     def make_variant(self, variant: str, fp32_artifact: Path, model: Any, example: Any,
                      calibration: list[Any], destination: Path) -> list[str]:
         import tensorflow as tf
 
-        converter = _keras_converter(model)
+        converter = _keras_converter(model, example)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if variant == "fp16":
             converter.target_spec.supported_types = [tf.float16]
@@ -97,10 +98,15 @@ class TFLiteFromKeras(TFLite):
         return [note]
 
 
-def _keras_converter(model: Any) -> Any:
+def _keras_converter(model: Any, example: Any) -> Any:
+    """The converter of the model at the example's shape: keras.applications leave the batch
+    open (-1), which the native runner's TFLite backend refuses; every artifact takes
+    batch 1."""
+    import keras
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+    inputs = keras.Input(tuple(example.shape[1:]), batch_size=example.shape[0])
+    return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs)))
 
 
 def _converted(converter: Any) -> bytes:
