@@ -79,13 +79,21 @@ def test_the_return_annotation_says_the_implementation():
         inputs = keras.Input((8, 8, 3), batch_size=1)
         return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
 
+    @register_network(implementation="keras")
+    def default_input() -> None:
+        raise AssertionError("not built here")
+
     try:
         card = networks.get("annotated")
         assert card.implementation == "keras" and card.label == "annotated-keras"
         assert card.preprocessing.layout == "NHWC" and card.preprocessing.crop == 8
         assert card.build(pretrained=False).output.shape == (1, 4)
+        # Without an input shape: a 224x224 RGB image in Keras's layout.
+        assert networks.get("default_input").input_shape == (1, 224, 224, 3)
+        assert networks.get("default_input").preprocessing.resize == 256
     finally:
         unregister("annotated")
+        unregister("default_input")
 
 
 def test_the_keras_fingerprint_is_the_same_model_whatever_was_built_before():

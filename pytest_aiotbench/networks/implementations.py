@@ -24,6 +24,8 @@ class Implementation(abc.ABC):
     name: str = ""
     #: What a builder of this implementation returns, in words (for errors).
     returns: str = ""
+    #: The input layout its models take by convention.
+    layout: str = "NCHW"
 
     @abc.abstractmethod
     def owns(self, model: Any) -> bool:
@@ -113,6 +115,7 @@ class Torch(Implementation):
 class Keras(Implementation):
     name = "keras"
     returns = "a Keras model"
+    layout = "NHWC"
 
     def owns(self, model: Any) -> bool:
         keras = sys.modules.get("keras")  # not imported: the model cannot be a Keras one

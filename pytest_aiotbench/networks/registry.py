@@ -32,7 +32,7 @@ class UnknownNetworkError(LookupError):
 def register_network(
     name: str | None = None,
     *,
-    input_shape: tuple[int, ...] = (1, 3, 224, 224),
+    input_shape: tuple[int, ...] | None = None,
     preprocessing: Preprocessing | None = None,
     num_classes: int = 1000,
     published_gmacs: float | None = None,
@@ -46,8 +46,10 @@ def register_network(
 
     The builder takes ``pretrained: bool`` (or nothing, for a network without pretrained
     weights) and returns a ``torch.nn.Module`` or, with ``implementation="keras"`` (or a
-    ``-> keras.Model`` return annotation), a Keras model. A Keras network's input shape is
-    NHWC, ``(1, 224, 224, 3)``; its preprocessing defaults to torchvision's scaling in NHWC.
+    ``-> keras.Model`` return annotation), a Keras model. The input shape defaults to a
+    224x224 RGB image in the implementation's layout: ``(1, 3, 224, 224)`` for torch,
+    ``(1, 224, 224, 3)`` (NHWC) for Keras; the preprocessing to torchvision's scaling in
+    that layout.
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,8 +57,9 @@ def register_network(
         network_name = name or builder.__name__
         kind = implementations.get(implementation or implementations.from_annotation(builder)
                                    or DEFAULT_IMPLEMENTATION)
-        channels_last = kind.name == "keras"
-        side = input_shape[-2] if channels_last else input_shape[-1]
+        shape = tuple(input_shape) if input_shape else (
+            (1, 3, 224, 224) if kind.layout == "NCHW" else (1, 224, 224, 3))
+        side = shape[2] if kind.layout == "NHWC" else shape[-1]
         if not takes_flag:
             def call(pretrained: bool) -> Any:
                 if pretrained:
@@ -68,10 +71,9 @@ def register_network(
         card = NetworkCard(
             name=network_name,
             builder=call,
-            input_shape=tuple(input_shape),
+            input_shape=shape,
             preprocessing=preprocessing or Preprocessing(
-                resize=round(side * 256 / 224), crop=side,
-                layout="NHWC" if channels_last else "NCHW"),
+                resize=round(side * 256 / 224), crop=side, layout=kind.layout),
             num_classes=num_classes,
             implementation=kind.name,
             published_gmacs=published_gmacs,
