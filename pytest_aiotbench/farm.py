@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.report.benchmark_records import controller_records
 from pytest_aiotbench.score import score_all
 from pytest_aiotbench.session import BenchSession, RunFacts
-from pytest_aiotbench.stages import device_in_nodeid
 
 RESULTS_PROPERTY = "aiotbench-results"
 FACTS_KEY = "aiotbench"
@@ -45,10 +45,19 @@ def device_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class DeviceScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            device = device_in_nodeid(nodeid)
-            return f"device {device}" if device is not None else nodeid
+            key = WorkloadKey.from_nodeid(nodeid)
+            return f"device {key.device}" if key is not None else nodeid
 
     return DeviceScheduling(config, log)
+
+
+def describe(config: pytest.Config) -> str:
+    """The header line of a farm's controller."""
+    scheduling = ("by device" if config.option.dist in ("load", "worksteal", "loadgroup")
+                  else f"--dist {config.option.dist}")
+    return (f"aiotbench: device farm on {config.option.numprocesses or 'the --tx'} xdist "
+            f"workers, scheduled {scheduling}: each device's items on one worker, the local "
+            "host timing alone; one table and one JSON here")
 
 
 class FarmWorker:

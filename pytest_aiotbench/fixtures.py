@@ -57,7 +57,7 @@ def aiot_measured(request: pytest.FixtureRequest, aiot_deployed: Deployed) -> Wo
     device=...)`` picks the workloads (fnmatch patterns); each is measured once a session,
     shared with its workload item. Check ``.validity.passed`` before trusting its answers."""
     session = request.config.stash[SESSION_KEY]
-    earlier = session.latest(aiot_deployed.spec)
+    earlier = session.latest(aiot_deployed.key)
     if earlier is not None:
         if earlier.status == SKIPPED:
             raise StageSkipped(earlier.stage or "measure", earlier.error or "skipped")

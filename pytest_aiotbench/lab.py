@@ -5,12 +5,14 @@ never ask adb or read an image folder."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
 
-from pytest_aiotbench.devices import AdbOptions, Device, Selection, select_devices
+from pytest_aiotbench.devices import Device, Selection, select_devices
 from pytest_aiotbench.images import Dataset, load_dataset
+from pytest_aiotbench.session import RunFacts
 from pytest_aiotbench.settings import Settings
 from pytest_aiotbench.stages import Stages
 
@@ -28,12 +30,9 @@ class Lab:
         """The devices ``--aiot-device`` names, by alias (asks adb on first use; raises
         UnknownDeviceError or DeviceError)."""
         if self._selection is None:
-            chosen = self.settings
-            self._selection = select_devices(
-                chosen.device, local_python=chosen.local_python,
-                adb=AdbOptions(server=chosen.adb_server, workdir=chosen.adb_workdir,
-                               python=chosen.adb_python, keep_deployed=chosen.keep_deployed,
-                               pin_big_cores=chosen.pin_big_cores))
+            self._selection = select_devices(self.settings.device,
+                                             local_python=self.settings.local_python,
+                                             adb=self.settings.adb)
         return {device.alias: device for device in self._selection.devices}
 
     @property
@@ -54,12 +53,13 @@ class Lab:
             self._dataset_scanned = True
         return self._dataset
 
-    def deploy_stats(self) -> dict[str, dict[str, int]]:
-        """What was pushed to each device that pushes (adb devices)."""
-        if self._selection is None:
-            return {}
-        return {device.alias: dict(device.deploy_stats) for device in self._selection.devices
-                if getattr(device, "deploy_stats", None) is not None}
+    def facts(self) -> RunFacts:
+        """What this process's stages learned: device facts, pushes, export counts."""
+        deploy = {} if self._selection is None else {
+            device.alias: dataclasses.replace(device.deploy_stats)
+            for device in self._selection.devices if device.deploy_stats is not None}
+        return RunFacts(dict(self.stages.device_facts), deploy, self.unavailable,
+                        self.stages.counts)
 
     def close(self) -> None:
         if self._selection is not None:

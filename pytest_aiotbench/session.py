@@ -12,13 +12,17 @@ from typing import Any
 
 import pytest
 
-from pytest_aiotbench.gate import GateSummary, ReleaseGate, WorkloadKey
+from pytest_aiotbench.devices import DeployStats, DeviceFacts
+from pytest_aiotbench.gate import GateSummary, ReleaseGate
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure import WorkloadResult
+from pytest_aiotbench.measure.result import FAILED, SKIPPED
 from pytest_aiotbench.report import gate_table, json_file, table
 from pytest_aiotbench.report.benchmark_records import BenchmarkRecords
+from pytest_aiotbench.report.json_file import ResultsDocument
 from pytest_aiotbench.score import score_all
 from pytest_aiotbench.settings import Settings
-from pytest_aiotbench.stages import StageCounts, WorkloadSpec
+from pytest_aiotbench.stages import StageCounts, StageFailed, StageSkipped
 
 
 @dataclasses.dataclass
@@ -27,27 +31,36 @@ class RunFacts:
     devices adb saw but could not use, what was exported. Made where items run; an xdist
     controller merges every worker's."""
 
-    device_facts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    deploy: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    device_facts: dict[str, DeviceFacts] = dataclasses.field(default_factory=dict)
+    deploy: dict[str, DeployStats] = dataclasses.field(default_factory=dict)
     unavailable: list[str] = dataclasses.field(default_factory=list)
     counts: StageCounts = dataclasses.field(default_factory=StageCounts)
 
     def merge(self, other: RunFacts) -> None:
         self.device_facts.update(other.device_facts)
         for alias, stats in other.deploy.items():
-            mine = self.deploy.setdefault(alias, dict.fromkeys(stats, 0))
-            for name, value in stats.items():
-                mine[name] = mine.get(name, 0) + value
+            self.deploy.setdefault(alias, DeployStats()).add(stats)
         self.unavailable += [name for name in other.unavailable if name not in self.unavailable]
         self.counts.add(other.counts)
 
+    def facts_with_deploy(self) -> dict[str, DeviceFacts]:
+        """Each device's facts with what was pushed to it (as the JSON records them)."""
+        return {alias: dataclasses.replace(facts, deploy=self.deploy.get(alias))
+                for alias, facts in self.device_facts.items()}
+
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"device_facts": {alias: facts.to_json()
+                                 for alias, facts in self.device_facts.items()},
+                "deploy": {alias: stats.to_json() for alias, stats in self.deploy.items()},
+                "unavailable": list(self.unavailable),
+                "counts": dataclasses.asdict(self.counts)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunFacts:
-        return cls(data["device_facts"], data["deploy"], data["unavailable"],
-                   StageCounts(**data["counts"]))
+        return cls({alias: DeviceFacts.from_json(facts)
+                    for alias, facts in data["device_facts"].items()},
+                   {alias: DeployStats.from_json(stats) for alias, stats in data["deploy"].items()},
+                   list(data["unavailable"]), StageCounts(**data["counts"]))
 
 
 class BenchSession:
@@ -73,7 +86,7 @@ class BenchSession:
     def record(self, result: WorkloadResult) -> None:
         """Keep a workload's result: a later result of the same workload (a re-timing)
         takes the earlier one's place."""
-        key = WorkloadKey.of(result)
+        key = result.key
         earlier = self._latest.get(key)
         if earlier is not None:
             self.results[self.results.index(earlier)] = result
@@ -86,14 +99,21 @@ class BenchSession:
             # Written after every workload: an interrupted session keeps what it measured.
             self.write_json()
 
+    def record_stage_error(self, key: WorkloadKey, error: StageFailed | StageSkipped,
+                           nodeid: str) -> None:
+        """A workload whose stage failed or skipped: kept, so the table and JSON show it."""
+        self.record(WorkloadResult(
+            key=key, nodeid=nodeid, status=SKIPPED if isinstance(error, StageSkipped) else FAILED,
+            stage=error.stage, error=error.detail, protocol=self.settings.protocol))
+
     def take_outgoing(self) -> list[WorkloadResult]:
         """The results recorded since the last call, to send to the controller."""
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
 
-    def latest(self, spec: WorkloadSpec) -> WorkloadResult | None:
+    def latest(self, key: WorkloadKey) -> WorkloadResult | None:
         """The workload's result this session, if it has one."""
-        return self._latest.get(spec.key)
+        return self._latest.get(key)
 
     def all_facts(self) -> RunFacts:
         """The facts from the workers, with this process's own."""
@@ -107,7 +127,7 @@ class BenchSession:
         """The devices of this session's results, in the order they first answered."""
         return list(dict.fromkeys(result.device for result in self.results))
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> ResultsDocument:
         from pytest_aiotbench.networks.torchvision_compat import fallback_reason
 
         run = self.all_facts()
@@ -117,16 +137,23 @@ class BenchSession:
             "session_s": time.perf_counter() - self.started,
             "prepare_s": run.counts.prepare_s, "artifacts_built": run.counts.artifacts_built,
             "artifacts_reused": run.counts.artifacts_reused}
-        facts = {alias: dict(values) for alias, values in run.device_facts.items()}
-        for alias, deploy in run.deploy.items():
-            if alias in facts:
-                facts[alias]["deploy"] = dict(deploy)
-        document = json_file.build(self.results, score_all(self.results), facts,
-                                   environment, self.settings.to_json())
-        document["unavailable_devices"] = run.unavailable
+        document = ResultsDocument.build(self.results, score_all(self.results),
+                                         run.facts_with_deploy(), environment,
+                                         self.settings.to_json())
+        document.unavailable_devices = run.unavailable
         if self.gate is not None and self._gate_summary is not None:
-            document["baseline_comparison"] = gate_table.to_json(self.gate, self._gate_summary)
+            document.baseline_comparison = gate_table.to_json(self.gate, self._gate_summary)
         return document
+
+    def gate_header(self) -> list[str]:
+        """The header lines that say what the release gate compares against."""
+        assert self.gate is not None
+        lines = [f"aiotbench: against the {self.gate.describe()}"]
+        protocol = self.gate.baseline.protocol
+        if protocol and protocol != self.settings.protocol:
+            lines.append(f"aiotbench: warning: the baseline used the {protocol} protocol, this "
+                         f"run the {self.settings.protocol} protocol")
+        return lines
 
     def finish_gate(self) -> GateSummary | None:
         """The comparison with the baseline over the whole session (None: no baseline)."""
@@ -134,9 +161,9 @@ class BenchSession:
             self._gate_summary = self.gate.summarize(self.results, self.devices())
         return self._gate_summary
 
-    def write_json(self, document: dict[str, Any] | None = None) -> None:
+    def write_json(self, document: ResultsDocument | None = None) -> None:
         assert self.settings.json_path is not None
-        json_file.write(self.settings.json_path, document or self.document())
+        (document or self.document()).write(self.settings.json_path)
 
     def write_reports(self) -> None:
         """The session's last JSON and its HTML page, from one document: the page is what
@@ -160,9 +187,9 @@ class BenchSession:
         if self.gate is not None and self._gate_summary is not None:
             lines += ["", *gate_table.render(self.gate, self._gate_summary), ""]
         for alias, deploy in run.deploy.items():
-            lines.append(f"deploy to {alias}: {deploy['pushed']} files pushed "
-                         f"({deploy['bytes_pushed'] / 1e6:.1f} MB), "
-                         f"{deploy['skipped_same_hash']} already there with the same hash")
+            lines.append(f"deploy to {alias}: {deploy.pushed} files pushed "
+                         f"({deploy.bytes_pushed / 1e6:.1f} MB), "
+                         f"{deploy.skipped_same_hash} already there with the same hash")
         if run.unavailable:
             lines.append("devices seen but not usable: " + ", ".join(run.unavailable))
         elapsed = time.perf_counter() - self.started

@@ -1,69 +1,358 @@
-"""The run's settings, read from the command line and checked before anything runs."""
+"""The run's settings, and the one option table they come from.
+
+Each ``--aiot-*`` option is stated once, as a field of :class:`Settings`: its name, its
+default, how its text is read (type, range, choices) and its help. ``pytest_addoption``,
+the ini keys (``aiot_<name>`` under ``[pytest]``), the help text with its default, parsing
+with its errors and the README's option table are all made from that table.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_aiotbench.gate.thresholds import Threshold, ThresholdError, parse_fail_on
+from pytest_aiotbench.devices import AdbOptions
+from pytest_aiotbench.gate.thresholds import METRICS, Threshold, ThresholdError, parse_fail_on
+from pytest_aiotbench.identity import VARIANTS
 from pytest_aiotbench.runner.program import RUNNER_CHOICES
-from pytest_aiotbench.runner.protocol import TIMING_MODES as PROTOCOLS
-from pytest_aiotbench.runner.protocol import Timing
+from pytest_aiotbench.runner.protocol import TIMING_MODES, Timing
 
 WEIGHTS = ("random", "pretrained")
-VARIANTS = ("fp32", "fp16", "dynamic-int8", "int8")
+PIN_CHOICES = ("big", "none")
+_OPTION = "aiotbench-option"
 
 
 class SettingsError(ValueError):
     pass
 
 
+class _Invalid(ValueError):
+    """A reader's complaint about one value; parse() names the option in front of it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One command-line option, its ini key and its README row."""
+
+    name: str
+    help: str
+    #: Turns the text given into the setting's value; raises _Invalid with the reason.
+    read: Callable[[str], Any]
+    #: The default as help and the README say it, when it is not the value itself.
+    default_text: str | None
+    #: None: a flag (``store_true``).
+    metavar: str | None
+
+    @property
+    def flag(self) -> bool:
+        return self.metavar is None
+
+    @property
+    def dest(self) -> str:
+        """The argparse destination, which is also the ini key."""
+        return "aiot_" + self.name.replace("-", "_")
+
+    @property
+    def command_line(self) -> str:
+        return f"--aiot-{self.name}" + ("" if self.flag else f"={self.metavar}")
+
+
+def option(name: str, default: Any, help: str, read: Callable[[str], Any] = str, *,
+           metavar: str | None = "VALUE", default_text: str | None = None) -> Any:
+    """A Settings field that is also the option ``--aiot-<name>``."""
+    return dataclasses.field(default=default, metadata={
+        _OPTION: Option(name, help, read, default_text, metavar)})
+
+
+# ---------------------------------------------------------------------------- readers
+def split_names(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+
+
+class Names:
+    """Reads a comma list, each name among ``choices`` (a sequence, or a function giving
+    one, asked only when a value is read or help is shown)."""
+
+    def __init__(self, choices: Callable[[], Sequence[str]] | Sequence[str] | None = None,
+                 unknown: Callable[[str, Sequence[str]], str] | None = None):
+        self._choices, self._unknown = choices, unknown
+
+    def known(self) -> Sequence[str] | None:
+        return self._choices() if callable(self._choices) else self._choices
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        chosen = split_names(text)
+        if not chosen:
+            raise _Invalid("names nothing; leave the option out for its default, or name at "
+                           "least one")
+        known = self.known()
+        for name in chosen:
+            if known is not None and name not in known:
+                raise _Invalid(self._unknown(name, known) if self._unknown else
+                               f"{name!r} is not one of them: choose from {', '.join(known)}")
+        return chosen
+
+
+class OneOf:
+    def __init__(self, choices: Sequence[str]):
+        self._choices = choices
+
+    def known(self) -> Sequence[str]:
+        return self._choices
+
+    def __call__(self, text: str) -> str:
+        if text not in self._choices:
+            raise _Invalid(f"choose one of {', '.join(self._choices)}")
+        return text
+
+
+def number(kind: type, low: float, high: float, *, unset: str | None = None
+           ) -> Callable[[str], Any]:
+    """An int or float within [low, high]; ``unset`` is a word that means the default."""
+
+    def read(text: str) -> Any:
+        if unset is not None and text == unset:
+            return None
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise _Invalid(f"not a {kind.__name__}") from None
+        if not low <= value <= high:
+            raise _Invalid(f"out of range, use {low} to {high}")
+        return value
+
+    return read
+
+
+def device_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise _Invalid("give an absolute path on the device")
+    return text
+
+
+def executable(text: str) -> str:
+    found = shutil.which(text)
+    if found is None:
+        raise _Invalid("no such executable")
+    return found
+
+
+def folder(text: str) -> Path:
+    """A folder we will write into (made if missing)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise _Invalid("is a file, not a folder; give a folder (it is created if missing)")
+    _probe_writable(path)
+    return path
+
+
+def output_file(example: str) -> Callable[[str], Path]:
+    """A file we will write through a temporary file beside it."""
+
+    def read(text: str) -> Path:
+        path = Path(text)
+        if path.is_dir():
+            raise _Invalid(f"is a folder; give a file path, for example {path / example}")
+        _probe_writable(path.parent)
+        return path
+
+    return read
+
+
+def paths(text: str) -> tuple[Path, ...]:
+    return tuple(Path(part) for part in Names()(text))
+
+
+def limits(text: str) -> tuple[Threshold, ...]:
+    try:
+        return parse_fail_on(text)
+    except ThresholdError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+def _probe_writable(folder: Path) -> None:
+    """Make and remove a file where writing will happen (the folder, or its nearest existing
+    parent when it is still to be made): permission bits alone do not say (root, read-only
+    mounts). Nothing is left behind, so a session without workloads changes nothing."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _Invalid(f"{existing} is a file, so no folder can be made under it")
+    probe = existing / f".aiotbench-probe-{os.getpid()}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _Invalid(f"cannot write in {existing} ({reason}); choose a writable place") from None
+
+
+def _frameworks() -> list[str]:
+    from pytest_aiotbench import frameworks
+
+    return frameworks.names()
+
+
+def _unknown_framework(name: str, known: Sequence[str]) -> str:
+    return f"unknown framework {name!r}; known frameworks: {', '.join(known)}"
+
+
+def _implementations() -> list[str]:
+    from pytest_aiotbench.networks.implementations import IMPLEMENTATIONS
+
+    return list(IMPLEMENTATIONS)
+
+
+# ---------------------------------------------------------------------------- the table
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    device: str = "local"
-    networks: tuple[str, ...] = ()  # empty: every network
-    implementations: tuple[str, ...] = ()  # empty: each network in its first implementation
-    frameworks: tuple[str, ...] = ()  # empty: every framework
-    weights: str = "random"
-    seed: int = 0
-    threads: int | None = None  # None: the device's cores
+    """Every setting of a run; a field made by ``option()`` is a command-line option."""
+
+    device: str = option(
+        "device", "local", "local, all (local plus every adb device in state device), adb "
+        "(every adb device, not the host), or a comma list of device aliases (a device's model "
+        "name) or adb serials", Names(), metavar="DEVICES")
+    networks: tuple[str, ...] = option(
+        "network", (), "comma list of networks; an unknown name is a usage error listing the "
+        "known ones", Names(), metavar="NAMES", default_text="every registered network")
+    implementations: tuple[str, ...] = option(
+        "implementation", (), "comma list of implementations to run each network in: torch, "
+        "keras (TensorFlow's own, keras.applications: resnet50, inception_v3, densenet121, "
+        "mobilenet_v2)", Names(_implementations), metavar="NAMES",
+        default_text="each network's first (torch for the reference six)")
+    frameworks: tuple[str, ...] = option(
+        "framework", (), "comma list of frameworks", Names(_frameworks, _unknown_framework),
+        metavar="NAMES", default_text="every registered framework")
+    weights: str = option(
+        "weights", "random", "random, or pretrained: torchvision's (or Keras's) ImageNet "
+        "weights, downloaded once into the torch hub or Keras cache (where that is impossible "
+        "the error says where to put the file)", OneOf(WEIGHTS), metavar="KIND")
+    seed: int = option("seed", 0, "seed of the random weights and of the probe inputs",
+                       number(int, 0, 2**31 - 1), metavar="N")
+    threads: int | None = option(
+        "threads", None, "inference threads", number(int, 1, 1024, unset="auto"),
+        metavar="N", default_text="the device's cores")
     # The stopping rule's defaults are the protocol's (runner.protocol.Timing).
-    target_rel_ci: float = Timing.target_rel_ci
-    confidence: float = Timing.confidence
-    warmup_s: float = Timing.warmup_s
-    min_time_s: float = Timing.min_time_s
-    max_time_s: float = Timing.max_time_s
-    min_samples: int = Timing.min_samples
-    rtol: float = 1e-3
-    probes: int = 4
-    timeout_s: float = 900.0
-    local_python: str | None = None
-    cooldown_s: float | None = None  # None: the device's default
-    throttle_freq_drop: float = 0.10
-    throttle_temp_rise_c: float = 10.0
-    adb_server: str | None = None
-    adb_workdir: str = "/data/local/tmp/aiotbench"
-    adb_python: str = "python3"
-    keep_deployed: bool = False
-    pin_big_cores: bool = True
-    dataset: Path | None = None
-    labels: Path | None = None
-    images: int | None = None  # None: every image of the dataset
-    images_per_class: int = 5
-    protocol: str = "rigorous"
-    variants: tuple[str, ...] = ("fp32",)
-    runner: str = "auto"
-    cache_dir: Path = Path("models/cache")
-    json_path: Path | None = None
-    html_path: Path | None = None
-    #: Earlier runs to compare with (--aiot-baseline), and what fails against them.
-    baseline: tuple[Path, ...] = ()
-    fail_on: tuple[Threshold, ...] = ()
-    #: Fresh re-timings a regression must survive before its item fails.
-    confirm: int = 1
+    target_rel_ci: float = option(
+        "rel-ci", Timing.target_rel_ci, "stop timing when the confidence interval of the "
+        "median is within this fraction of it", number(float, 1e-4, 1.0), metavar="FRACTION")
+    confidence: float = option("confidence", Timing.confidence,
+                               "confidence level of that interval", number(float, 0.5, 0.999),
+                               metavar="LEVEL")
+    warmup_s: float = option("warmup", Timing.warmup_s, "warm-up seconds before timing",
+                             number(float, 0.0, 3600), metavar="SECONDS")
+    min_time_s: float = option("min-time", Timing.min_time_s,
+                               "time each workload at least this long",
+                               number(float, 0.0, 3600), metavar="SECONDS")
+    max_time_s: float = option("max-time", Timing.max_time_s,
+                               "time each workload at most this long",
+                               number(float, 0.001, 86400), metavar="SECONDS")
+    min_samples: int = option("min-samples", Timing.min_samples,
+                              "time at least this many inferences", number(int, 1, 10**6),
+                              metavar="N")
+    rtol: float = option("rtol", 1e-3, "largest relative error against the fp32 reference "
+                         "before the item fails", number(float, 0.0, 10.0), metavar="FRACTION")
+    probes: int = option("probes", 4, "probe inputs checked against the fp32 reference",
+                         number(int, 1, 1000), metavar="N")
+    timeout_s: float = option("timeout", 900.0, "seconds one runner call may take",
+                              number(float, 1.0, 86400), metavar="SECONDS")
+    local_python: str | None = option(
+        "local-python", None, "the Python that runs the runner on the local device",
+        executable, metavar="PATH", default_text="the one running pytest")
+    cooldown_s: float | None = option(
+        "cooldown", None, "pause before each workload so the SoC cools down",
+        number(float, 0.0, 3600), metavar="SECONDS",
+        default_text="each device's own: 0 on the local host, 5 on adb devices")
+    throttle_freq_drop: float = option(
+        "throttle-freq-drop", 0.10, "flag a run whose core frequency fell by more than this "
+        "fraction between the start and the end of timing", number(float, 0.0, 1.0),
+        metavar="FRACTION")
+    throttle_temp_rise_c: float = option(
+        "throttle-temp-rise", 10.0, "flag a run whose thermal zone rose by more than this many "
+        "degrees between the start and the end of timing", number(float, 0.0, 200),
+        metavar="CELSIUS")
+    adb_server: str = option("adb-server", AdbOptions.server,
+                             "the adb server to ask for devices (started if not running)",
+                             metavar="HOST:PORT")
+    adb_workdir: str = option("adb-workdir", AdbOptions.workdir, "work folder on adb devices",
+                              device_path, metavar="PATH")
+    adb_python: str = option("adb-python", AdbOptions.python, "the Python on adb devices",
+                             metavar="PATH")
+    keep_deployed: bool = option(
+        "keep-deployed", False, "leave what was pushed on the devices; a later session then "
+        "pushes nothing that is already there with the same hash", metavar=None)
+    pin: str = option("pin", "big", "big: on SoCs whose cores differ in max frequency, pin the "
+                      "runner to the fastest ones (taskset); none", OneOf(PIN_CHOICES),
+                      metavar="CORES")
+    dataset: Path | None = option(
+        "dataset", None, "labelled images in the ImageNet validation layout "
+        "DIR/<class>/*.JPEG; accuracy (top-1, top-5) is then measured on the device with the "
+        "deployed artifact", Path, metavar="DIR", default_text="none")
+    labels: Path | None = option(
+        "labels", None, "file mapping each image (path relative to the dataset) to its class "
+        "index, one 'path index' per line, for folders that hold only some of the network's "
+        "classes", Path, metavar="FILE", default_text="sorted class folders")
+    images: int | None = option(
+        "images", None, "a seeded, class-balanced subset of this many images",
+        number(int, 1, 10**7, unset="all"), metavar="N", default_text="all")
+    images_per_class: int = option(
+        "images-per-class", 5, "images per class in that subset (the original: 500 = 100 x 5)",
+        number(int, 1, 10**6), metavar="N")
+    protocol: str = option(
+        "protocol", Timing.mode, "rigorous (warm-up, repeat until the median is known) or "
+        "paper (the original protocol: one end-to-end pass over the images, first image "
+        "included, no warm-up, batch 1, TFLite on one thread)", OneOf(TIMING_MODES),
+        metavar="NAME")
+    variants: tuple[str, ...] = option(
+        "variant", ("fp32",), f"comma list of {', '.join(VARIANTS)}; each an extra workload, "
+        "scored on its own accuracy", Names(VARIANTS), metavar="NAMES")
+    runner: str = option(
+        "runner", RUNNER_CHOICES[0], "auto: the Python runner where the device's Python has "
+        "numpy and the framework, else the native runner; python; native (the C++ runner, "
+        "built for the device on demand)", OneOf(RUNNER_CHOICES), metavar="KIND")
+    cache_dir: Path = option(
+        "cache", Path("models/cache"), "artifact cache folder", folder, metavar="DIR",
+        default_text="$AIOTBENCH_CACHE or <rootdir>/models/cache")
+    json_path: Path | None = option(
+        "json", None, "write every sample, the environment and the scores to this JSON file, "
+        "rewritten after every workload", output_file("results.json"), metavar="PATH",
+        default_text="none")
+    html_path: Path | None = option(
+        "html", None, "write a self-contained HTML report (charts, sortable tables; opens "
+        "without network access) to this file; aiotbench-report makes the same page from "
+        "saved --aiot-json files", output_file("report.html"), metavar="PATH",
+        default_text="none")
+    baseline: tuple[Path, ...] = option(
+        "baseline", (), "earlier runs to compare with: --aiot-json files or pytest-benchmark "
+        "runs saved from aiotbench items (a comma list or a folder: their spread counts as "
+        "noise); a table per device shows each change and whether it is beyond the noise",
+        paths, metavar="PATHS", default_text="none")
+    fail_on: tuple[Threshold, ...] = option(
+        "fail-on", (), "with --aiot-baseline, the changes that fail: a change fails only when "
+        "it is beyond both its limit and the noise, e.g. median:+10%,top1:-0.01,vips:-5%; "
+        f"metrics: {', '.join(METRICS)}", limits, metavar="LIMITS",
+        default_text="none: compare, do not fail")
+    confirm: int = option(
+        "confirm", 1, "re-time a workload the gate finds regressed up to N times; it fails "
+        "only if every re-timing regresses too (0: fail at once)", number(int, 0, 10),
+        metavar="N")
+
+    @property
+    def pin_big_cores(self) -> bool:
+        return self.pin == "big"
+
+    @property
+    def adb(self) -> AdbOptions:
+        return AdbOptions(server=self.adb_server, workdir=self.adb_workdir,
+                          python=self.adb_python, keep_deployed=self.keep_deployed,
+                          pin_big_cores=self.pin_big_cores)
 
     def timing(self) -> Timing:
         return Timing(mode=self.protocol, warmup_s=self.warmup_s,
@@ -72,220 +361,112 @@ class Settings:
                       confidence=self.confidence)
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["cache_dir"] = str(self.cache_dir)
-        data["dataset"] = str(self.dataset) if self.dataset else None
-        data["labels"] = str(self.labels) if self.labels else None
-        data["json_path"] = str(self.json_path) if self.json_path else None
-        data["html_path"] = str(self.html_path) if self.html_path else None
-        data["baseline"] = [str(path) for path in self.baseline]
-        data["fail_on"] = [threshold.text for threshold in self.fail_on]
+        data: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "fail_on":
+                value = [threshold.text for threshold in value]
+            elif isinstance(value, tuple):
+                value = [str(item) if isinstance(item, Path) else item for item in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            data[field.name] = value
         return data
 
 
-def split_names(value: str | None) -> tuple[str, ...]:
-    if not value:
-        return ()
-    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+def options() -> Iterator[tuple[str, Option]]:
+    """(Settings field, option) for every option, in the table's order."""
+    for field in dataclasses.fields(Settings):
+        if _OPTION in field.metadata:
+            yield field.name, field.metadata[_OPTION]
 
 
-def parse(options: dict[str, Any], rootdir: Path) -> Settings:
-    """Build Settings from option values (strings or numbers); raise SettingsError."""
-    d = DEFAULT
+#: The defaults, stated once in the table above.
+DEFAULT = Settings()
 
-    def given(key: str, default: Any) -> Any:
-        return _given(options, key, default)
 
-    from pytest_aiotbench.frameworks import UnknownFrameworkError, get
+def default_text(field: str, entry: Option) -> str:
+    """The default as the help and the README say it."""
+    if entry.default_text is not None:
+        return entry.default_text
+    value = getattr(DEFAULT, field)
+    if entry.flag:
+        return "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
-    for key, meaning in LIST_OPTIONS.items():
-        value = options.get(key)
-        if value is not None and not split_names(str(value)):
-            raise SettingsError(f"--aiot-{key}={value!r} names nothing; leave the option out "
-                                f"for {meaning}, or name at least one")
-    from pytest_aiotbench.networks.implementations import IMPLEMENTATIONS
 
-    implementations = split_names(options.get("implementation"))
-    for name in implementations:
-        if name not in IMPLEMENTATIONS:
-            raise SettingsError(f"--aiot-implementation={name!r}: choose from "
-                                f"{', '.join(IMPLEMENTATIONS)}")
-    frameworks = split_names(options.get("framework"))
-    for name in frameworks:
+def help_text(field: str, entry: Option) -> str:
+    known = getattr(entry.read, "known", None)
+    choices = f"; choose from {', '.join(known())}" if known and known() else ""
+    return f"{entry.help}{choices} (default: {default_text(field, entry)})"
+
+
+# ---------------------------------------------------------------------------- parsing
+def parse(given: Mapping[str, Any], rootdir: Path) -> Settings:
+    """Settings from option values keyed by option name without ``--aiot-`` (text, numbers,
+    or None for not given); raise SettingsError naming the option and what to do."""
+    values: dict[str, Any] = {}
+    for field, entry in options():
+        raw = given.get(entry.name, given.get(entry.dest[len("aiot_"):]))
+        if raw is None or (raw == "" and entry.name not in LIST_OPTIONS) or raw is False:
+            continue
+        if entry.flag:
+            values[field] = bool(raw)
+            continue
         try:
-            get(name)
-        except UnknownFrameworkError as exc:
-            raise SettingsError(f"--aiot-framework: {exc}") from None
-    if (options.get("pin") or "big") not in ("big", "none"):
-        raise SettingsError(f"--aiot-pin={options.get('pin')!r}: choose big or none")
-    protocol = options.get("protocol") or d.protocol
-    if protocol not in PROTOCOLS:
-        raise SettingsError(f"--aiot-protocol={protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    if protocol == "paper" and not options.get("dataset"):
-        raise SettingsError("--aiot-protocol=paper times one pass over labelled images: "
-                            "give them with --aiot-dataset=DIR")
-    variants = split_names(options.get("variant")) or d.variants
-    for variant in variants:
-        if variant not in VARIANTS:
-            raise SettingsError(f"--aiot-variant={variant!r}: choose from {', '.join(VARIANTS)}")
-    runner = options.get("runner") or d.runner
-    if runner not in RUNNER_CHOICES:
-        raise SettingsError(f"--aiot-runner={runner!r}: choose one of {', '.join(RUNNER_CHOICES)}")
-    weights = options.get("weights") or d.weights
-    if weights not in WEIGHTS:
-        raise SettingsError(f"--aiot-weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
-    cache = Path(options.get("cache") or os.environ.get("AIOTBENCH_CACHE")
-                 or rootdir / "models" / "cache")
-    _check_folder("cache", cache)
-    json_path = _output_file(options, "json", "results.json")
-    html_path = _output_file(options, "html", "report.html")
+            values[field] = entry.read(str(raw))
+        except _Invalid as exc:
+            raise SettingsError(f"--aiot-{entry.name}={raw!r}: {exc}") from None
+    if "cache_dir" not in values:
+        values["cache_dir"] = folder_default(rootdir)
+    settings = Settings(**values)
+    _check_together(settings)
+    return settings
+
+
+#: Options that take a comma list: given empty, they name nothing (an error).
+LIST_OPTIONS = tuple(entry.name for _, entry in options() if isinstance(entry.read, Names))
+
+
+def folder_default(rootdir: Path) -> Path:
+    """The cache's default: $AIOTBENCH_CACHE, or models/cache under the rootdir."""
+    text = os.environ.get("AIOTBENCH_CACHE") or str(rootdir / DEFAULT.cache_dir)
     try:
-        fail_on = parse_fail_on(options.get("fail_on"))
-    except ThresholdError as exc:
-        raise SettingsError(str(exc)) from None
-    if fail_on and not options.get("baseline"):
-        raise SettingsError("--aiot-fail-on needs a run to compare with: give --aiot-baseline="
-                            "PATH (an earlier --aiot-json file or pytest-benchmark run)")
-    labelled_only = [t.metric.name for t in fail_on if t.metric.name in ("top1", "top5")]
-    if labelled_only and not options.get("dataset"):
-        raise SettingsError(f"--aiot-fail-on={labelled_only[0]}: is measured only on labelled "
-                            "images; give --aiot-dataset=DIR, or gate on accuracy (agreement "
-                            "with the fp32 reference without a dataset)")
-    settings = Settings(
-        device=options.get("device") or d.device,
-        networks=split_names(options.get("network")),
-        implementations=implementations,
-        frameworks=frameworks,
-        weights=weights,
-        seed=_number("seed", given("seed", d.seed), int, 0, 2**31 - 1),
-        threads=None if options.get("threads") in (None, "", "auto") else
-        _number("threads", options["threads"], int, 1, 1024),
-        target_rel_ci=_number("rel-ci", given("rel_ci", d.target_rel_ci), float, 1e-4, 1.0),
-        confidence=_number("confidence", given("confidence", d.confidence), float, 0.5, 0.999),
-        warmup_s=_number("warmup", given("warmup", d.warmup_s), float, 0.0, 3600),
-        min_time_s=_number("min-time", given("min_time", d.min_time_s), float, 0.0, 3600),
-        max_time_s=_number("max-time", given("max_time", d.max_time_s), float, 0.001, 86400),
-        min_samples=_number("min-samples", given("min_samples", d.min_samples), int, 1, 10**6),
-        rtol=_number("rtol", given("rtol", d.rtol), float, 0.0, 10.0),
-        probes=_number("probes", given("probes", d.probes), int, 1, 1000),
-        timeout_s=_number("timeout", given("timeout", d.timeout_s), float, 1.0, 86400),
-        local_python=_executable(options.get("local_python")),
-        cooldown_s=None if options.get("cooldown") in (None, "") else
-        _number("cooldown", options["cooldown"], float, 0.0, 3600),
-        throttle_freq_drop=_number("throttle-freq-drop",
-                                   given("throttle_freq_drop", d.throttle_freq_drop),
-                                   float, 0.0, 1.0),
-        throttle_temp_rise_c=_number("throttle-temp-rise",
-                                     given("throttle_temp_rise", d.throttle_temp_rise_c),
-                                     float, 0.0, 200),
-        adb_server=options.get("adb_server") or None,
-        adb_workdir=_workdir(options.get("adb_workdir") or d.adb_workdir),
-        adb_python=options.get("adb_python") or d.adb_python,
-        keep_deployed=bool(options.get("keep_deployed")),
-        pin_big_cores=(options.get("pin") or "big") == "big",
-        dataset=Path(options["dataset"]) if options.get("dataset") else None,
-        labels=Path(options["labels"]) if options.get("labels") else None,
-        images=None if options.get("images") in (None, "", "all") else
-        _number("images", options["images"], int, 1, 10**7),
-        images_per_class=_number("images-per-class",
-                                 given("images_per_class", d.images_per_class), int, 1, 10**6),
-        protocol=protocol,
-        variants=variants,
-        runner=runner,
-        cache_dir=cache,
-        json_path=json_path,
-        html_path=html_path,
-        baseline=tuple(Path(path) for path in split_names(options.get("baseline"))),
-        fail_on=fail_on,
-        confirm=_number("confirm", given("confirm", d.confirm), int, 0, 10),
-    )
+        return folder(text)
+    except _Invalid as exc:
+        raise SettingsError(f"--aiot-cache={text!r} (the default): {exc}") from None
+
+
+def _check_together(settings: Settings) -> None:
+    """What no single option can say wrong: options that contradict each other."""
     if settings.min_time_s > settings.max_time_s:
         raise SettingsError(f"--aiot-min-time={settings.min_time_s:g} is above --aiot-max-time="
                             f"{settings.max_time_s:g}: timing cannot last at least the one and "
                             "at most the other; raise the maximum or lower the minimum")
-    return settings
+    if settings.protocol == "paper" and settings.dataset is None:
+        raise SettingsError("--aiot-protocol=paper times one pass over labelled images: "
+                            "give them with --aiot-dataset=DIR")
+    if settings.fail_on and not settings.baseline:
+        raise SettingsError("--aiot-fail-on needs a run to compare with: give --aiot-baseline="
+                            "PATH (an earlier --aiot-json file or pytest-benchmark run)")
+    labelled_only = [t.metric.name for t in settings.fail_on if t.metric.name in ("top1", "top5")]
+    if labelled_only and settings.dataset is None:
+        raise SettingsError(f"--aiot-fail-on={labelled_only[0]}: is measured only on labelled "
+                            "images; give --aiot-dataset=DIR, or gate on accuracy (agreement "
+                            "with the fp32 reference without a dataset)")
 
 
-#: The defaults, stated once: the command line's options fall back to these.
-DEFAULT = Settings()
-#: Options that take a comma list, and what leaving them out means.
-LIST_OPTIONS = {"device": "the local host", "network": "every registered network",
-                "implementation": "each network in its first implementation",
-                "framework": "every framework", "variant": "fp32 only"}
+# ---------------------------------------------------------------------------- README
+def markdown_table() -> str:
+    """The README's option table, made from the option table."""
+    lines = ["| option | default | meaning |", "|---|---|---|"]
+    for field, entry in options():
+        command = entry.command_line.replace("|", "\\|")
+        lines.append(f"| `{command}` | {default_text(field, entry)} | {entry.help} |")
+    return "\n".join(lines)
 
 
-def _check_folder(option: str, path: Path) -> None:
-    """A folder we will write into: refuse a file in its place or a place we cannot write."""
-    if path.exists() and not path.is_dir():
-        raise SettingsError(f"--aiot-{option}={path} is a file, not a folder; give a folder "
-                            "(it is created if missing)")
-    _probe_writable(option, path, path)
-
-
-def _output_file(options: dict[str, Any], option: str, example: str) -> Path | None:
-    """The file an option names (None: not given), checked before anything runs."""
-    value = options.get(option)
-    if not value:
-        return None
-    path = Path(value)
-    _check_file(option, path, example)
-    return path
-
-
-def _check_file(option: str, path: Path, example: str) -> None:
-    """A file we will write through a temporary file beside it: refuse a folder in its place
-    or a folder we cannot write into."""
-    if path.is_dir():
-        raise SettingsError(f"--aiot-{option}={path} is a folder; give a file path, for "
-                            f"example {path / example}")
-    _probe_writable(option, path.parent, path)
-
-
-def _probe_writable(option: str, folder: Path, given: Path) -> None:
-    """Make and remove a file where writing will happen (the folder, or its nearest existing
-    parent when it is still to be made): permission bits alone do not say (root, read-only
-    mounts). Nothing is left behind, so a session without workloads changes nothing."""
-    existing = folder.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise SettingsError(f"--aiot-{option}={given}: {existing} is a file, so no folder can "
-                            "be made under it")
-    probe = existing / f".aiotbench-probe-{os.getpid()}"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise SettingsError(f"--aiot-{option}={given}: cannot write in {existing} ({reason}); "
-                            "choose a writable place") from None
-
-
-def _given(options: dict[str, Any], key: str, default: Any) -> Any:
-    value = options.get(key)
-    return default if value in (None, "") else value
-
-
-def _number(option: str, value: Any, kind: type, low: float, high: float) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"--aiot-{option}={value!r}: not a {kind.__name__}") from None
-    if not low <= number <= high:
-        raise SettingsError(f"--aiot-{option}={value!r}: out of range, use {low} to {high}")
-    return number
-
-
-def _workdir(value: str) -> str:
-    if not value.startswith("/"):
-        raise SettingsError(f"--aiot-adb-workdir={value!r}: give an absolute path on the device")
-    return value
-
-
-def _executable(value: str | None) -> str | None:
-    if not value:
-        return None
-    found = shutil.which(value)
-    if found is None:
-        raise SettingsError(f"--aiot-local-python={value!r}: no such executable")
-    return found
+if __name__ == "__main__":  # python -m pytest_aiotbench.settings: the README's table
+    print(markdown_table())

@@ -33,23 +33,20 @@ from pytest_aiotbench.artifacts import (
     export_artifact,
     prepare_network,
 )
-from pytest_aiotbench.devices import Device, DeviceError, FrameworkMissing
+from pytest_aiotbench.devices import Device, DeviceError, DeviceFacts, FrameworkMissing
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
-from pytest_aiotbench.gate.figures import WorkloadKey, framework_label
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.images import Dataset
+from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
-from pytest_aiotbench.measure.result import INVALID, PASSED
+from pytest_aiotbench.measure.result import AGREEMENT, INVALID, LABELLED, PASSED
 from pytest_aiotbench.measure.thermal import throttle_findings
-from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
 from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.runner.native.build import NativeBuilder, NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
-from pytest_aiotbench.runner.protocol import LabelledPass, RunRequest
-from pytest_aiotbench.score.efficiency import PEAK_FACT, device_peak
-from pytest_aiotbench.settings import VARIANTS, Settings
+from pytest_aiotbench.runner.protocol import LabelledPass, RunRequest, RunResult
+from pytest_aiotbench.settings import Settings
 
-AGREEMENT_SOURCE = "top-1 agreement with fp32 reference"
-LABELLED_SOURCE = "labelled images"
 CALIBRATION_IMAGES = 16
 #: Largest relative error against fp32 for the reduced-precision variants: they are judged
 #: by their accuracy, this only catches an artifact that computes something else entirely.
@@ -77,63 +74,6 @@ def peak_probe_threads(threads: int) -> tuple[int, ...]:
 
 def preprocessing_spec(card: networks.NetworkCard) -> dict[str, Any]:
     return dataclasses.asdict(card.preprocessing)
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkloadSpec:
-    """One point of the matrix: what each stage's fixture is parametrized by."""
-
-    network: str
-    framework: str
-    device: str
-    variant: str = "fp32"
-    implementation: str = DEFAULT_IMPLEMENTATION
-
-    @property
-    def key(self) -> WorkloadKey:
-        return WorkloadKey(self.device, self.network, self.framework, self.variant,
-                           self.implementation)
-
-    @property
-    def id(self) -> str:
-        """The test id: the workload's label, then the device."""
-        return f"{self.key.label}-{self.device}"
-
-
-def device_in_nodeid(nodeid: str) -> str | None:
-    """The device of a workload item's node id (``...[mobilenet_v2-tflite-int8-Pixel_8]``),
-    read by the framework label that precedes it (None: not a workload item's id)."""
-    if not nodeid.endswith("]") or "[" not in nodeid:
-        return None
-    test_id = nodeid[nodeid.rindex("[") + 1:-1]
-    labels = sorted((framework_label(framework, variant) for framework in frameworks.names()
-                     for variant in VARIANTS), key=len, reverse=True)
-    found = re.search(rf"-(?:{'|'.join(map(re.escape, labels))})-(.+)$", test_id)
-    return found.group(1) if found else None
-
-
-@dataclasses.dataclass(frozen=True)
-class NetworkChoice:
-    """The network stage's parameter: one network in one implementation."""
-
-    name: str
-    implementation: str = DEFAULT_IMPLEMENTATION
-
-    @property
-    def id(self) -> str:
-        return network_label(self.name, self.implementation)
-
-
-@dataclasses.dataclass(frozen=True)
-class ArtifactChoice:
-    """The artifact stage's parameter: one framework in one variant."""
-
-    framework: str
-    variant: str = "fp32"
-
-    @property
-    def id(self) -> str:
-        return framework_label(self.framework, self.variant)
 
 
 class StageFailed(pytest.fail.Exception):
@@ -175,10 +115,12 @@ class Deployed:
     request: RunRequest
 
     @property
-    def spec(self) -> WorkloadSpec:
+    def key(self) -> WorkloadKey:
         choice, card = self.exported.choice, self.exported.network.card
-        return WorkloadSpec(card.name, choice.framework, self.device.alias, choice.variant,
-                            card.implementation)
+        return WorkloadKey(device=self.device.alias, network=card.name,
+                           framework=choice.framework, variant=choice.variant,
+                           implementation=card.implementation,
+                           backend=self.exported.framework.backend)
 
 
 @dataclasses.dataclass
@@ -207,7 +149,7 @@ class Stages:
         self.cache = ArtifactCache(settings.cache_dir)
         self.runners = RunnerChooser(settings.runner, NativeBuilder(settings.cache_dir, progress))
         self.counts = StageCounts()
-        self.device_facts: dict[str, dict[str, Any]] = {}
+        self.device_facts: dict[str, DeviceFacts] = {}
         self._calibration: dict[str, np.ndarray] = {}
         self._labelled_inputs: dict[str, Path] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix="aiotbench-"))
@@ -282,7 +224,7 @@ class Stages:
             raise StageFailed("deploy", f"{framework.name} to {device.alias}: {exc}") from None
         return Deployed(exported, device, program, request)
 
-    def facts(self, device: Device) -> dict[str, Any]:
+    def facts(self, device: Device) -> DeviceFacts:
         if device.alias not in self.device_facts:
             self.device_facts[device.alias] = device.facts()
         return self.device_facts[device.alias]
@@ -311,45 +253,58 @@ class Stages:
         """Time the deployed workload on its device and check its answers. Raises
         StageFailed when the device gives no measurement, StageSkipped when its runner
         cannot import the framework; an answer that diverges is a result, not a raise."""
-        settings, device, exported = self.settings, deployed.device, deployed.exported
-        network, spec = exported.network, deployed.spec
-        card = network.card
-        result = WorkloadResult(device=device.alias, network=card.name,
-                                framework=spec.framework, backend=exported.framework.backend,
-                                variant=spec.variant, implementation=card.implementation,
-                                nodeid=nodeid, protocol=settings.protocol,
-                                macs=network.macs, weights=network.weights,
-                                weights_sha256=network.weights_sha256,
-                                runner=deployed.program.kind,
-                                artifact=exported.artifact.to_json(),
-                                notes=list(exported.artifact.notes))
-        if network.weights == "pretrained":
-            result.published_top1 = card.reference_top1
-        if deployed.program.native is not None:
-            result.native_runner = deployed.program.native.to_json()
-        cooldown = (settings.cooldown_s if settings.cooldown_s is not None
+        result = self._described(deployed, nodeid)
+        result.cooldown_s = self._cool_down(deployed.device)
+        measured = time.perf_counter()
+        raw = self._run(deployed)
+        result.measure_s = time.perf_counter() - measured
+        self._take_timing(raw, result)
+        if raw.labelled is not None:
+            self._score_labelled(raw.labelled, result)
+        self._judge(raw, deployed.exported.network, result)
+        return result
+
+    def _described(self, deployed: Deployed, nodeid: str) -> WorkloadResult:
+        """The result before timing: what runs, from which file, by which runner."""
+        network, artifact = deployed.exported.network, deployed.exported.artifact
+        return WorkloadResult(
+            key=deployed.key, nodeid=nodeid, protocol=self.settings.protocol,
+            macs=network.macs, weights=network.weights, weights_sha256=network.weights_sha256,
+            published_top1=(network.card.reference_top1 if network.weights == "pretrained"
+                            else None),
+            runner=deployed.program.kind, artifact=artifact.to_json(), notes=list(artifact.notes),
+            native_runner=(deployed.program.native.to_json()
+                           if deployed.program.native is not None else None))
+
+    def _cool_down(self, device: Device) -> float:
+        cooldown = (self.settings.cooldown_s if self.settings.cooldown_s is not None
                     else device.default_cooldown_s)
         if cooldown:
             time.sleep(cooldown)
-            result.cooldown_s = cooldown
-        request = deployed.request
+        return cooldown
+
+    def _run(self, deployed: Deployed) -> RunResult:
+        """One runner call under the timing locks; the device's peak compute is asked for
+        until a runner has measured it."""
+        device, request = deployed.device, deployed.request
         facts = self.facts(device)
-        if not self._peak_known(facts):  # asked of each workload until a runner measures it
+        if not _peak_known(facts):
             request = dataclasses.replace(request,
                                           peak_probe_threads=peak_probe_threads(request.threads))
-        measured = time.perf_counter()
         try:
             with timing_lock(device.alias, exclusive=device.kind == "local"):
-                raw = device.run(deployed.program, request, settings.timeout_s)
+                raw = device.run(deployed.program, request, self.settings.timeout_s)
         except FrameworkMissing as exc:
             raise StageSkipped("measure", str(exc)) from None
         except DeviceError as exc:
             raise StageFailed("measure", str(exc)) from None
-        result.measure_s = time.perf_counter() - measured
-        if raw.peak_compute is not None and not self._peak_known(facts):
-            facts[PEAK_FACT] = raw.peak_compute.to_json()
-        if raw.labelled is not None:
-            self._score_labelled(raw.labelled, result)
+        if raw.peak_compute is not None and not _peak_known(facts):
+            facts.peak_compute = raw.peak_compute
+        return raw
+
+    def _take_timing(self, raw: RunResult, result: WorkloadResult) -> None:
+        """The runner's samples, statistics, memory and thermal state into the result."""
+        settings = self.settings
         result.samples_s = raw.samples_s
         result.warmup_samples_s = raw.warmup_samples_s
         result.stats = summarize(result.samples_s, settings.confidence)
@@ -365,23 +320,20 @@ class Stages:
             result.thermal["before"], result.thermal["after"],
             max_freq_drop=settings.throttle_freq_drop,
             max_temp_rise_c=settings.throttle_temp_rise_c)
+
+    def _judge(self, raw: RunResult, network: PreparedNetwork, result: WorkloadResult) -> None:
+        """The answers against the fp32 reference: passed, or invalid with the figures."""
         result.validity = compare(raw.probe_outputs, network.reference_outputs,
-                                  tolerance_for(spec.variant, settings.rtol))
+                                  tolerance_for(result.key.variant, self.settings.rtol))
         if result.top1 is None:
             result.accuracy = result.validity.top1_agreement
-            result.accuracy_source = AGREEMENT_SOURCE
+            result.accuracy_source = AGREEMENT
         if result.validity.passed:
             result.status = PASSED
         else:
             result.status = INVALID
-            result.error = (f"{spec.id}: outputs diverge from the fp32 reference: "
+            result.error = (f"{result.key.id}: outputs diverge from the fp32 reference: "
                             f"{result.validity.describe()}")
-        return result
-
-    @staticmethod
-    def _peak_known(facts: dict[str, Any]) -> bool:
-        peak = device_peak(facts)
-        return peak is not None and peak.measured
 
     def _score_labelled(self, labelled: LabelledPass, result: WorkloadResult) -> None:
         dataset = self.dataset
@@ -393,7 +345,7 @@ class Stages:
         pairs = list(zip(top, labels, strict=True))
         result.top1 = sum(row[0] == label for row, label in pairs) / len(labels)
         result.top5 = sum(label in row for row, label in pairs) / len(labels)
-        result.accuracy, result.accuracy_source = result.top1, LABELLED_SOURCE
+        result.accuracy, result.accuracy_source = result.top1, LABELLED
         result.end_to_end = summarize(labelled.end_to_end_s, self.settings.confidence)
         result.labelled_inference = summarize(labelled.inference_s, self.settings.confidence)
         result.decoded_on_device = labelled.decoded_on_device
@@ -428,6 +380,10 @@ class Stages:
         import shutil
 
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _peak_known(facts: DeviceFacts) -> bool:
+    return facts.peak_compute is not None and facts.peak_compute.measured
 
 
 @contextmanager

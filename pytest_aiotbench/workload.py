@@ -26,7 +26,7 @@ class Workload:
         self.session = session
         self.lab = lab
         self.deployed = deployed
-        self.spec = deployed.spec
+        self.key = deployed.key
         self.nodeid = nodeid
         self.benchmark = benchmark
         self.result = result
@@ -45,7 +45,7 @@ class Workload:
         """The device-side samples become the item's pytest-benchmark record."""
         records = self.session.benchmark_records
         records.add(self.benchmark, self.result,
-                    self.lab.stages.device_facts.get(self.spec.device, {}))
+                    self.lab.stages.device_facts.get(self.key.device))
         records.update_scores(score_all(self.session.results))
 
     def check(self) -> WorkloadResult:
@@ -62,7 +62,7 @@ class Workload:
         while (comparison is not None and comparison.failed
                and len(earlier) < gate.confirm):
             earlier.append(comparison)
-            self.session.progress(f"aiotbench: {self.spec.id} looks regressed "
+            self.session.progress(f"aiotbench: {self.key.id} looks regressed "
                                   f"({comparison.failed_summary()}); re-timing to confirm "
                                   f"({len(earlier)} of {gate.confirm})")
             result = outcome(self.retime())

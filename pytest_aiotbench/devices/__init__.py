@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions, list_adb_devices
 from pytest_aiotbench.devices.base import Device, DeviceError, FrameworkMissing, RunnerFailed
+from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
 from pytest_aiotbench.devices.local import LocalDevice
 
 
 class UnknownDeviceError(LookupError):
     pass
-
-
-@dataclasses.dataclass(frozen=True)
-class AdbOptions:
-    server: str | None = None
-    workdir: str = "/data/local/tmp/aiotbench"
-    python: str = "python3"
-    keep_deployed: bool = False
-    pin_big_cores: bool = True
 
 
 @dataclasses.dataclass
@@ -40,17 +33,13 @@ def select_devices(spec: str, local_python: str | None = None,
     if wanted == ["local"]:
         return Selection([local], [])
 
-    from pytest_aiotbench.devices.adb import AdbDevice, list_adb_devices
-
     adb = adb or AdbOptions()
     seen, _address = list_adb_devices(adb.server)
     ready = [serial for serial, state in seen if state == "device"]
     unavailable = [f"{serial} ({state})" for serial, state in seen if state != "device"]
     attached: list[Device] = [local]
     for serial in sorted(ready):
-        attached.append(AdbDevice(serial, server=adb.server, workdir=adb.workdir,
-                                  python=adb.python, keep_deployed=adb.keep_deployed,
-                                  pin_big_cores=adb.pin_big_cores))
+        attached.append(AdbDevice(serial, adb))
     _make_aliases_unique(attached)
     if "all" in wanted:
         return Selection(attached, unavailable)
@@ -85,5 +74,6 @@ def _make_aliases_unique(devices: list[Device]) -> None:
             device.alias = f"{device.alias}-{counts[device.alias]}"
 
 
-__all__ = ["AdbOptions", "Device", "DeviceError", "FrameworkMissing", "LocalDevice",
-           "RunnerFailed", "Selection", "UnknownDeviceError", "select_devices"]
+__all__ = ["AdbDevice", "AdbOptions", "DeployStats", "Device", "DeviceError", "DeviceFacts",
+           "FrameworkMissing", "LocalDevice", "RunnerFailed", "Selection", "UnknownDeviceError",
+           "select_devices"]

@@ -9,6 +9,7 @@ device's shell is quoted: names with spaces or quotes are safe.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -24,8 +25,23 @@ from typing import Any
 
 from pytest_aiotbench.artifacts.cache import sha256_file
 from pytest_aiotbench.devices.base import Device, DeviceError, RunnerFailed
+from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
 
-DEFAULT_WORKDIR = "/data/local/tmp/aiotbench"
+
+@dataclasses.dataclass(frozen=True)
+class AdbOptions:
+    """How adb devices are reached and used; the defaults of the --aiot-adb-* options."""
+
+    #: The adb server to ask (started by adbutils if none runs there).
+    server: str = "127.0.0.1:5037"
+    #: The work folder on the device: the runner, artifacts and inputs are pushed there.
+    workdir: str = "/data/local/tmp/aiotbench"
+    #: The device's Python, for the Python runner.
+    python: str = "python3"
+    #: Leave what was pushed on the device (a later session pushes nothing already there).
+    keep_deployed: bool = False
+    #: Pin the runner to the fastest cores where cores differ in max frequency.
+    pin_big_cores: bool = True
 
 # One shell call gathers the facts: cheap on a phone, and nothing is parsed from `adb` text.
 FACTS_SCRIPT = r"""
@@ -75,18 +91,15 @@ def _adbutils() -> Any:
     return adbutils
 
 
-def _client(server: str | None) -> Any:
+def _client(server: str) -> Any:
     adbutils = _adbutils()
-    host, port = "127.0.0.1", 5037
-    if server:
-        host, _, port_text = server.rpartition(":")
-        if not host or not port_text.isdigit():
-            raise AdbUnavailable(f"--aiot-adb-server={server!r}: use HOST:PORT")
-        port = int(port_text)
-    return adbutils.AdbClient(host=host, port=port, socket_timeout=30)
+    host, _, port = server.rpartition(":")
+    if not host or not port.isdigit():
+        raise AdbUnavailable(f"--aiot-adb-server={server!r}: use HOST:PORT")
+    return adbutils.AdbClient(host=host, port=int(port), socket_timeout=30)
 
 
-def list_adb_devices(server: str | None) -> tuple[list[tuple[str, str]], str]:
+def list_adb_devices(server: str = AdbOptions.server) -> tuple[list[tuple[str, str]], str]:
     """All devices the server knows, as (serial, state), and the server's address."""
     client = _client(server)
     address = f"{client.host}:{client.port}"
@@ -103,21 +116,17 @@ class AdbDevice(Device):
     kind = "adb"
     default_cooldown_s = 5.0  # phones heat up: let the SoC cool between workloads
 
-    def __init__(self, serial: str, *, server: str | None = None,
-                 workdir: str = DEFAULT_WORKDIR, python: str = "python3",
-                 keep_deployed: bool = False, pin_big_cores: bool = True):
+    def __init__(self, serial: str, options: AdbOptions = AdbOptions()):
         self.serial = serial
-        self.server = server
-        self.workdir = workdir.rstrip("/") or "/"
-        self.python = python
-        self.keep_deployed = keep_deployed
-        self.pin_big_cores = pin_big_cores
-        self.device = _client(server).device(serial)
+        self.options = options
+        self.workdir = options.workdir.rstrip("/") or "/"
+        self.python = options.python
+        self.device = _client(options.server).device(serial)
         self._lost: str | None = None
-        self._facts: dict[str, Any] | None = None
+        self._facts: DeviceFacts | None = None
         self._staged: dict[str, str] = {}  # local path + sha -> device path
         self.pushed: list[str] = []
-        self.deploy_stats = {"pushed": 0, "skipped_same_hash": 0, "bytes_pushed": 0}
+        self.deploy_stats = DeployStats()
         self._lock = _HostLock(serial)
         self.alias = self._ask_model()
 
@@ -152,12 +161,12 @@ class AdbDevice(Device):
         return _alias_safe(model) or _alias_safe(self.serial)
 
     # ------------------------------------------------------------------ Device API
-    def facts(self) -> dict[str, Any]:
+    def facts(self) -> DeviceFacts:
         if self._facts is None:
             self._facts = self._gather_facts()
         return self._facts
 
-    def _gather_facts(self) -> dict[str, Any]:
+    def _gather_facts(self) -> DeviceFacts:
         out = self.shell(FACTS_SCRIPT).stdout
         props: dict[str, str] = {}
         max_khz: list[int] = []
@@ -174,28 +183,24 @@ class AdbDevice(Device):
                 values[key] = value.strip()
         memory = re.search(r"(\d+)", values.get("meminfo", ""))
         versions = self._python_versions()
-        return {
-            "kind": self.kind,
-            "alias": self.alias,
-            "serial": self.serial,
-            "model": props.get("ro.product.model") or self.alias,
-            "manufacturer": props.get("ro.product.manufacturer"),
-            "soc": props.get("ro.soc.model") or props.get("ro.board.platform")
+        return DeviceFacts(
+            kind=self.kind, alias=self.alias, serial=self.serial,
+            model=props.get("ro.product.model") or self.alias,
+            manufacturer=props.get("ro.product.manufacturer"),
+            soc=props.get("ro.soc.model") or props.get("ro.board.platform")
             or props.get("ro.hardware") or props.get("ro.product.board") or None,
-            "abi": props.get("ro.product.cpu.abi") or values.get("machine"),
-            "machine": values.get("machine"),
-            "cores": int(values["nproc"]) if values.get("nproc", "").isdigit() else None,
-            "core_max_khz": max_khz,
-            "big_cores": _big_cores(max_khz),
-            "memory_bytes": int(memory.group(1)) * 1024 if memory else None,
-            "kernel": values.get("kernel"),
+            abi=props.get("ro.product.cpu.abi") or values.get("machine"),
+            machine=values.get("machine"),
+            cores=int(values["nproc"]) if values.get("nproc", "").isdigit() else None,
+            core_max_khz=max_khz, big_cores=_big_cores(max_khz),
+            memory_bytes=int(memory.group(1)) * 1024 if memory else None,
+            kernel=values.get("kernel"),
             # Android first: its release property is what tells a phone from a Linux board.
-            "os": (f"Android {props['ro.build.version.release']}"
-                   if props.get("ro.build.version.release") else values.get("osrelease")),
-            "python": versions.get("python"),
-            "packages": {k: v for k, v in versions.items() if k != "python"},
-            "workdir": self.workdir,
-        }
+            os=(f"Android {props['ro.build.version.release']}"
+                if props.get("ro.build.version.release") else values.get("osrelease")),
+            python=versions.get("python"), python_error=versions.get("error"),
+            packages={k: v for k, v in versions.items() if k not in ("python", "error")},
+            workdir=self.workdir)
 
     def _python_versions(self) -> dict[str, Any]:
         packages = " ".join(shlex.quote(p) for p in _device_packages())
@@ -210,10 +215,10 @@ class AdbDevice(Device):
 
     def cpu_count(self) -> int:
         facts = self.facts()
-        return len(self._pinned_cores()) or facts.get("cores") or 1
+        return len(self._pinned_cores()) or facts.cores or 1
 
     def _pinned_cores(self) -> list[int]:
-        return self.facts().get("big_cores") or [] if self.pin_big_cores else []
+        return self.facts().big_cores if self.options.pin_big_cores else []
 
     def stage(self, local_path: Path, sha256: str | None = None,
               executable: bool = False) -> str:
@@ -225,7 +230,7 @@ class AdbDevice(Device):
         remote_dir = posixpath.join(self.workdir, "files", digest[:16])
         remote = posixpath.join(remote_dir, local_path.name)
         if self._remote_sha256(remote) == digest:
-            self.deploy_stats["skipped_same_hash"] += 1
+            self.deploy_stats.skipped_same_hash += 1
         else:
             self.shell(f"mkdir -p {shlex.quote(remote_dir)}")
             self._call(f"push {local_path.name}", self.device.sync.push, str(local_path),
@@ -234,8 +239,8 @@ class AdbDevice(Device):
                 raise DeviceError(f"device {self._name()}: {remote} does not match "
                                   f"{local_path} after the push (disk full?)")
             self.pushed.append(remote_dir)
-            self.deploy_stats["pushed"] += 1
-            self.deploy_stats["bytes_pushed"] += local_path.stat().st_size
+            self.deploy_stats.pushed += 1
+            self.deploy_stats.bytes_pushed += local_path.stat().st_size
         self._staged[memo] = remote
         return remote
 
@@ -268,7 +273,7 @@ class AdbDevice(Device):
 
     def close(self) -> None:
         try:
-            if self.pushed and not self.keep_deployed and not self._lost:
+            if self.pushed and not self.options.keep_deployed and not self._lost:
                 quoted = " ".join(shlex.quote(p) for p in dict.fromkeys(self.pushed))
                 with contextlib.suppress(DeviceError):
                     self.shell(f"rm -rf {quoted}")

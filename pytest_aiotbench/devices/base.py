@@ -12,8 +12,8 @@ import posixpath
 import re
 import signal
 from pathlib import Path
-from typing import Any
 
+from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
 from pytest_aiotbench.runner.program import RunnerProgram
 from pytest_aiotbench.runner.protocol import (
     ProtocolError,
@@ -53,9 +53,11 @@ class Device(abc.ABC):
     default_cooldown_s: float = 0.0
     #: The device's Python, for the Python runner.
     python: str
+    #: What this session pushed to it (None: a device that pushes nothing, the local host).
+    deploy_stats: DeployStats | None = None
 
     @abc.abstractmethod
-    def facts(self) -> dict[str, Any]:
+    def facts(self) -> DeviceFacts:
         """Model, cores, memory, OS and Python versions: recorded beside every result."""
 
     @abc.abstractmethod

@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from pytest_aiotbench.devices.base import Device, RunnerFailed
+from pytest_aiotbench.devices.facts import DeviceFacts
 
 
 class LocalDevice(Device):
@@ -42,21 +42,13 @@ class LocalDevice(Device):
                                _text(exc.stderr)) from exc
         return done.returncode, done.stdout, done.stderr
 
-    def facts(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "alias": self.alias,
-            "model": _cpu_model(),
-            "hostname": socket.gethostname(),
-            "machine": platform.machine(),
-            "cores": os.cpu_count(),
-            "cores_usable": self.cpu_count(),
-            "core_max_khz": _core_max_khz(),
-            "memory_bytes": _memory_bytes(),
-            "os": platform.platform(),
-            "python": platform.python_version(),
-            "python_executable": self.python,
-        }
+    def facts(self) -> DeviceFacts:
+        return DeviceFacts(
+            kind=self.kind, alias=self.alias, model=_cpu_model(),
+            hostname=socket.gethostname(), machine=platform.machine(), cores=os.cpu_count(),
+            cores_usable=self.cpu_count(), core_max_khz=_core_max_khz(),
+            memory_bytes=_memory_bytes(), os=platform.platform(),
+            python=platform.python_version(), python_executable=self.python)
 
 
 def _text(data: bytes | str | None) -> str:

@@ -23,10 +23,11 @@ from pytest_aiotbench.gate.figures import (
     EXTRA_INFO_KEY,
     Estimate,
     WorkloadFigures,
-    WorkloadKey,
 )
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.result import FAILED, SKIPPED
 from pytest_aiotbench.report.json_file import SCHEMA as RESULTS_SCHEMA
+from pytest_aiotbench.report.json_file import ResultsDocument, ResultsFileError
 
 AIOTBENCH_JSON = "aiotbench JSON"
 PYTEST_BENCHMARK = "pytest-benchmark run"
@@ -132,21 +133,18 @@ def _load_run(path: Path) -> BaselineRun:
                         f"{RESULTS_SCHEMA}) nor a pytest-benchmark run")
 
 
-def _from_results(path: Path, document: dict[str, Any]) -> BaselineRun:
-    schema = document["schema"]
-    if schema != RESULTS_SCHEMA:
-        raise BaselineError(f"--aiot-baseline={path} has schema {schema!r}; this version of "
-                            f"pytest-aiotbench reads {RESULTS_SCHEMA!r}: re-run the baseline "
-                            "with it")
+def _from_results(path: Path, data: dict[str, Any]) -> BaselineRun:
+    try:
+        document = ResultsDocument.from_json(data)
+    except ResultsFileError as exc:
+        raise BaselineError(f"--aiot-baseline={path}: {exc}") from None
     workloads = {}
-    for device in document["devices"].values():
-        for row in device["workloads"]:
-            if row["status"] in (FAILED, SKIPPED) or not row.get("stats"):
-                continue
-            figures = WorkloadFigures.from_result_row(row)
+    for result in document.results():
+        if result.status not in (FAILED, SKIPPED) and result.stats is not None:
+            figures = WorkloadFigures.of(result)
             workloads[figures.key] = figures
-    return BaselineRun(path, AIOTBENCH_JSON, document.get("created", ""), workloads,
-                       (document.get("settings") or {}).get("protocol"))
+    return BaselineRun(path, AIOTBENCH_JSON, document.created, workloads,
+                       document.settings.get("protocol"))
 
 
 def _from_pytest_benchmark(path: Path, document: dict[str, Any]) -> BaselineRun:

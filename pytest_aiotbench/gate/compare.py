@@ -13,8 +13,9 @@ import math
 from collections.abc import Iterable, Sequence
 
 from pytest_aiotbench.gate.baseline import Baseline
-from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures, WorkloadKey
+from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures
 from pytest_aiotbench.gate.thresholds import METRICS, Metric, Threshold
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.result import PASSED, WorkloadResult
 
 #: Shown for every compared workload, gated or not.
@@ -221,7 +222,7 @@ class ReleaseGate:
     def summarize(self, results: Iterable[WorkloadResult], devices: Iterable[str]) -> GateSummary:
         results = list(results)
         devices = list(devices)
-        timed = {WorkloadKey.of(r) for r in results if r.stats is not None}
+        timed = {r.key for r in results if r.stats is not None}
         new = sorted(key for key in timed if key not in self.baseline.workloads)
         missing = sorted(key for key in self.baseline.workloads
                          if key.device in devices and key not in timed)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.result import WorkloadResult
-from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
 from pytest_aiotbench.score.vips import workload_vips
 
 FIGURES_SCHEMA = "pytest-aiotbench-figures/1"
@@ -39,35 +39,6 @@ class Estimate:
     def from_json(cls, data: Any) -> Estimate:
         value, low, high = (float(x) for x in data)
         return cls(value, low, high)
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class WorkloadKey:
-    """What makes two runs' workloads the same workload: the device alias (stable across
-    sessions), the network in its implementation, the framework and the variant."""
-
-    device: str
-    network: str
-    framework: str
-    variant: str = "fp32"
-    implementation: str = DEFAULT_IMPLEMENTATION
-
-    @classmethod
-    def of(cls, result: WorkloadResult) -> WorkloadKey:
-        return cls(result.device, result.network, result.framework, result.variant,
-                   result.implementation)
-
-    @property
-    def label(self) -> str:
-        """The workload as ids name it (torch and fp32 left out): ``resnet50-tflite-int8``,
-        ``resnet50-keras-tflite``."""
-        return (f"{network_label(self.network, self.implementation)}-"
-                f"{framework_label(self.framework, self.variant)}")
-
-
-def framework_label(framework: str, variant: str) -> str:
-    """A framework in a variant as ids name it (fp32 left out): ``tflite-int8``."""
-    return framework if variant == "fp32" else f"{framework}-{variant}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +72,7 @@ class WorkloadFigures:
             vops = _score_estimate(vops_value, stats.median_s, stats.median_ci_low_s,
                                    stats.median_ci_high_s)
         return cls(
-            key=WorkloadKey.of(result),
+            key=result.key,
             status=result.status,
             median_s=Estimate(stats.median_s, stats.median_ci_low_s, stats.median_ci_high_s),
             p90_s=Estimate(stats.p90_s, stats.p90_ci_low_s, stats.p90_ci_high_s),
@@ -109,27 +80,6 @@ class WorkloadFigures:
             top1=_exact(result.top1), top5=_exact(result.top5), images=result.images,
             vips=vips, vops=vops, framework_version=result.framework_version,
             artifact_sha256=(result.artifact or {}).get("sha256"), runner=result.runner)
-
-    @classmethod
-    def from_result_row(cls, row: dict[str, Any]) -> WorkloadFigures:
-        """From a workload row of an ``--aiot-json`` file (``WorkloadResult.to_json``)."""
-        stats = row["stats"]
-        median = Estimate(stats["median_s"], stats["median_ci_low_s"], stats["median_ci_high_s"])
-        p90 = (Estimate(stats["p90_s"], stats["p90_ci_low_s"], stats["p90_ci_high_s"])
-               if "p90_ci_low_s" in stats else Estimate.exact(stats["p90_s"]))
-        scores = {name: _score_estimate(row[name], median.value, median.low, median.high)
-                  for name in ("vips", "vops") if row.get(name) is not None}
-        return cls(
-            key=WorkloadKey(row["device"], row["network"], row["framework"],
-                            row.get("variant", "fp32"),
-                            row.get("implementation", DEFAULT_IMPLEMENTATION)),
-            status=row["status"], median_s=median, p90_s=p90,
-            accuracy=_exact(row.get("accuracy")), accuracy_source=row.get("accuracy_source"),
-            top1=_exact(row.get("top1")), top5=_exact(row.get("top5")),
-            images=row.get("images") or 0,
-            vips=scores.get("vips"), vops=scores.get("vops"),
-            framework_version=row.get("framework_version"),
-            artifact_sha256=(row.get("artifact") or {}).get("sha256"), runner=row.get("runner"))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"figures": FIGURES_SCHEMA}
@@ -147,7 +97,7 @@ class WorkloadFigures:
         if data.get("figures") != FIGURES_SCHEMA:
             raise ValueError(f"figures of schema {data.get('figures')!r}, not {FIGURES_SCHEMA}")
         values = {field.name: data.get(field.name) for field in dataclasses.fields(cls)}
-        values["key"] = WorkloadKey(**data["key"])
+        values["key"] = WorkloadKey.from_json(data["key"])
         for name in ESTIMATES:
             if values[name] is not None:
                 values[name] = Estimate.from_json(values[name])

@@ -5,23 +5,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.stats import LatencyStats
 from pytest_aiotbench.measure.validity import Validity
-from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, network_label
 
 PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
+#: Where a result's accuracy came from (``accuracy_source``).
+AGREEMENT = "top-1 agreement with fp32 reference"
+LABELLED = "labelled images"
 
 
 @dataclasses.dataclass
 class WorkloadResult:
-    device: str
-    network: str
-    framework: str
-    variant: str = "fp32"
-    backend: str = ""
-    #: The network's implementation (torch, keras): the same network in another one is
-    #: another workload.
-    implementation: str = DEFAULT_IMPLEMENTATION
+    #: Which workload: device, network, implementation, framework, variant, backend.
+    key: WorkloadKey
     status: str = FAILED
     error: str | None = None
     #: The stage that failed or skipped (network, export, deploy, measure); None if none did.
@@ -68,7 +65,6 @@ class WorkloadResult:
     decoded_on_device: bool | None = None
     labelled_inference: LatencyStats | None = None
     predictions: list[int] = dataclasses.field(default_factory=list)
-    prepare_s: float = 0.0
     measure_s: float = 0.0
     nodeid: str = ""
 
@@ -83,13 +79,35 @@ class WorkloadResult:
         assert self.stats is not None
         return self.stats.mean_s if self.latency_basis == "end-to-end" else self.stats.median_s
 
+    # The key's parts, read as a result's own (a test of one's own asserts on them).
     @property
-    def workload_id(self) -> str:
-        network = network_label(self.network, self.implementation)
-        return f"{network}-{self.framework}-{self.variant}-{self.backend}"
+    def device(self) -> str:
+        return self.key.device
+
+    @property
+    def network(self) -> str:
+        return self.key.network
+
+    @property
+    def implementation(self) -> str:
+        return self.key.implementation
+
+    @property
+    def framework(self) -> str:
+        return self.key.framework
+
+    @property
+    def variant(self) -> str:
+        return self.key.variant
+
+    @property
+    def backend(self) -> str:
+        return self.key.backend
 
     def to_json(self) -> dict[str, Any]:
+        """A flat row: the key's fields and its id first, then the measurement."""
         data = dataclasses.asdict(self)
+        data = {**data.pop("key"), "id": self.key.id, **data}
         for name in STATS_FIELDS:
             value = getattr(self, name)
             data[name] = value.to_json() if value else None
@@ -98,9 +116,11 @@ class WorkloadResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WorkloadResult:
-        """The inverse of ``to_json`` (how an xdist worker's results reach the controller)."""
-        fields = {field.name for field in dataclasses.fields(cls)}
+        """The inverse of ``to_json`` (how an xdist worker's results reach the controller,
+        and how saved runs are read)."""
+        fields = {field.name for field in dataclasses.fields(cls)} - {"key"}
         values = {name: value for name, value in data.items() if name in fields}
+        values["key"] = WorkloadKey.from_json(data)
         for name in STATS_FIELDS:
             if values.get(name):
                 values[name] = LatencyStats.from_json(values[name])

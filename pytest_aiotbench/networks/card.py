@@ -6,14 +6,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from pytest_aiotbench.identity import DEFAULT_IMPLEMENTATION, network_label
+from pytest_aiotbench.networks import implementations
+
 #: ImageNet normalisation used by torchvision's weights.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-#: The implementation a network is in when nothing says otherwise; left out of test ids and
-#: labels, as fp32 is (the list of implementations is ``networks.implementations``).
-DEFAULT_IMPLEMENTATION = "torch"
-
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
@@ -36,12 +34,6 @@ KERAS_CAFFE = Preprocessing(mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0)
                             channel_order="BGR", layout="NHWC", pixel_range=255.0)
 KERAS_TF = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), layout="NHWC")
 KERAS_TORCH = Preprocessing(layout="NHWC")
-
-
-def network_label(name: str, implementation: str = DEFAULT_IMPLEMENTATION) -> str:
-    """A network in an implementation as ids name it (the default left out):
-    ``resnet50``, ``resnet50-keras``."""
-    return name if implementation == DEFAULT_IMPLEMENTATION else f"{name}-{implementation}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +70,10 @@ class NetworkCard:
 
     def build(self, pretrained: bool) -> Any:
         """The model, checked to be of the card's implementation, ready for inference."""
-        from pytest_aiotbench.networks import implementations
+        return implementations.get(self.implementation).ready(self.name,
+                                                              self.builder(pretrained))
 
-        return implementations.get(self.implementation).ready(self, self.builder(pretrained))
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """A network's pretrained weights cannot be loaded here (the message says where to put
+    the file)."""

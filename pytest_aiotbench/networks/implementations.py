@@ -9,14 +9,11 @@ import abc
 import hashlib
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pytest_aiotbench.networks import flops
-
-if TYPE_CHECKING:
-    from pytest_aiotbench.networks.card import NetworkCard
 
 
 class Implementation(abc.ABC):
@@ -51,16 +48,17 @@ class Implementation(abc.ABC):
         """The input the exporters trace the model with."""
         return batch
 
-    def ready(self, card: NetworkCard, model: Any) -> Any:
-        """The builder's model in inference mode; a clear error for any other kind."""
+    def ready(self, network: str, model: Any) -> Any:
+        """The builder's model of ``network`` in inference mode; a clear error for any
+        other kind."""
         if self.owns(model):
             return self._inference_mode(model)
         other = next((i for i in IMPLEMENTATIONS.values() if i.owns(model)), None)
         if other is None:
             kinds = " nor ".join(i.returns for i in IMPLEMENTATIONS.values())
-            raise TypeError(f"the builder of network {card.name!r} returned "
+            raise TypeError(f"the builder of network {network!r} returned "
                             f"{type(model).__module__}.{type(model).__name__}, neither {kinds}")
-        raise TypeError(f"the builder of network {card.name!r} returned {other.returns}, but "
+        raise TypeError(f"the builder of network {network!r} returned {other.returns}, but "
                         f"the network is registered as {self.name}: register it with "
                         f"@register_network(implementation={other.name!r}) (or annotate the "
                         f"builder's return type)")

@@ -23,9 +23,8 @@ from pytest_aiotbench.networks.card import (
     KERAS_TORCH,
     NetworkCard,
     Preprocessing,
+    PretrainedWeightsUnavailable,
 )
-from pytest_aiotbench.networks.reference import PretrainedWeightsUnavailable
-from pytest_aiotbench.networks.registry import add
 
 
 def _keras_network(name: str, application: str, preprocessing: Preprocessing,
@@ -90,6 +89,3 @@ KERAS_NETWORKS = [
     _keras_network("densenet121", "DenseNet121", KERAS_TORCH, 2.83, 0.750),
     _keras_network("mobilenet_v2", "MobileNetV2", KERAS_TF, 0.30, 0.713),
 ]
-
-for _card in KERAS_NETWORKS:
-    add(_card, replace=True)

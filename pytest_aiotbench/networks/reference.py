@@ -9,13 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pytest_aiotbench.networks.card import NetworkCard, Preprocessing
-from pytest_aiotbench.networks.registry import add
+from pytest_aiotbench.networks.card import NetworkCard, Preprocessing, PretrainedWeightsUnavailable
 from pytest_aiotbench.networks.torchvision_compat import torchvision_models
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    pass
 
 
 def _torchvision_network(
@@ -68,6 +63,3 @@ REFERENCE_NETWORKS = [
     _torchvision_network("mobilenet_v2", "mobilenet_v2", "MobileNet_V2_Weights", 0.30),
     _torchvision_network("mnasnet1_0", "mnasnet1_0", "MNASNet1_0_Weights", 0.31),
 ]
-
-for _card in REFERENCE_NETWORKS:
-    add(_card, replace=True)

@@ -18,8 +18,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from pytest_aiotbench.identity import DEFAULT_IMPLEMENTATION
 from pytest_aiotbench.networks import implementations
-from pytest_aiotbench.networks.card import DEFAULT_IMPLEMENTATION, NetworkCard, Preprocessing
+from pytest_aiotbench.networks.card import NetworkCard, Preprocessing
 
 #: name -> implementation -> card, in registration order.
 _REGISTRY: dict[str, dict[str, NetworkCard]] = {}
@@ -147,9 +148,18 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+_reference_loaded = False
+
+
 def _load_reference() -> None:
-    # Registered by importing their modules; deferred so that importing the plugin imports
-    # neither torch nor TensorFlow.
-    # torchvision's first: a reference network's primary implementation is torch.
-    from pytest_aiotbench.networks import reference  # noqa: F401, I001
-    from pytest_aiotbench.networks import keras_applications  # noqa: F401
+    """Register the reference networks on first need: their modules import torchvision, so
+    importing the plugin imports neither torch nor TensorFlow. torchvision's first: a
+    reference network's primary implementation is torch."""
+    global _reference_loaded
+    if _reference_loaded:
+        return
+    from pytest_aiotbench.networks import keras_applications, reference
+
+    for card in (*reference.REFERENCE_NETWORKS, *keras_applications.KERAS_NETWORKS):
+        add(card, replace=True)
+    _reference_loaded = True

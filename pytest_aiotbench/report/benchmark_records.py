@@ -23,6 +23,7 @@ from pytest_benchmark import __version__ as PYTEST_BENCHMARK_VERSION
 from pytest_benchmark.fixture import BenchmarkFixture
 from pytest_benchmark.stats import Metadata, Stats
 
+from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.gate.figures import EXTRA_INFO_KEY, WorkloadFigures
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.score.vips import DeviceScore
@@ -46,7 +47,7 @@ class BenchmarkRecords:
         fixture._mode = USED_BY
 
     def add(self, fixture: BenchmarkFixture, result: WorkloadResult,
-            device_facts: dict[str, Any]) -> None:
+            device_facts: DeviceFacts | None) -> None:
         if not fixture.disabled:  # --benchmark-disable (or an xdist worker)
             self._fill(fixture, result, device_facts, fixture._add_stats)
 
@@ -54,13 +55,13 @@ class BenchmarkRecords:
         """On the xdist controller, where no item runs: the record of a worker's result,
         into the list pytest-benchmark saves and shows (``controller_records``)."""
         source = self._detached.setdefault(result.nodeid, DetachedSource(result.nodeid))
-        self._fill(source, result, {}, benchmarks.append)
+        self._fill(source, result, None, benchmarks.append)
 
-    def _fill(self, source: Any, result: WorkloadResult, device_facts: dict[str, Any],
+    def _fill(self, source: Any, result: WorkloadResult, device_facts: DeviceFacts | None,
               append: Callable[[Metadata], None]) -> None:
         if not result.samples_s or result.stats is None:
             return  # nothing was timed
-        source.name = result.workload_id
+        source.name = result.key.id
         source.group = result.device
         source.extra_info.update(self._extra_info(result, device_facts))
         record = source.stats
@@ -74,10 +75,12 @@ class BenchmarkRecords:
             record.update(sample)
         self._extra[result.nodeid] = source.extra_info
 
-    def update_facts(self, device_facts: dict[str, dict[str, Any]]) -> None:
+    def update_facts(self, device_facts: dict[str, DeviceFacts]) -> None:
         """Device facts known only later (an xdist worker sends them when it finishes)."""
         for extra in self._extra.values():
-            extra["device_facts"] = device_facts.get(extra["device"], extra["device_facts"])
+            facts = device_facts.get(extra["device"])
+            if facts is not None:
+                extra["device_facts"] = facts.to_json()
 
     def update_scores(self, scores: list[DeviceScore]) -> None:
         for score in scores:
@@ -86,13 +89,11 @@ class BenchmarkRecords:
                 if extra is not None:
                     extra.update(vips=row.vips, vops=row.vops, vips_share=row.vips_share)
 
-    def _extra_info(self, result: WorkloadResult, facts: dict[str, Any]) -> dict[str, Any]:
+    def _extra_info(self, result: WorkloadResult, facts: DeviceFacts | None) -> dict[str, Any]:
         figures = WorkloadFigures.of(result)
         return {
             EXTRA_INFO_KEY: figures.to_json(),
-            "device": result.device, "network": result.network,
-            "implementation": result.implementation, "framework": result.framework,
-            "variant": result.variant, "backend": result.backend, "status": result.status,
+            **result.key.to_json(), "id": result.key.id, "status": result.status,
             "accuracy": result.accuracy, "accuracy_source": result.accuracy_source,
             "top1": result.top1, "top5": result.top5,
             "vips": figures.vips.value if figures.vips else None,
@@ -106,7 +107,7 @@ class BenchmarkRecords:
             "load_s": result.load_s, "first_inference_s": result.first_inference_s,
             "peak_rss_after_timing_bytes": result.peak_rss_after_timing_bytes,
             "stop_reason": result.stop_reason, "throttled": result.throttled,
-            "device_facts": facts,
+            "device_facts": facts.to_json() if facts is not None else {},
         }
 
     def _options(self, result: WorkloadResult) -> dict[str, Any]:

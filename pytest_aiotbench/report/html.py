@@ -21,13 +21,13 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from pytest_aiotbench.gate.figures import WorkloadKey
+from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.gate.thresholds import METRICS
 from pytest_aiotbench.measure.result import WorkloadResult
-from pytest_aiotbench.report.json_file import SCHEMA
+from pytest_aiotbench.report.json_file import ResultsDocument
 from pytest_aiotbench.report.table import DIFFERENT_WORKLOADS, SOURCE_SHORT
 from pytest_aiotbench.runner.protocol import PeakCompute
-from pytest_aiotbench.score.efficiency import FLOPS_PER_MAC, device_peak, gmac_per_s, peak_share
+from pytest_aiotbench.score.efficiency import FLOPS_PER_MAC, gmac_per_s, peak_share
 from pytest_aiotbench.score.variants import variant_gains
 from pytest_aiotbench.score.vips import DeviceScore, same_workloads, score_all, workload_vips
 
@@ -41,7 +41,7 @@ class Source:
     """One results document and where it came from (a file, or the live session)."""
 
     name: str
-    document: Any
+    document: ResultsDocument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,49 +50,28 @@ class DeviceRun:
 
     name: str
     source: str
-    facts: dict[str, Any]
+    facts: DeviceFacts
     results: list[WorkloadResult]
 
     @property
     def peak(self) -> PeakCompute | None:
-        return device_peak(self.facts)
+        return self.facts.peak_compute
 
 
 def device_runs(sources: Iterable[Source]) -> list[DeviceRun]:
     """Every device of every source. A phone farm's files name different devices and merge
     as they are; a device that several sources name (two runs of one phone) is named with
     its source in each, so the runs stand side by side in the ranking."""
-    read = [(source, _devices(source)) for source in sources]
-    named = Counter(alias for _, devices in read for alias in devices)
+    named = Counter(alias for source in sources for alias in source.document.devices)
     runs = []
-    for source, devices in read:
-        for alias, (facts, results) in devices.items():
+    for source in sources:
+        for alias, device in source.document.devices.items():
             name = alias if named[alias] == 1 else f"{alias} ({source.name})"
-            runs.append(DeviceRun(name, source.name, facts,
-                                  [dataclasses.replace(r, device=name) for r in results]))
+            runs.append(DeviceRun(name, source.name, device.facts,
+                                  [dataclasses.replace(row.result, key=dataclasses.replace(
+                                      row.result.key, device=name))
+                                   for row in device.workloads]))
     return runs
-
-
-def _devices(source: Source) -> dict[str, tuple[dict[str, Any], list[WorkloadResult]]]:
-    document = source.document
-    found = document.get("schema") if isinstance(document, dict) else type(document).__name__
-    if found != SCHEMA:
-        raise ReportInputError(f"{source.name}: not an aiotbench results file (expected "
-                               f"\"schema\": \"{SCHEMA}\", as --aiot-json writes; found "
-                               f"{found!r})")
-    devices = document.get("devices")
-    if not isinstance(devices, dict):
-        raise ReportInputError(f"{source.name}: has no \"devices\" object; is it complete? "
-                               "(--aiot-json writes it after every workload)")
-    read = {}
-    for alias, entry in devices.items():
-        try:
-            results = [WorkloadResult.from_json(row) for row in entry["workloads"]]
-            read[alias] = (dict(entry.get("facts") or {}), results)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ReportInputError(f"{source.name}: device {alias!r} has a malformed "
-                                   f"workload ({type(exc).__name__}: {exc})") from None
-    return read
 
 
 # ------------------------------------------------------------------------------- page
@@ -121,11 +100,10 @@ def write(path: Path, sources: list[Source]) -> None:
 def _header(sources: list[Source]) -> str:
     rows = []
     for source in sources:
-        environment = source.document.get("environment") or {}
-        settings = source.document.get("settings") or {}
+        environment, settings = source.document.environment, source.document.settings
         packages = ", ".join(f"{name} {version}" for name, version in
                              (environment.get("packages") or {}).items() if version)
-        rows.append(_row([source.name, source.document.get("created", "?"),
+        rows.append(_row([source.name, source.document.created or "?",
                           environment.get("host", "?"), environment.get("platform", "?"),
                           environment.get("python", "?"), settings.get("protocol", "?"),
                           packages]))
@@ -166,7 +144,7 @@ def _variants(runs: list[DeviceRun]) -> str:
             figure.add_trace(go.Scatter(
                 x=[g.accuracy_change for g in gains], y=[g.speedup for g in gains],
                 mode="markers+text", name=run.name, textposition="top center",
-                text=[WorkloadKey.of(g.result).label for g in gains]))
+                text=[g.result.key.label for g in gains]))
     if not figure.data:
         return ("<section><h2>Quantized variants</h2><p>No reduced-precision variant with an "
                 "fp32 partner was measured (--aiot-variant=fp32,int8 compares them).</p></section>")
@@ -193,7 +171,7 @@ def _flags(run: DeviceRun) -> str:
     """Throttling and validity, where they occurred."""
     flags = []
     for result in run.results:
-        label = WorkloadKey.of(result).label
+        label = result.key.label
         for finding in result.throttled:
             flags.append(f"throttled: {label}: {finding}")
         if result.status != "passed":
@@ -224,7 +202,7 @@ def _workload_table(run: DeviceRun) -> str:
         flags = [*(["throttled"] if r.throttled else []),
                  *([] if r.validity is None or r.validity.passed else ["outputs diverge"])]
         rows.append(_row([
-            WorkloadKey.of(r).label, r.status, r.runner or "", _number(r.threads, "{}"),
+            r.key.label, r.status, r.runner or "", _number(r.threads, "{}"),
             _number(r.seconds_per_image * 1e3 if stats else None, "{:.3f}"),
             _number(stats.p90_s * 1e3 if stats else None, "{:.3f}"),
             _number(stats.median_ci_rel_half_width if stats else None, "{:.1%}"),
@@ -256,7 +234,7 @@ def _distributions(run: DeviceRun) -> str:
     figure = go.Figure()
     for result in timed:
         figure.add_trace(go.Violin(
-            x=[seconds * 1e3 for seconds in result.samples_s], name=WorkloadKey.of(result).label,
+            x=[seconds * 1e3 for seconds in result.samples_s], name=result.key.label,
             orientation="h", box_visible=True, meanline_visible=True, points=False,
             spanmode="hard", showlegend=False, hoveron="violins+kde"))
     figure.update_layout(height=120 + 46 * len(timed), xaxis_title="ms per inference (log)",
@@ -270,7 +248,7 @@ def _efficiency(run: DeviceRun) -> str:
     measured = [r for r in run.results if gmac_per_s(r) is not None]
     if not measured:
         return ""
-    figure = go.Figure(go.Bar(x=[WorkloadKey.of(r).label for r in measured],
+    figure = go.Figure(go.Bar(x=[r.key.label for r in measured],
                               y=[gmac_per_s(r) for r in measured], marker_color="#2ca02c",
                               name="achieved"))
     peak = run.peak
@@ -291,7 +269,7 @@ def _efficiency(run: DeviceRun) -> str:
 
 
 def _facts(run: DeviceRun) -> str:
-    rows = [_row([key, _fact(value)]) for key, value in sorted(run.facts.items())]
+    rows = [_row([key, _fact(value)]) for key, value in sorted(run.facts.to_json().items())]
     versions = sorted({(r.framework, r.framework_version or "?", r.runner or "?",
                         r.runner_runtime or "?") for r in run.results if r.framework_version})
     rows += [_row([f"framework {framework}", f"{version} ({runner} runner: {runtime})"])
@@ -304,7 +282,7 @@ def _fact(value: Any) -> str:
 
 
 def _comparison(source: Source) -> dict[str, Any] | None:
-    return source.document.get("baseline_comparison")
+    return source.document.baseline_comparison
 
 
 def _baseline(source: Source) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
+from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.runner.native.build import (
     BUILD_COMMAND,
     NativeBuilder,
@@ -53,7 +53,7 @@ class RunnerChooser:
         self.builder = builder
         self._built: dict[tuple[str, str], NativeRunner | NativeBuildError] = {}
 
-    def program(self, facts: dict[str, Any], framework: str, device_packages: tuple[str, ...],
+    def program(self, facts: DeviceFacts, framework: str, device_packages: tuple[str, ...],
                 requirement: str) -> RunnerProgram:
         """The runner for ``framework`` on the device described by ``facts``.
 
@@ -61,10 +61,10 @@ class RunnerChooser:
         """
         if self.choice == "python":
             return PYTHON_RUNNER
-        local = facts.get("kind") == "local"
+        local = facts.kind == "local"
         if self.choice == "auto" and (local or python_has(facts, device_packages)):
             return PYTHON_RUNNER
-        target = Target.host() if local else Target.of_device(facts)
+        target = Target.host() if local else Target.of_device(facts.to_json())
         native = self._native(framework, target)
         if native is None:
             raise RunnerUnavailable(self._no_runner(facts, framework, target, requirement))
@@ -86,9 +86,9 @@ class RunnerChooser:
             raise built
         return built
 
-    def _no_runner(self, facts: dict[str, Any], framework: str, target: Target,
+    def _no_runner(self, facts: DeviceFacts, framework: str, target: Target,
                    requirement: str) -> str:
-        device = f"device {facts.get('alias', '?')!r} ({target.name})"
+        device = f"device {facts.alias!r} ({target.name})"
         if framework in frameworks_with_backends():
             android = (f" --android-abi {target.abi} --ndk NDK --define AIOT_..._LIBRARY=..."
                        if target.os == "android" else "")
@@ -105,7 +105,7 @@ class RunnerChooser:
         return f"{device}: {missing}. " + (f"Either {build}, or {python}" if build else python)
 
 
-def python_has(facts: dict[str, Any], device_packages: tuple[str, ...]) -> bool:
+def python_has(facts: DeviceFacts, device_packages: tuple[str, ...]) -> bool:
     """Whether the device's Python (as its facts list) has numpy and one of the packages."""
-    packages = facts.get("packages") or {}
+    packages = facts.packages
     return bool(packages.get("numpy")) and any(packages.get(p) for p in device_packages)

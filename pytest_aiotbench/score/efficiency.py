@@ -4,22 +4,11 @@ what share that is of the device's peak as the runner's matrix-multiply probe me
 
 from __future__ import annotations
 
-from typing import Any
-
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.runner.protocol import PeakCompute
 
 #: Floating-point operations per multiply-accumulate: the probe counts FLOPs, cards MACs.
 FLOPS_PER_MAC = 2
-#: Where a device's facts keep its peak compute (PeakCompute.to_json), once probed.
-PEAK_FACT = "peak_compute"
-
-
-def device_peak(facts: dict[str, Any]) -> PeakCompute | None:
-    """The peak probe's answer kept in a device's facts (None: never asked)."""
-    return PeakCompute.from_json(facts[PEAK_FACT]) if PEAK_FACT in facts else None
-
-
 def gmac_per_s(result: WorkloadResult) -> float | None:
     """Billions of multiply-accumulates per second at t of VIPS (None: not timed, or the
     network's MACs are unknown)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from pytest_aiotbench.gate.figures import WorkloadKey
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.result import WorkloadResult
 
 
@@ -36,4 +36,4 @@ def variant_gains(results: Iterable[WorkloadResult]) -> list[VariantGain]:
 
 def _fp32_key(result: WorkloadResult) -> WorkloadKey:
     """The key of the result's fp32 workload: the same in all but the variant."""
-    return dataclasses.replace(WorkloadKey.of(result), variant="fp32")
+    return dataclasses.replace(result.key, variant="fp32")

@@ -72,4 +72,4 @@ def score_all(results: Iterable[WorkloadResult]) -> list[DeviceScore]:
 def same_workloads(scores: Iterable[DeviceScore]) -> bool:
     """Whether every device scored the same workloads (VIPS is a sum: compare devices only
     on the same set)."""
-    return len({frozenset(w.result.workload_id for w in s.workloads) for s in scores}) <= 1
+    return len({frozenset(w.result.key.label for w in s.workloads) for s in scores}) <= 1

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pytest_aiotbench.report import html
+from pytest_aiotbench.report.json_file import ResultsDocument, ResultsFileError
 
 PROGRAM = "aiotbench-report"
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ReportError(f"-o {options.output} is a folder; give a file path, for "
                               f"example {options.output / 'report.html'}")
         html.write(options.output, sources)
-    except (ReportError, html.ReportInputError) as exc:
+    except ReportError as exc:
         print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -58,7 +59,7 @@ def _distinct(paths: list[Path]) -> list[Path]:
     return paths
 
 
-def _read(path: Path) -> object:
+def _read(path: Path) -> ResultsDocument:
     if not path.exists():
         raise ReportError(f"{path}: no such file; give results files written by "
                           "pytest --aiot-json=PATH")
@@ -66,7 +67,9 @@ def _read(path: Path) -> object:
         raise ReportError(f"{path} is a folder; give the results files in it, e.g. "
                           f"{path}/*.json")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return ResultsDocument.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except ResultsFileError as exc:
+        raise ReportError(f"{path}: {exc}") from None
     except UnicodeDecodeError:
         raise ReportError(f"{path}: not a text file; expected an aiotbench results JSON "
                           "(pytest --aiot-json=PATH)") from None
