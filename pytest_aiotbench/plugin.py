@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_aiotbench import farm, matrix, networks, settings
+from pytest_aiotbench import farm, matrix, settings
 from pytest_aiotbench.devices import DeviceError, UnknownDeviceError, select_devices
 from pytest_aiotbench.fixtures import (  # noqa: F401  (the staged fixtures, registered here)
     aiot_artifact,
@@ -114,27 +114,9 @@ def pytest_report_header(config: pytest.Config):
     if session is None:
         return lines
     # One element: pytest prints the hooks' results in reverse, each element's lines in order.
+    farm_line = farm.describe(config) if farm.is_controller(config) else None
     return [*benchmark_records.replace_header(session.settings, lines),
-            _header(session, config)]
-
-
-def _header(session: BenchSession, config: pytest.Config) -> list[str]:
-    chosen = session.settings
-    lines = [f"aiotbench: devices {chosen.device}; artifact cache {chosen.cache_dir}; "
-             f"protocol {chosen.protocol}; runner {chosen.runner}"]
-    if farm.is_controller(config):
-        lines.append(farm.describe(config))
-    for implementation in chosen.implementations:
-        lacking = [name for name in chosen.networks or networks.names()
-                   if implementation not in networks.implementations_of(name)]
-        if lacking:
-            lines.append(f"aiotbench: no {implementation} implementation of "
-                         f"{', '.join(lacking)}: not run in {implementation}")
-    if chosen.dataset is not None:
-        lines.append(f"aiotbench: accuracy on the labelled images in {chosen.dataset}")
-    if session.gate is not None:
-        lines += session.gate_header()
-    return lines
+            session.header_lines(farm_line)]
 
 
 def _progress_writer(config: pytest.Config):

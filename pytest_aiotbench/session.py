@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pytest_aiotbench import networks
 from pytest_aiotbench.devices import DeployStats, DeviceFacts
 from pytest_aiotbench.gate import GateSummary, ReleaseGate
 from pytest_aiotbench.identity import WorkloadKey
@@ -145,14 +146,28 @@ class BenchSession:
             document.baseline_comparison = gate_table.to_json(self.gate, self._gate_summary)
         return document
 
-    def gate_header(self) -> list[str]:
-        """The header lines that say what the release gate compares against."""
-        assert self.gate is not None
-        lines = [f"aiotbench: against the {self.gate.describe()}"]
-        protocol = self.gate.baseline.protocol
-        if protocol and protocol != self.settings.protocol:
-            lines.append(f"aiotbench: warning: the baseline used the {protocol} protocol, this "
-                         f"run the {self.settings.protocol} protocol")
+    def header_lines(self, farm_line: str | None = None) -> list[str]:
+        """What the session's header says: devices, cache, protocol, runner; the farm; the
+        implementations some networks lack; the labelled images; the baseline."""
+        chosen = self.settings
+        lines = [f"aiotbench: devices {chosen.device}; artifact cache {chosen.cache_dir}; "
+                 f"protocol {chosen.protocol}; runner {chosen.runner}"]
+        if farm_line:
+            lines.append(farm_line)
+        for implementation in chosen.implementations:
+            lacking = [name for name in chosen.networks or networks.names()
+                       if implementation not in networks.implementations_of(name)]
+            if lacking:
+                lines.append(f"aiotbench: no {implementation} implementation of "
+                             f"{', '.join(lacking)}: not run in {implementation}")
+        if chosen.dataset is not None:
+            lines.append(f"aiotbench: accuracy on the labelled images in {chosen.dataset}")
+        if self.gate is not None:
+            lines.append(f"aiotbench: against the {self.gate.describe()}")
+            protocol = self.gate.baseline.protocol
+            if protocol and protocol != chosen.protocol:
+                lines.append(f"aiotbench: warning: the baseline used the {protocol} protocol, "
+                             f"this run the {chosen.protocol} protocol")
         return lines
 
     def finish_gate(self) -> GateSummary | None:

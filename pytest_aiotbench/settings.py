@@ -31,7 +31,16 @@ class SettingsError(ValueError):
 
 
 class _Invalid(ValueError):
-    """A reader's complaint about one value; parse() names the option in front of it."""
+    """A reader's complaint about one value; parse() names the option in front of it (a
+    path as it is, other text quoted)."""
+
+    def __init__(self, reason: str, quoted: bool = True):
+        super().__init__(reason)
+        self.quoted = quoted
+
+
+class _NamesNothing(_Invalid):
+    """A comma list given empty; parse() says what leaving the option out means."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +98,7 @@ class Names:
     def __call__(self, text: str) -> tuple[str, ...]:
         chosen = split_names(text)
         if not chosen:
-            raise _Invalid("names nothing; leave the option out for its default, or name at "
-                           "least one")
+            raise _NamesNothing("names nothing")
         known = self.known()
         for name in chosen:
             if known is not None and name not in known:
@@ -147,7 +155,8 @@ def folder(text: str) -> Path:
     """A folder we will write into (made if missing)."""
     path = Path(text)
     if path.exists() and not path.is_dir():
-        raise _Invalid("is a file, not a folder; give a folder (it is created if missing)")
+        raise _Invalid("is a file, not a folder; give a folder (it is created if missing)",
+                       quoted=False)
     _probe_writable(path)
     return path
 
@@ -158,7 +167,8 @@ def output_file(example: str) -> Callable[[str], Path]:
     def read(text: str) -> Path:
         path = Path(text)
         if path.is_dir():
-            raise _Invalid(f"is a folder; give a file path, for example {path / example}")
+            raise _Invalid(f"is a folder; give a file path, for example {path / example}",
+                           quoted=False)
         _probe_writable(path.parent)
         return path
 
@@ -184,14 +194,16 @@ def _probe_writable(folder: Path) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise _Invalid(f"{existing} is a file, so no folder can be made under it")
+        raise _Invalid(f"{existing} is a file, so no folder can be made under it",
+                       quoted=False)
     probe = existing / f".aiotbench-probe-{os.getpid()}"
     try:
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise _Invalid(f"cannot write in {existing} ({reason}); choose a writable place") from None
+        raise _Invalid(f"cannot write in {existing} ({reason}); choose a writable place",
+                       quoted=False) from None
 
 
 def _frameworks() -> list[str]:
@@ -397,10 +409,14 @@ def default_text(field: str, entry: Option) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def meaning(entry: Option) -> str:
+    """The option's help with its choices, where it has a fixed set of them."""
+    known = entry.read.known() if isinstance(entry.read, (Names, OneOf)) else None
+    return f"{entry.help}; choose from {', '.join(known)}" if known else entry.help
+
+
 def help_text(field: str, entry: Option) -> str:
-    known = getattr(entry.read, "known", None)
-    choices = f"; choose from {', '.join(known())}" if known and known() else ""
-    return f"{entry.help}{choices} (default: {default_text(field, entry)})"
+    return f"{meaning(entry)} (default: {default_text(field, entry)})"
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -417,8 +433,12 @@ def parse(given: Mapping[str, Any], rootdir: Path) -> Settings:
             continue
         try:
             values[field] = entry.read(str(raw))
+        except _NamesNothing:
+            raise SettingsError(f"--aiot-{entry.name}={raw!r} names nothing; leave the option "
+                                f"out for {default_text(field, entry)}, or name at least "
+                                "one") from None
         except _Invalid as exc:
-            raise SettingsError(f"--aiot-{entry.name}={raw!r}: {exc}") from None
+            raise SettingsError(_complaint(entry, raw, exc)) from None
     if "cache_dir" not in values:
         values["cache_dir"] = folder_default(rootdir)
     settings = Settings(**values)
@@ -430,13 +450,20 @@ def parse(given: Mapping[str, Any], rootdir: Path) -> Settings:
 LIST_OPTIONS = tuple(entry.name for _, entry in options() if isinstance(entry.read, Names))
 
 
+def _complaint(entry: Option, raw: Any, invalid: _Invalid) -> str:
+    given = f"--aiot-{entry.name}={raw!r}" if invalid.quoted else f"--aiot-{entry.name}={raw}"
+    reason = str(invalid)
+    return f"{given} {reason}" if reason.startswith("is ") else f"{given}: {reason}"
+
+
 def folder_default(rootdir: Path) -> Path:
     """The cache's default: $AIOTBENCH_CACHE, or models/cache under the rootdir."""
     text = os.environ.get("AIOTBENCH_CACHE") or str(rootdir / DEFAULT.cache_dir)
     try:
         return folder(text)
     except _Invalid as exc:
-        raise SettingsError(f"--aiot-cache={text!r} (the default): {exc}") from None
+        raise SettingsError(f"the artifact cache {text} (the default of --aiot-cache): {exc}; "
+                            "give --aiot-cache=DIR") from None
 
 
 def _check_together(settings: Settings) -> None:
@@ -464,7 +491,8 @@ def markdown_table() -> str:
     lines = ["| option | default | meaning |", "|---|---|---|"]
     for field, entry in options():
         command = entry.command_line.replace("|", "\\|")
-        lines.append(f"| `{command}` | {default_text(field, entry)} | {entry.help} |")
+        cells = [f"`{command}`", default_text(field, entry), meaning(entry)]
+        lines.append("| " + " | ".join(cell.replace("<", "\\<") for cell in cells) + " |")
     return "\n".join(lines)
 
 
