@@ -1,5 +1,7 @@
-"""Debian packages the tests drive (adbd, chromium), unpacked into a cache folder by the
-scripts in ``debian/`` without a system install; this reads what they wrote."""
+"""Debian packages the tests drive (adbd, chromium), unpacked into a cache folder without a
+system install by thin scripts (``debian/fetch_chromium.sh``, ``adbd/fetch_adbd.sh``) over the
+project's one Debian fetch script (pytest_aiotbench/runner/native/fetch_debian_package.sh);
+this runs them and reads what they wrote."""
 
 from __future__ import annotations
 

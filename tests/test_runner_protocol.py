@@ -3,42 +3,119 @@ one, refused by either side when the versions differ."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import re
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pytest
 
 from pytest_aiotbench.runner.aiot_runner import PROTOCOL_VERSION as PYTHON_RUNNER_VERSION
+from pytest_aiotbench.runner.native.build import NATIVE_DIR
 from pytest_aiotbench.runner.program import RUNNER_SCRIPT
 from pytest_aiotbench.runner.protocol import (
     PROTOCOL_VERSION,
+    RUNNERS,
+    SCHEMA,
+    SCHEMA_PATH,
+    STOP_REASONS,
+    TIMING_MODES,
+    LabelledPass,
+    PeakCompute,
     ProtocolError,
     RunFailure,
     RunRequest,
     RunResult,
+    ThermalState,
     Timing,
+    message_fields,
     parse_result,
+    required_fields,
 )
 
 
-def test_both_runners_implement_the_hosts_version():
-    from pytest_aiotbench.runner.native.build import NATIVE_DIR
+def fields(cls) -> set[str]:
+    return {field.name for field in dataclasses.fields(cls)}
 
+
+def test_the_schema_states_the_version_once():
+    """The host's version is the schema's; the Python runner (pushed alone, so it keeps its
+    own constant) says the same; the C++ sources state none of their own: CMake generates
+    kProtocolVersion from the schema (cmake/protocol.cmake)."""
+    assert PROTOCOL_VERSION == json.loads(SCHEMA_PATH.read_text())["protocol_version"]
     assert PYTHON_RUNNER_VERSION == PROTOCOL_VERSION
-    header = (NATIVE_DIR / "src" / "measure.hpp").read_text()
-    assert f"constexpr int kProtocolVersion = {PROTOCOL_VERSION};" in header
+    for source in (NATIVE_DIR / "src").iterdir():
+        assert not re.search(r"kProtocolVersion\s*=", source.read_text()), source.name
+    assert "constexpr int kProtocolVersion = ${AIOT_PROTOCOL_VERSION}" in (
+        NATIVE_DIR / "cmake" / "protocol.cmake").read_text()
+
+
+def test_the_host_classes_match_the_schema():
+    assert (RUNNERS, TIMING_MODES, STOP_REASONS) == tuple(
+        tuple(SCHEMA["enums"][name]) for name in ("runner", "timing_mode", "stop_reason"))
+    assert fields(RunRequest) | {"protocol_version"} == set(message_fields("request"))
+    assert fields(Timing) == set(message_fields("timing"))
+    assert fields(ThermalState) == set(message_fields("thermal_state"))
+    assert fields(PeakCompute) == set(message_fields("peak_compute"))
+    assert fields(LabelledPass) == set(message_fields("labelled"))
+    assert fields(RunFailure) == set(message_fields("failure")) - {
+        "ok", "protocol_version", "framework"}
+    assert Timing().mode in TIMING_MODES
+
+
+def test_the_native_sources_name_fields_only_through_the_generated_header():
+    """The C++ runner reads and writes JSON in one file (protocol_io.cpp), and names no
+    protocol field or value there as a string literal: each comes from protocol_fields.hpp,
+    so a field the schema lacks does not compile."""
+    sources = sorted((NATIVE_DIR / "src").glob("*.[ch]pp"))
+    assert [s.name for s in sources if "nlohmann/" in s.read_text()] == ["protocol_io.cpp"]
+    names = {name for message in SCHEMA["messages"] for name in message_fields(message)}
+    names |= {value for values in SCHEMA["enums"].values() for value in values}
+    literals = set(re.findall(r'"([a-z_0-9]+)"', (NATIVE_DIR / "src" / "protocol_io.cpp")
+                              .read_text()))
+    assert literals and not literals & names, literals & names
 
 
 def test_a_request_carries_the_version_and_every_field():
     request = RunRequest("onnxruntime", "/w/m.onnx", "/w/p.npy", 2, Timing(mode="paper"),
                          labelled_inputs="/w/l.npy")
     data = json.loads(request.to_json())
+    assert set(data) == set(message_fields("request"))
+    assert set(data["timing"]) == set(message_fields("timing"))
     assert data["protocol_version"] == PROTOCOL_VERSION
     assert data["timing"]["mode"] == "paper" and data["labelled_inputs"] == "/w/l.npy"
     assert data["images"] == []
+
+
+def test_a_request_is_strict_json_even_with_an_unbounded_cap():
+    """Neither runner's JSON takes a bare Infinity: a non-finite number is a string."""
+    text = RunRequest("tflite", "m", "p", 1, Timing(max_time_s=math.inf)).to_json()
+    data = json.loads(text, parse_constant=lambda token: pytest.fail(f"bare {token}"))
+    assert data["timing"]["max_time_s"] == "Infinity"
+
+
+def check_message(value: dict[str, Any], message: str) -> None:
+    """``value`` carries every field the schema gives ``message``, and no other."""
+    assert set(required_fields(message)) <= set(value) <= set(message_fields(message)), (
+        message, sorted(value))
+
+
+def check_result_keys(raw: dict[str, Any]) -> None:
+    """Every message of a runner's result has exactly the schema's fields."""
+    check_message(raw, "result")
+    check_message(raw["thermal"], "thermal")
+    for state in raw["thermal"].values():
+        check_message(state, "thermal_state")
+    check_message(raw["peak_rss_bytes"], "peak_rss_bytes")
+    if raw["labelled"] is not None:
+        check_message(raw["labelled"], "labelled")
+    if raw["peak_compute"] is not None:
+        check_message(raw["peak_compute"], "peak_compute")
 
 
 def run_python_runner(request: str) -> tuple[int, str]:
@@ -64,6 +141,7 @@ def test_the_python_runner_answers_a_typed_result(tmp_path):
     code, stdout = run_python_runner(request.to_json())
     result = parse_result(stdout)
     assert code == 0 and isinstance(result, RunResult), stdout
+    check_result_keys(json.loads(stdout))
     assert result.runner == "python" and result.framework == "onnxruntime"
     assert len(result.probe_outputs) == 3 and len(result.probe_outputs[0]) == 5
     assert result.peak_memory.after_load > 10**6
@@ -91,6 +169,7 @@ def test_the_python_runner_measures_peak_compute_when_asked(tmp_path):
     elapsed = time.perf_counter() - started
     result = parse_result(stdout)
     assert code == 0 and isinstance(result, RunResult), stdout
+    check_result_keys(json.loads(stdout))
     peak = result.peak_compute
     assert peak is not None and peak.measured, peak
     assert set(peak.gflops_by_threads) == {1, 2}
@@ -105,6 +184,7 @@ def test_the_python_runner_refuses_another_protocol_version():
     failure = parse_result(stdout)
     assert code == 2 and isinstance(failure, RunFailure)
     assert failure.stage == "protocol" and f"speaks {PROTOCOL_VERSION}" in failure.error
+    check_message(json.loads(stdout), "failure")
 
 
 def test_the_host_refuses_a_result_of_another_version():
@@ -122,6 +202,10 @@ def test_a_malformed_result_is_a_protocol_error_naming_the_field():
     broken = json.dumps({"ok": True, "protocol_version": PROTOCOL_VERSION, "runner": "python"})
     with pytest.raises(ProtocolError, match=r"malformed runner result.*stop_reason"):
         parse_result(broken)
+    failure = json.dumps({"ok": False, "protocol_version": PROTOCOL_VERSION,
+                          "runner": "native", "stage": "load"})
+    with pytest.raises(ProtocolError, match=r"the failure lacks error"):
+        parse_result(failure)
 
 
 def test_no_json_on_stdout_means_no_result():

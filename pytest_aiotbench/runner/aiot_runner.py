@@ -16,6 +16,7 @@ the number of round trips to the host does not depend on the model's speed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,7 +27,9 @@ import threading
 import time
 import traceback
 
-#: The runner protocol version this file implements (see protocol.py).
+#: The runner protocol version this file implements. This file is pushed to a device alone
+#: and cannot read protocol_schema.json, so it states the version its code implements; the
+#: tests check it, and the keys it writes, against the schema (tests/test_runner_protocol.py).
 PROTOCOL_VERSION = 3
 
 
@@ -389,63 +392,106 @@ class RunnerError(Exception):
         self.stage = stage
 
 
+@dataclasses.dataclass
+class Timed:
+    """What one timing protocol measured, between loading and the result."""
+
+    first_inference_s: float | None
+    warmup_samples_s: list
+    samples_s: list
+    stop_reason: str
+    probe_outputs: list  # one flat float64 array per probe input
+    labelled: dict | None
+    thermal_before: dict
+    thermal_after: dict
+
+
 def measure(request: dict) -> dict:
     """Load, answer the probes, warm up and time; everything the host needs to judge."""
+    np = _import_numpy()
+    _check_version(request)
+    name, backend = _backend(request)
+    threads = int(request.get("threads") or os.cpu_count() or 1)
+    probes = _read_probes(request["probe_inputs"], np)
+    load_s = _load(backend, name, request["artifact"], threads)
+    memory = {"after_load": peak_resident_bytes()}
+    labelled_source = _labelled_source(request, np)
+    timing = request["timing"]  # every field is set by the host (protocol.Timing)
+    if timing.get("mode") == "paper":
+        timed = _paper_pass(backend, name, probes, labelled_source, np)
+    else:
+        timed = _rigorous_timing(backend, name, probes, labelled_source, timing, np)
+    memory["after_timing"] = peak_resident_bytes()
+    return _result(backend, name, threads, load_s, timed, memory, np, _peak_if_asked(request))
+
+
+def _import_numpy():
     try:
         import numpy as np
     except ImportError as exc:
         raise RunnerError("import", f"numpy is not installed here ({exc}); the runner needs "
                                     "it: pip install numpy") from exc
+    return np
 
+
+def _check_version(request: dict) -> None:
     version = request.get("protocol_version", 1)
     if version != PROTOCOL_VERSION:
         raise RunnerError("protocol", f"the host speaks runner protocol {version}, this runner "
                                       f"speaks {PROTOCOL_VERSION}: deploy the runner of the "
                                       "plugin's version")
+
+
+def _backend(request: dict) -> tuple[str, Backend]:
     name = request["framework"]
     if name not in BACKENDS:
         raise RunnerError("request", f"unknown framework {name!r}; known: {sorted(BACKENDS)}")
-    backend = BACKENDS[name]()
-    threads = int(request.get("threads") or os.cpu_count() or 1)
-    timing = request["timing"]  # every field is set by the host (protocol.Timing)
+    return name, BACKENDS[name]()
 
+
+def _read_probes(path: str, np):
     try:
-        probes = np.load(request["probe_inputs"])
+        probes = np.load(path)
     except Exception as exc:
-        raise RunnerError("inputs", f"cannot read probe inputs {request['probe_inputs']}: "
-                                    f"{exc}") from exc
-    probes = np.ascontiguousarray(probes, dtype=np.float32)
+        raise RunnerError("inputs", f"cannot read probe inputs {path}: {exc}") from exc
+    return np.ascontiguousarray(probes, dtype=np.float32)
 
-    clock = time.perf_counter
-    started = clock()
+
+def _load(backend: Backend, name: str, artifact: str, threads: int) -> float:
+    """Load the artifact; the seconds it took."""
+    started = time.perf_counter()
     try:
-        backend.load(request["artifact"], threads)
+        backend.load(artifact, threads)
     except ImportError as exc:
         raise RunnerError("import", f"{name} is not installed here ({exc}); install the "
                                     f"Python package that provides {backend.module}") from exc
     except Exception as exc:
-        raise RunnerError("load", f"cannot load {request['artifact']} with {name}: "
+        raise RunnerError("load", f"cannot load {artifact} with {name}: "
                                   f"{type(exc).__name__}: {exc}") from exc
-    load_s = clock() - started
-    memory = {"after_load": peak_resident_bytes()}
+    return time.perf_counter() - started
 
-    labelled_source = _labelled_source(request, np)
-    if timing.get("mode") == "paper":
-        if labelled_source is None:
-            raise RunnerError("request", "the paper protocol needs labelled images")
-        # The original protocol: straight after loading, one end-to-end pass over the
-        # images, first image included, no warm-up; the probes are answered afterwards.
-        thermal_before = thermal_state()
-        labelled = _run_labelled(backend, labelled_source, clock)
-        thermal_after = thermal_state()
-        outputs, _ = _answer_probes(backend, probes, name, clock, np)
-        first_inference_s = labelled["end_to_end_s"][0] if labelled["end_to_end_s"] else None
-        memory["after_timing"] = peak_resident_bytes()
-        return _result(backend, name, threads, load_s, first_inference_s, [],
-                       labelled["end_to_end_s"], "one_pass", outputs, labelled,
-                       thermal_before, thermal_after, memory, np, _peak_if_asked(request))
 
-    # The first inference is timed on its own: it pays for lazy allocation and packing.
+def _paper_pass(backend: Backend, name: str, probes, labelled_source: tuple | None,
+                np) -> Timed:
+    """The original protocol: straight after loading, one end-to-end pass over the images,
+    first image included, no warm-up; the probes are answered afterwards."""
+    if labelled_source is None:
+        raise RunnerError("request", "the paper protocol needs labelled images")
+    clock = time.perf_counter
+    thermal_before = thermal_state()
+    labelled = _run_labelled(backend, labelled_source, clock)
+    thermal_after = thermal_state()
+    outputs, _ = _answer_probes(backend, probes, name, clock, np)
+    samples = labelled["end_to_end_s"]
+    return Timed(samples[0] if samples else None, [], samples, "one_pass", outputs, labelled,
+                 thermal_before, thermal_after)
+
+
+def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple | None,
+                     timing: dict, np) -> Timed:
+    """Probes (the first inference timed on its own: it pays for lazy allocation and
+    packing), warm-up, the labelled pass, then samples until the stopping rule is met."""
+    clock = time.perf_counter
     timed_input = probes[0:1]
     outputs, first_inference_s = _answer_probes(backend, probes, name, clock, np)
     warmup_samples = _time_loop(backend.infer, timed_input, clock,
@@ -465,11 +511,8 @@ def measure(request: dict) -> dict:
         target_rel_ci=float(timing["target_rel_ci"]),
         confidence=float(timing["confidence"]),
     )
-    thermal_after = thermal_state()
-    memory["after_timing"] = peak_resident_bytes()
-    return _result(backend, name, threads, load_s, first_inference_s, warmup_samples, samples,
-                   stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np,
-                   _peak_if_asked(request))
+    return Timed(first_inference_s, warmup_samples, samples, stop_reason, outputs, labelled,
+                 thermal_before, thermal_state())
 
 
 def _peak_if_asked(request: dict) -> dict | None:
@@ -527,9 +570,8 @@ def _run_labelled(backend: Backend, source: tuple, clock) -> dict:
         raise RunnerError("images", f"cannot read an image: {exc}") from exc
 
 
-def _result(backend, name, threads, load_s, first_inference_s, warmup_samples, samples,
-            stop_reason, outputs, labelled, thermal_before, thermal_after, memory, np,
-            peak) -> dict:
+def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Timed,
+            memory: dict, np, peak: dict | None) -> dict:
     return {
         "ok": True,
         "protocol_version": PROTOCOL_VERSION,
@@ -539,13 +581,13 @@ def _result(backend, name, threads, load_s, first_inference_s, warmup_samples, s
         "framework_version": backend.version(),
         "threads": threads,
         "load_s": load_s,
-        "first_inference_s": first_inference_s,
-        "warmup_samples_s": warmup_samples,
-        "samples_s": samples,
-        "stop_reason": stop_reason,
-        "probe_outputs": [o.tolist() for o in outputs],
-        "labelled": labelled,
-        "thermal": {"before": thermal_before, "after": thermal_after},
+        "first_inference_s": timed.first_inference_s,
+        "warmup_samples_s": timed.warmup_samples_s,
+        "samples_s": timed.samples_s,
+        "stop_reason": timed.stop_reason,
+        "probe_outputs": [o.tolist() for o in timed.probe_outputs],
+        "labelled": timed.labelled,
+        "thermal": {"before": timed.thermal_before, "after": timed.thermal_after},
         "peak_rss_bytes": memory,
         "notes": backend.notes(),
         "peak_compute": peak,

@@ -3,10 +3,17 @@
 The host writes one :class:`RunRequest` as JSON on the runner's stdin; the runner answers
 one JSON object on stdout, which :func:`parse_result` turns into a :class:`RunResult` (or
 raises). Two runners implement it: ``aiot_runner.py`` (Python: stdlib, numpy, one
-framework) and the native runner (``native/``, C++: one executable per framework). Each
-states the version it implements (``PROTOCOL_VERSION`` in aiot_runner.py,
-``kProtocolVersion`` in native/src/measure.hpp); the host refuses any other version, and so
-does the runner, each with a message that says which side to update.
+framework) and the native runner (``native/``, C++: one executable per framework).
+
+The version, every message's field names and the enumerations' values are stated once, in
+``protocol_schema.json`` beside this file: this module reads it, and the native runner's CMake
+project generates ``protocol_fields.hpp`` (``kProtocolVersion`` and one constexpr name per
+field) from it, so a field the C++ code names that the schema lacks does not compile. The
+classes below are checked against it by the tests (tests/test_runner_protocol.py), as are the
+keys each runner really writes. ``aiot_runner.py`` is pushed to a device alone and cannot read
+the schema: it keeps its own ``PROTOCOL_VERSION`` (what its code implements), which a test
+checks against the schema. The host refuses any other version, and so does each runner, with
+a message that says which side to update.
 
 Version history:
   1  unversioned requests; results carried ``schema: 1``.
@@ -24,14 +31,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from pathlib import Path
 from typing import Any
 
-#: The version the host speaks. Change it together with both runners.
-PROTOCOL_VERSION = 3
+#: The protocol's one statement: version, messages and their fields, enumerations.
+SCHEMA_PATH = Path(__file__).resolve().with_name("protocol_schema.json")
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
 
-RUNNERS = ("python", "native")
-TIMING_MODES = ("rigorous", "paper")
-STOP_REASONS = ("converged", "time_cap", "sample_cap", "done", "one_pass")
+#: The version the host speaks (the schema's). Change it together with both runners.
+PROTOCOL_VERSION: int = SCHEMA["protocol_version"]
+
+RUNNERS: tuple[str, ...] = tuple(SCHEMA["enums"]["runner"])
+TIMING_MODES: tuple[str, ...] = tuple(SCHEMA["enums"]["timing_mode"])
+STOP_REASONS: tuple[str, ...] = tuple(SCHEMA["enums"]["stop_reason"])
+
+
+def message_fields(message: str) -> tuple[str, ...]:
+    """Every field name of one of the schema's messages ("request", "result", ...)."""
+    return tuple(SCHEMA["messages"][message])
+
+
+def required_fields(message: str) -> tuple[str, ...]:
+    """The fields of ``message`` a sender must write (all but the schema's optional ones)."""
+    optional = set(SCHEMA.get("optional", {}).get(message, ()))
+    return tuple(name for name in message_fields(message) if name not in optional)
 
 
 class ProtocolError(ValueError):
@@ -74,7 +98,21 @@ class RunRequest:
         data = dataclasses.asdict(self)
         data["images"] = list(self.images)
         data["peak_probe_threads"] = list(self.peak_probe_threads)
-        return json.dumps({"protocol_version": PROTOCOL_VERSION, **data})
+        # Strict JSON (the native runner's parser takes no NaN/Infinity token): a non-finite
+        # number, such as an unbounded time cap, travels as a string both runners read.
+        return json.dumps(_finite_json({"protocol_version": PROTOCOL_VERSION, **data}),
+                          allow_nan=False)
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float written as "NaN", "Infinity" or "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(item) for item in value]
+    return value
 
 
 # ----------------------------------------------------------------------------- result
@@ -183,6 +221,7 @@ def parse_result(stdout: str) -> RunResult | RunFailure | None:
                             f"speaks {PROTOCOL_VERSION}: {fix}")
     try:
         if not raw["ok"]:
+            _require(raw, "failure")
             return RunFailure(_text(raw, "runner"), _text(raw, "stage"), _text(raw, "error"),
                               str(raw.get("detail") or ""))
         return _result(raw)
@@ -190,7 +229,14 @@ def parse_result(stdout: str) -> RunResult | RunFailure | None:
         raise ProtocolError(f"malformed runner result ({type(exc).__name__}: {exc})") from exc
 
 
+def _require(raw: dict[str, Any], message: str) -> None:
+    missing = [name for name in required_fields(message) if name not in raw]
+    if missing:
+        raise KeyError(f"the {message} lacks {', '.join(missing)}")
+
+
 def _result(raw: dict[str, Any]) -> RunResult:
+    _require(raw, "result")
     runner = _text(raw, "runner")
     if runner not in RUNNERS:
         raise ValueError(f"runner {runner!r}")

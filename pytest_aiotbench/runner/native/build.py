@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,19 @@ from pytest_aiotbench.runner.native.elf import bundle_closure
 from pytest_aiotbench.runner.protocol import PROTOCOL_VERSION
 
 NATIVE_DIR = Path(__file__).resolve().parent
-CORE_SOURCES = ("CMakeLists.txt", "src/backend.hpp", "src/json.hpp", "src/json.cpp",
+CORE_SOURCES = ("CMakeLists.txt", "cmake/protocol.cmake", "cmake/nlohmann_json.cmake",
+                "src/backend.hpp", "src/protocol_io.hpp", "src/protocol_io.cpp",
                 "src/npy.hpp", "src/npy.cpp", "src/stats.hpp", "src/stats.cpp",
                 "src/system.hpp", "src/system.cpp", "src/measure.hpp", "src/measure.cpp",
-                "src/main.cpp")
+                "src/test_faults.hpp", "src/test_faults.cpp", "src/main.cpp",
+                # the protocol's one statement: CMake generates protocol_fields.hpp from it
+                "../protocol_schema.json")
+#: The one script that fetches Debian packages into a private folder (no system install).
+FETCH_DEBIAN_PACKAGE = NATIVE_DIR / "fetch_debian_package.sh"
+#: Frameworks (comma list, or "all") whose runners the builder makes as test builds: the fault
+#: injection (AIOT_RUNNER_FAULT) compiled in, cached under another key. For the tests of the
+#: host's crash handling; never set in normal use, so a product binary has no fault switch.
+TEST_FAULTS_ENV = "AIOTBENCH_NATIVE_TEST_FAULTS"
 #: Android ABIs the CMake project cross-compiles for (the NDK's names).
 ANDROID_ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64")
 BUILD_COMMAND = "aiotbench-build-runner"
@@ -142,11 +151,14 @@ def _onnxruntime(cache_root: Path) -> FrameworkLibraries:
 
 
 def _fetch_onnxruntime_headers(folder: Path) -> Path:
-    """The wheel has no C API header: Debian's libonnxruntime-dev provides one (fetched
-    once, without a system install). Set AIOTBENCH_ONNXRUNTIME_INCLUDE to use another."""
-    done = subprocess.run(["bash", str(NATIVE_DIR / "fetch_onnxruntime_headers.sh"),
-                           str(folder)], capture_output=True, text=True, check=False,
-                          timeout=600)
+    """The wheel has no C API header: Debian's libonnxruntime-dev provides one (trixie, else
+    sid; fetched once, without a system install). The C API is versioned, so a header older
+    than the wheel's library is fine (the runner asks for the header's ORT_API_VERSION). Set
+    AIOTBENCH_ONNXRUNTIME_INCLUDE to use another."""
+    done = subprocess.run(["bash", str(FETCH_DEBIAN_PACKAGE), str(folder),
+                           "onnxruntime-headers", "libonnxruntime-dev", "--suite", "trixie",
+                           "--suite", "sid", "--find", "onnxruntime_c_api.h"],
+                          capture_output=True, text=True, check=False, timeout=600)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise NativeBuildError(
@@ -185,6 +197,19 @@ def _torch(cache_root: Path) -> FrameworkLibraries:
          "AIOT_PYTORCH_MOBILE_LIBRARIES": f"{lib / 'libtorch_cpu.so'};{lib / 'libc10.so'}",
          "AIOT_PYTORCH_MOBILE_CXX11_ABI": str(int(torch._C._GLIBCXX_USE_CXX11_ABI))},
         (lib,), {"torch": _version("torch")})
+
+
+def nlohmann_json_include() -> tuple[Path, str]:
+    """The folder holding nlohmann/json.hpp (the nlohmann-json package's, header-only, so
+    it serves every target) and the package's version."""
+    spec = importlib.util.find_spec("nlohmann_json")
+    if spec is None or not spec.submodule_search_locations:
+        raise NativeBuildError("the nlohmann-json package is not installed (the native "
+                               "runner's JSON library): pip install nlohmann-json")
+    include = Path(next(iter(spec.submodule_search_locations))) / "include"
+    if not (include / "nlohmann" / "json.hpp").is_file():
+        raise NativeBuildError(f"{include} has no nlohmann/json.hpp: reinstall nlohmann-json")
+    return include, _version("nlohmann-json")
 
 
 # ------------------------------------------------------------------------- builds
@@ -252,11 +277,21 @@ def _tool_version(command: list[str]) -> str:
 class NativeBuilder:
     """Builds and caches native runners under ``<cache>/native``."""
 
-    def __init__(self, cache_root: Path, progress: Progress = print, jobs: int | None = None):
+    def __init__(self, cache_root: Path, progress: Progress = print, jobs: int | None = None,
+                 test_faults: Collection[str] | None = None):
         self.root = Path(cache_root) / "native"
         self.cache = ArtifactCache(self.root)
         self.progress = progress
         self.jobs = jobs or len(os.sched_getaffinity(0))
+        #: Frameworks built as test builds (AIOT_TEST_FAULTS), "all" for every one; by
+        #: default as $AIOTBENCH_NATIVE_TEST_FAULTS says (normally: none).
+        if test_faults is None:
+            test_faults = [name.strip() for name in
+                           os.environ.get(TEST_FAULTS_ENV, "").split(",") if name.strip()]
+        self.test_faults = frozenset(test_faults)
+
+    def is_test_build(self, framework: str) -> bool:
+        return framework in self.test_faults or "all" in self.test_faults
 
     def build(self, framework: str, cross: CrossCompile | None = None) -> NativeRunner:
         if framework not in _HOST_LIBRARIES:
@@ -272,11 +307,18 @@ class NativeBuilder:
             libraries = _android_libraries(framework, cross)
             compiler_command = [str(_ndk_clang(cross.ndk)), "--version"]
         compiler = _tool_version(compiler_command)
+        json_include, json_version = nlohmann_json_include()
+        defines = {**libraries.defines, "AIOT_NLOHMANN_JSON_INCLUDE_DIR": str(json_include)}
+        test_faults = self.is_test_build(framework)
+        if test_faults:
+            defines["AIOT_TEST_FAULTS"] = "ON"
+        libraries = dataclasses.replace(libraries, defines=defines)
         parts = {"framework": framework, "target": target.name,
                  "protocol": PROTOCOL_VERSION, "sources": sources_sha256(framework),
                  "compiler": compiler, "cmake": _tool_version([cmake, "--version"]),
-                 "libraries": libraries.versions, "defines": libraries.defines}
-        label = f"runner-{target.name}-{framework}"
+                 "libraries": {**libraries.versions, "nlohmann-json": json_version},
+                 "defines": libraries.defines, "test_faults": test_faults}
+        label = f"runner-{target.name}-{framework}" + ("-test-faults" if test_faults else "")
         started = time.perf_counter()
 
         def build_into(manifest: Path) -> list[str]:
@@ -308,6 +350,8 @@ class NativeBuilder:
                 runner = load_manifest(manifest)
             except (OSError, ValueError, KeyError):
                 continue
+            if meta["parts"].get("test_faults"):
+                continue  # a test build is never a device's product runner
             if meta["parts"].get("sources") == wanted and (
                     best is None or meta["created"] > best[0]):
                 best = (meta["created"], runner)

@@ -8,8 +8,9 @@
 #                                 Android: jni/<abi>/libonnxruntime.so of the
 #                                 com.microsoft.onnxruntime:onnxruntime-android AAR.
 #   AIOT_ONNXRUNTIME_INCLUDE_DIR  the folder holding onnxruntime_c_api.h. Host: the wheel has no
-#                                 headers; fetch_onnxruntime_headers.sh CACHE_DIR prints a folder
-#                                 from Debian's libonnxruntime-dev. Android: the AAR's headers/.
+#                                 headers; aiotbench-build-runner fetches Debian's libonnxruntime-dev
+#                                 with ../fetch_debian_package.sh (the command is in the message
+#                                 below) and passes the folder. Android: the AAR's headers/.
 #                                 Any header version up to the library's works: the runner asks
 #                                 for the header's ORT_API_VERSION.
 # At run time the library needs only the C/C++ system libraries; libonnxruntime_providers_shared.so
@@ -18,7 +19,7 @@
 set(AIOT_ONNXRUNTIME_LIBRARY "" CACHE FILEPATH
     "libonnxruntime.so*: <site-packages>/onnxruntime/capi/libonnxruntime.so.<version> (onnxruntime wheel) or jni/<abi>/libonnxruntime.so (com.microsoft.onnxruntime:onnxruntime-android AAR)")
 set(AIOT_ONNXRUNTIME_INCLUDE_DIR "" CACHE PATH
-    "folder with onnxruntime_c_api.h: the output of fetch_onnxruntime_headers.sh (Debian libonnxruntime-dev) or the AAR's headers/")
+    "folder with onnxruntime_c_api.h: from Debian's libonnxruntime-dev (fetch_debian_package.sh) or the AAR's headers/")
 
 if(NOT EXISTS "${AIOT_ONNXRUNTIME_LIBRARY}" OR IS_DIRECTORY "${AIOT_ONNXRUNTIME_LIBRARY}")
   message(FATAL_ERROR
@@ -39,9 +40,10 @@ if(NOT EXISTS "${AIOT_ONNXRUNTIME_INCLUDE_DIR}/onnxruntime_c_api.h")
   message(FATAL_ERROR
     "AIOT_ONNXRUNTIME_INCLUDE_DIR='${AIOT_ONNXRUNTIME_INCLUDE_DIR}' has no onnxruntime_c_api.h. "
     "The onnxruntime wheel ships no headers: run "
-    "${CMAKE_CURRENT_LIST_DIR}/../fetch_onnxruntime_headers.sh CACHE_DIR, which unpacks Debian's "
-    "libonnxruntime-dev and prints the folder, or, for Android, pass the headers/ folder of the "
-    "com.microsoft.onnxruntime:onnxruntime-android AAR.")
+    "bash ${CMAKE_CURRENT_LIST_DIR}/../fetch_debian_package.sh CACHE_DIR onnxruntime-headers "
+    "libonnxruntime-dev --suite trixie --suite sid --find onnxruntime_c_api.h, which unpacks "
+    "Debian's libonnxruntime-dev and prints the folder, or, for Android, pass the headers/ "
+    "folder of the com.microsoft.onnxruntime:onnxruntime-android AAR.")
 endif()
 
 target_sources(${AIOT_RUNNER_TARGET} PRIVATE

@@ -2,7 +2,7 @@
 //
 //   aiot_runner_onnxruntime < request.json      one measurement, result JSON on stdout
 //   aiot_runner_onnxruntime --describe          protocol version and framework, as JSON
-//   aiot_runner_onnxruntime --median-bounds     statistics check (tests)
+//   aiot_runner_onnxruntime --statistics        the stopping rule's statistics (tests)
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,7 +12,6 @@
 #include <string>
 
 #include "backend.hpp"
-#include "json.hpp"
 #include "measure.hpp"
 
 int main(int argc, char** argv) {
@@ -20,7 +19,7 @@ int main(int argc, char** argv) {
   auto read_stdin = [] {
     return std::string((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   };
-  if (mode == "--median-bounds") return aiot::describe_median_bounds(read_stdin(), std::cout);
+  if (mode == "--statistics") return aiot::describe_statistics(read_stdin(), std::cout);
 
   // Frameworks print to fd 1 from native code; keep the real stdout for the JSON alone.
   std::fflush(stdout);
@@ -29,17 +28,11 @@ int main(int argc, char** argv) {
   std::ostringstream result;
   int code;
   if (mode == "--describe") {
-    aiot::JsonWriter(result)
-        .begin_object()
-        .key("protocol_version").value(aiot::kProtocolVersion)
-        .key("runner").value("native")
-        .key("framework").value(aiot::kFrameworkName)
-        .end_object();
-    result << '\n';
+    result << aiot::describe();
     code = 0;
   } else if (!mode.empty()) {
     std::cerr << "unknown option " << mode << "; usage: " << argv[0]
-              << " [--describe | --median-bounds] < request.json\n";
+              << " [--describe | --statistics] < request.json\n";
     return 64;
   } else {
     auto backend = aiot::make_backend();

@@ -2,19 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <numeric>
 #include <ostream>
-#include <sstream>
 #include <vector>
 
-#include "json.hpp"
 #include "npy.hpp"
+#include "protocol_io.hpp"
 #include "stats.hpp"
 #include "system.hpp"
+#include "test_faults.hpp"
 
 namespace aiot {
 
@@ -24,34 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The stopping rule as the host sets it; its defaults live on the host (protocol.Timing).
-struct Timing {
-  std::string mode;  // "rigorous", or "paper": one end-to-end pass, first image included
-  double warmup_s, min_time_s, max_time_s, target_rel_ci, confidence;
-  long warmup_min_samples, min_samples, max_samples;
-};
-
-double required_number(const Json& timing, const char* key) {
-  if (!timing[key].is_null() && timing[key].type() == Json::Type::Number) return timing[key].number();
-  throw RunnerError("request", std::string("the request's timing has no number ") + key);
-}
-
-Timing read_timing(const Json& json) {
-  if (json.is_null() || json.type() != Json::Type::Object)
-    throw RunnerError("request", "the request has no timing object");
-  Timing t;
-  t.mode = json["mode"].is_null() ? "" : json["mode"].string();
-  t.warmup_s = required_number(json, "warmup_s");
-  t.warmup_min_samples = static_cast<long>(required_number(json, "warmup_min_samples"));
-  t.min_samples = static_cast<long>(required_number(json, "min_samples"));
-  t.min_time_s = required_number(json, "min_time_s");
-  t.max_time_s = required_number(json, "max_time_s");
-  t.max_samples = static_cast<long>(required_number(json, "max_samples"));
-  t.target_rel_ci = required_number(json, "target_rel_ci");
-  t.confidence = required_number(json, "confidence");
-  return t;
 }
 
 // One inference per sample on the steady clock, until the median is known within
@@ -68,21 +37,17 @@ std::string time_loop(Backend& backend, const std::vector<int64_t>& shape, const
     samples.push_back(seconds_since(t0));
     const double elapsed = seconds_since(started);
     const long n = static_cast<long>(samples.size());
-    if (n >= max_samples) return "sample_cap";
-    if (elapsed >= max_time_s) return "time_cap";
+    if (n >= max_samples) return protocol::stop_reason::sample_cap;
+    if (elapsed >= max_time_s) return protocol::stop_reason::time_cap;
     if (n < min_samples || elapsed < min_time_s) continue;
-    if (target <= 0) return "done";
+    if (target <= 0) return protocol::stop_reason::done;
     if (n >= next_check) {
       next_check = n + std::max(1L, n / 10);
-      if (median_relative_half_width(samples, confidence) <= target) return "converged";
+      if (median_relative_half_width(samples, confidence) <= target)
+        return protocol::stop_reason::converged;
     }
   }
 }
-
-struct LabelledPass {
-  std::vector<double> end_to_end_s, inference_s;
-  std::vector<std::vector<long>> top_k;
-};
 
 // The host preprocessed the images (the one `preprocess`) into one float32 tensor file;
 // per image: read it from the file (end to end), then infer (inference only).
@@ -129,31 +94,6 @@ double answer_probes(Backend& backend, const NpyArray& probes, std::vector<float
   return first_s;
 }
 
-void maybe_inject_fault(const char* stage) {
-  // Fault injection for the host's crash handling (AIOT_RUNNER_FAULT=<framework>:segfault-
-  // after-<stage>): a real SIGSEGV in the real binary, never set in normal use.
-  const char* fault = std::getenv("AIOT_RUNNER_FAULT");
-  if (fault != nullptr &&
-      std::string(fault) == std::string(kFrameworkName) + ":segfault-after-" + stage) {
-    std::fprintf(stderr, "aiot_runner: AIOT_RUNNER_FAULT=%s: raising SIGSEGV\n", fault);
-    std::fflush(stderr);
-    std::raise(SIGSEGV);
-  }
-}
-
-void write_failure(std::ostream& out, const std::string& stage, const std::string& error) {
-  JsonWriter json(out);
-  json.begin_object()
-      .key("ok").value(false)
-      .key("protocol_version").value(kProtocolVersion)
-      .key("runner").value("native")
-      .key("framework").value(kFrameworkName)
-      .key("stage").value(stage)
-      .key("error").value(error)
-      .end_object();
-  out << '\n';
-}
-
 std::unique_ptr<NpyArray> open_inputs(const std::string& path, const char* what) {
   try {
     return std::make_unique<NpyArray>(path);
@@ -163,126 +103,78 @@ std::unique_ptr<NpyArray> open_inputs(const std::string& path, const char* what)
   }
 }
 
-void measure(const Json& request, Backend& backend, std::ostream& out) {
-  const Json& version = request["protocol_version"];
-  if (version.is_null() || static_cast<int>(version.number()) != kProtocolVersion) {
-    throw RunnerError("protocol",
-                      "the host speaks runner protocol " +
-                          (version.is_null() ? std::string("1 (unversioned)")
-                                             : std::to_string(static_cast<int>(version.number()))) +
-                          ", this native runner speaks " + std::to_string(kProtocolVersion) +
-                          ": rebuild it with the plugin's version (aiotbench-build-runner)");
-  }
-  const std::string framework = request["framework"].string();
-  if (framework != kFrameworkName)
+// The request's input tensors, opened before anything is loaded.
+struct Inputs {
+  std::unique_ptr<NpyArray> probes, labelled;
+};
+
+Inputs open_request_inputs(const Request& request) {
+  if (request.framework != kFrameworkName)
     throw RunnerError("request", "this runner runs " + std::string(kFrameworkName) +
-                                     ", the request asks for " + framework);
-  const int threads = static_cast<int>(request["threads"].number());
-  const Json& peak_probe_threads = request["peak_probe_threads"];
-  const bool peak_asked = !peak_probe_threads.is_null() && !peak_probe_threads.array().empty();
-  const Timing timing = read_timing(request["timing"]);
-  auto probes = open_inputs(request["probe_inputs"].string(), "probe inputs");
-  std::unique_ptr<NpyArray> labelled_inputs;
-  if (!request["labelled_inputs"].is_null())
-    labelled_inputs = open_inputs(request["labelled_inputs"].string(), "labelled inputs");
+                                     ", the request asks for " + request.framework);
+  Inputs inputs;
+  inputs.probes = open_inputs(request.probe_inputs, "probe inputs");
+  if (request.labelled_inputs)
+    inputs.labelled = open_inputs(*request.labelled_inputs, "labelled inputs");
+  return inputs;
+}
 
-  const Clock::time_point load_started = Clock::now();
-  backend.load(request["artifact"].string(), threads);
-  const double load_s = seconds_since(load_started);
-  const int64_t rss_after_load = peak_resident_bytes();
-  maybe_inject_fault("load");
-
+// Straight after loading, one pass over the images, first image included, no warm-up.
+void paper_pass(Backend& backend, const Inputs& inputs, Result& result) {
+  if (!inputs.labelled) throw RunnerError("request", "the paper protocol needs labelled inputs");
   std::vector<float> output;
-  std::vector<std::vector<double>> probe_outputs;
-  std::vector<double> warmup, samples;
-  std::string stop_reason;
-  double first_inference_s = 0;
-  LabelledPass labelled;
-  ThermalState before, after;
-  if (timing.mode == "paper") {
-    if (!labelled_inputs) throw RunnerError("request", "the paper protocol needs labelled inputs");
-    // Straight after loading, one pass over the images, first image included, no warm-up.
-    before = read_thermal_state();
-    labelled = labelled_pass(backend, *labelled_inputs, output, 5);
-    after = read_thermal_state();
-    answer_probes(backend, *probes, output, probe_outputs);
-    first_inference_s = labelled.end_to_end_s.empty() ? 0 : labelled.end_to_end_s[0];
-    samples = labelled.end_to_end_s;
-    stop_reason = "one_pass";
-  } else if (timing.mode == "rigorous") {
-    first_inference_s = answer_probes(backend, *probes, output, probe_outputs);
-    const std::vector<int64_t> shape = probes->row_shape();
-    std::vector<float> timed_input(probes->row(0), probes->row(0) + probes->row_size());
-    time_loop(backend, shape, timed_input.data(), output, timing.warmup_min_samples,
-              timing.warmup_s, timing.warmup_s, 1000000, 0, timing.confidence, warmup);
-    if (labelled_inputs) labelled = labelled_pass(backend, *labelled_inputs, output, 5);
-    before = read_thermal_state();
-    stop_reason = time_loop(backend, shape, timed_input.data(), output, timing.min_samples,
-                            timing.min_time_s, timing.max_time_s, timing.max_samples,
-                            timing.target_rel_ci, timing.confidence, samples);
-    after = read_thermal_state();
-  } else {
-    throw RunnerError("request", "unknown timing mode '" + timing.mode + "'");
-  }
-  const int64_t rss_after_timing = peak_resident_bytes();
+  result.thermal_before = read_thermal_state();
+  result.labelled = labelled_pass(backend, *inputs.labelled, output, 5);
+  result.thermal_after = read_thermal_state();
+  answer_probes(backend, *inputs.probes, output, result.probe_outputs);
+  const auto& end_to_end = result.labelled->end_to_end_s;
+  result.first_inference_s = end_to_end.empty() ? 0 : end_to_end[0];
+  result.samples_s = end_to_end;
+  result.stop_reason = protocol::stop_reason::one_pass;
+}
 
-  JsonWriter json(out);
-  json.begin_object()
-      .key("ok").value(true)
-      .key("protocol_version").value(kProtocolVersion)
-      .key("runner").value("native")
-      .key("runtime").value(runtime_description())
-      .key("framework").value(kFrameworkName)
-      .key("framework_version").value(backend.version())
-      .key("threads").value(threads)
-      .key("load_s").value(load_s)
-      .key("first_inference_s").value(first_inference_s)
-      .key("warmup_samples_s").array(warmup)
-      .key("samples_s").array(samples)
-      .key("stop_reason").value(stop_reason)
-      .key("probe_outputs").begin_array();
-  for (const auto& row : probe_outputs) json.array(row);
-  json.end_array().key("labelled");
-  if (labelled_inputs) {
-    json.begin_object()
-        .key("end_to_end_s").array(labelled.end_to_end_s)
-        .key("inference_s").array(labelled.inference_s)
-        .key("top_k").begin_array();
-    for (const auto& row : labelled.top_k) {
-      json.begin_array();
-      for (long index : row) json.value(static_cast<int64_t>(index));
-      json.end_array();
-    }
-    json.end_array().key("decoded_on_device").value(false).end_object();
-  } else {
-    json.null();
-  }
-  json.key("thermal").begin_object().key("before");
-  write_thermal_state(json, before);
-  json.key("after");
-  write_thermal_state(json, after);
-  json.end_object().key("peak_rss_bytes").begin_object();
-  auto bytes_or_null = [&](int64_t bytes) {
-    if (bytes < 0) json.null(); else json.value(bytes);
-  };
-  json.key("after_load");
-  bytes_or_null(rss_after_load);
-  json.key("after_timing");
-  bytes_or_null(rss_after_timing);
-  json.end_object().key("notes").array(backend.notes()).key("peak_compute");
-  if (peak_asked) {
-    // Said explicitly, so the report shows why there is no share of peak for this device.
-    json.begin_object()
-        .key("measured").value(false)
-        .key("gflops_by_threads").begin_object().end_object()
-        .key("method").value("not measured: the native runner has no peak probe (the Python "
-                             "runner measures it where the device has Python and numpy)")
-        .end_object();
-  } else {
-    json.null();
-  }
-  json.end_object();
-  out << '\n';
+// Probes (the first inference timed alone: it pays for lazy allocation and packing),
+// warm-up, the labelled pass, then samples until the stopping rule is met.
+void rigorous_timing(Backend& backend, const Inputs& inputs, const Timing& timing,
+                     Result& result) {
+  const NpyArray& probes = *inputs.probes;
+  std::vector<float> output;
+  result.first_inference_s = answer_probes(backend, probes, output, result.probe_outputs);
+  const std::vector<int64_t> shape = probes.row_shape();
+  std::vector<float> timed_input(probes.row(0), probes.row(0) + probes.row_size());
+  time_loop(backend, shape, timed_input.data(), output, timing.warmup_min_samples,
+            timing.warmup_s, timing.warmup_s, 1000000, 0, timing.confidence,
+            result.warmup_samples_s);
+  if (inputs.labelled) result.labelled = labelled_pass(backend, *inputs.labelled, output, 5);
+  result.thermal_before = read_thermal_state();
+  result.stop_reason = time_loop(backend, shape, timed_input.data(), output,
+                                 timing.min_samples, timing.min_time_s, timing.max_time_s,
+                                 timing.max_samples, timing.target_rel_ci, timing.confidence,
+                                 result.samples_s);
+  result.thermal_after = read_thermal_state();
+}
+
+Result measure(const Request& request, Backend& backend) {
+  const Inputs inputs = open_request_inputs(request);
+  Result result;
+  result.threads = request.threads;
+  result.peak_asked = request.peak_asked;
+  const Clock::time_point load_started = Clock::now();
+  backend.load(request.artifact, request.threads);
+  result.load_s = seconds_since(load_started);
+  result.rss_after_load = peak_resident_bytes();
+  inject_test_fault("load");
+  if (request.timing.mode == protocol::timing_mode::paper)
+    paper_pass(backend, inputs, result);
+  else if (request.timing.mode == protocol::timing_mode::rigorous)
+    rigorous_timing(backend, inputs, request.timing, result);
+  else
+    throw RunnerError("request", "unknown timing mode '" + request.timing.mode + "'");
+  result.rss_after_timing = peak_resident_bytes();
+  result.runtime = runtime_description();
+  result.framework_version = backend.version();
+  result.notes = backend.notes();
+  return result;
 }
 
 }  // namespace
@@ -290,39 +182,35 @@ void measure(const Json& request, Backend& backend, std::ostream& out) {
 int serve(const std::string& request_text, Backend& backend, std::ostream& out) {
   // The result is built whole before it is written: a failure half-way never leaves
   // half a document on stdout.
-  std::ostringstream result;
+  std::string result;
   try {
-    Json request;
-    try {
-      request = Json::parse(request_text);
-    } catch (const std::exception& error) {
-      throw RunnerError("request", std::string("cannot parse the request: ") + error.what());
-    }
-    measure(request, backend, result);
+    result = result_json(measure(parse_request(request_text), backend));
   } catch (const RunnerError& error) {
-    write_failure(out, error.stage(), error.what());
+    out << failure_json(error.stage(), error.what());
     return 2;
   } catch (const std::exception& error) {
-    write_failure(out, "runner", error.what());
+    out << failure_json("runner", error.what());
     return 3;
   }
-  out << result.str();
+  out << result;
   return 0;
 }
 
-int describe_median_bounds(const std::string& request_text, std::ostream& out) {
-  const Json request = Json::parse(request_text);
-  std::vector<double> samples;
-  for (const auto& value : request["samples"].array()) samples.push_back(value.number());
-  const double confidence = request["confidence"].number();
-  const auto bounds = median_confidence_bounds(static_cast<long>(samples.size()), confidence);
-  JsonWriter json(out);
-  json.begin_object()
-      .key("lower").value(static_cast<int64_t>(bounds.first))
-      .key("upper").value(static_cast<int64_t>(bounds.second))
-      .key("relative_half_width").value(median_relative_half_width(samples, confidence))
-      .end_object();
-  out << '\n';
+std::string describe() { return describe_json(); }
+
+int describe_statistics(const std::string& request_text, std::ostream& out) {
+  const StatisticsQuery query = parse_statistics_query(request_text);
+  StatisticsAnswer answer;
+  std::vector<double> ordered = query.samples;
+  std::sort(ordered.begin(), ordered.end());
+  const auto bounds = median_confidence_bounds(static_cast<long>(ordered.size()),
+                                               query.confidence);
+  answer.lower = bounds.first;
+  answer.upper = bounds.second;
+  answer.median = median_of_sorted(ordered);
+  answer.relative_half_width = median_relative_half_width(query.samples, query.confidence);
+  for (double p : query.probabilities) answer.normal_quantiles.push_back(normal_quantile(p));
+  out << statistics_json(answer);
   return 0;
 }
 

@@ -61,14 +61,6 @@ ThermalState read_thermal_state() {
   return state;
 }
 
-void write_thermal_state(JsonWriter& out, const ThermalState& state) {
-  out.begin_object().key("temperatures_c").begin_object();
-  for (const auto& [zone, celsius] : state.temperatures_c) out.key(zone).value(celsius);
-  out.end_object().key("core_khz").begin_object();
-  for (const auto& [core, khz] : state.core_khz) out.key(core).value(khz);
-  out.end_object().key("time").value(state.time).end_object();
-}
-
 int64_t peak_resident_bytes() {
   std::ifstream status("/proc/self/status");
   std::string line;

@@ -6,8 +6,6 @@
 #include <map>
 #include <string>
 
-#include "json.hpp"
-
 namespace aiot {
 
 struct ThermalState {
@@ -17,7 +15,6 @@ struct ThermalState {
 };
 
 ThermalState read_thermal_state();
-void write_thermal_state(JsonWriter& out, const ThermalState& state);
 
 // Peak resident set size so far (VmHWM of /proc/self/status), in bytes; -1 if unknown.
 int64_t peak_resident_bytes();

@@ -1,0 +1,235 @@
+#include "protocol_io.hpp"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "backend.hpp"
+
+namespace aiot {
+
+namespace {
+
+// Insertion order kept: a result reads in the order it is written.
+using Json = nlohmann::ordered_json;
+
+const char* const kNaN = "NaN";
+const char* const kInfinity = "Infinity";
+const char* const kMinusInfinity = "-Infinity";
+
+Json number(double value) {
+  if (std::isnan(value)) return kNaN;
+  if (std::isinf(value)) return value > 0 ? kInfinity : kMinusInfinity;
+  return value;
+}
+
+Json numbers(const std::vector<double>& values) {
+  Json array = Json::array();
+  for (double value : values) array.push_back(number(value));
+  return array;
+}
+
+std::string line(const Json& document) {
+  return document.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+// A request's fields, each named in messages as "<where> has no <kind> <key>".
+class Fields {
+ public:
+  Fields(const Json& object, std::string where) : object_(object), where_(std::move(where)) {
+    if (!object_.is_object()) throw RunnerError("request", where_ + " is not a JSON object");
+  }
+  bool absent(const char* key) const {
+    const auto found = object_.find(key);
+    return found == object_.end() || found->is_null();
+  }
+  const Json& get(const char* key) const {
+    const auto found = object_.find(key);
+    if (found == object_.end()) throw RunnerError("request", where_ + " has no field " + key);
+    return *found;
+  }
+  double number(const char* key) const {
+    const Json& value = get(key);
+    if (value.is_number()) return value.get<double>();
+    if (value.is_string()) {
+      const auto& text = value.get_ref<const std::string&>();
+      if (text == kNaN) return NAN;
+      if (text == kInfinity) return INFINITY;
+      if (text == kMinusInfinity) return -INFINITY;
+    }
+    throw RunnerError("request", where_ + " has no number " + key);
+  }
+  std::string text(const char* key) const {
+    const Json& value = get(key);
+    if (!value.is_string()) throw RunnerError("request", where_ + " has no string " + key);
+    return value.get<std::string>();
+  }
+
+ private:
+  const Json& object_;
+  std::string where_;
+};
+
+Json parse(const std::string& text, const char* what) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& error) {
+    throw RunnerError("request", std::string("cannot parse the ") + what + ": " + error.what());
+  }
+}
+
+void check_version(const Json& request) {
+  const auto found = request.find(protocol::request::protocol_version);
+  const bool absent = found == request.end() || found->is_null();
+  if (!absent && found->is_number() && found->get<double>() == kProtocolVersion) return;
+  throw RunnerError("protocol",
+                    "the host speaks runner protocol " +
+                        (absent ? std::string("1 (unversioned)") : found->dump()) +
+                        ", this native runner speaks " + std::to_string(kProtocolVersion) +
+                        ": rebuild it with the plugin's version (aiotbench-build-runner)");
+}
+
+Timing read_timing(const Fields& request) {
+  namespace field = protocol::timing;
+  if (!request.get(protocol::request::timing).is_object())
+    throw RunnerError("request", "the request has no timing object");
+  const Fields json(request.get(protocol::request::timing), "the request's timing");
+  Timing t;
+  t.mode = json.absent(field::mode) ? "" : json.text(field::mode);
+  t.warmup_s = json.number(field::warmup_s);
+  t.warmup_min_samples = static_cast<long>(json.number(field::warmup_min_samples));
+  t.min_samples = static_cast<long>(json.number(field::min_samples));
+  t.min_time_s = json.number(field::min_time_s);
+  t.max_time_s = json.number(field::max_time_s);
+  t.max_samples = static_cast<long>(json.number(field::max_samples));
+  t.target_rel_ci = json.number(field::target_rel_ci);
+  t.confidence = json.number(field::confidence);
+  return t;
+}
+
+Json thermal_state(const ThermalState& state) {
+  namespace field = protocol::thermal_state;
+  Json temperatures = Json::object();
+  for (const auto& [zone, celsius] : state.temperatures_c) temperatures[zone] = number(celsius);
+  Json core_khz = Json::object();
+  for (const auto& [core, khz] : state.core_khz) core_khz[core] = khz;
+  Json json;
+  json[field::temperatures_c] = temperatures;
+  json[field::core_khz] = core_khz;
+  json[field::time] = number(state.time);
+  return json;
+}
+
+Json labelled(const LabelledPass& pass) {
+  namespace field = protocol::labelled;
+  Json json;
+  json[field::end_to_end_s] = numbers(pass.end_to_end_s);
+  json[field::inference_s] = numbers(pass.inference_s);
+  json[field::top_k] = pass.top_k;
+  json[field::decoded_on_device] = false;  // the host preprocessed the images
+  return json;
+}
+
+Json bytes_or_null(int64_t bytes) { return bytes < 0 ? Json(nullptr) : Json(bytes); }
+
+// Said explicitly when asked, so the report shows why there is no share of peak.
+Json peak_compute(bool asked) {
+  namespace field = protocol::peak_compute;
+  if (!asked) return nullptr;
+  Json json;
+  json[field::measured] = false;
+  json[field::gflops_by_threads] = Json::object();
+  json[field::method] = "not measured: the native runner has no peak probe (the Python "
+                        "runner measures it where the device has Python and numpy)";
+  return json;
+}
+
+}  // namespace
+
+Request parse_request(const std::string& text) {
+  namespace field = protocol::request;
+  const Json json = parse(text, "request");
+  const Fields fields(json, "the request");
+  check_version(json);
+  Request request;
+  request.framework = fields.text(field::framework);
+  request.artifact = fields.text(field::artifact);
+  request.threads = static_cast<int>(fields.number(field::threads));
+  request.peak_asked = !fields.absent(field::peak_probe_threads) &&
+                       !fields.get(field::peak_probe_threads).empty();
+  request.timing = read_timing(fields);
+  request.probe_inputs = fields.text(field::probe_inputs);
+  if (!fields.absent(field::labelled_inputs))
+    request.labelled_inputs = fields.text(field::labelled_inputs);
+  return request;
+}
+
+std::string result_json(const Result& result) {
+  namespace field = protocol::result;
+  Json json;
+  json[field::ok] = true;
+  json[field::protocol_version] = kProtocolVersion;
+  json[field::runner] = protocol::runner::native;
+  json[field::runtime] = result.runtime;
+  json[field::framework] = kFrameworkName;
+  json[field::framework_version] = result.framework_version;
+  json[field::threads] = result.threads;
+  json[field::load_s] = number(result.load_s);
+  json[field::first_inference_s] = number(result.first_inference_s);
+  json[field::warmup_samples_s] = numbers(result.warmup_samples_s);
+  json[field::samples_s] = numbers(result.samples_s);
+  json[field::stop_reason] = result.stop_reason;
+  Json& probe_outputs = json[field::probe_outputs] = Json::array();
+  for (const auto& row : result.probe_outputs) probe_outputs.push_back(numbers(row));
+  json[field::labelled] = result.labelled ? labelled(*result.labelled) : Json(nullptr);
+  Json& thermal = json[field::thermal];
+  thermal[protocol::thermal::before] = thermal_state(result.thermal_before);
+  thermal[protocol::thermal::after] = thermal_state(result.thermal_after);
+  Json& rss = json[field::peak_rss_bytes];
+  rss[protocol::peak_rss_bytes::after_load] = bytes_or_null(result.rss_after_load);
+  rss[protocol::peak_rss_bytes::after_timing] = bytes_or_null(result.rss_after_timing);
+  json[field::notes] = result.notes;
+  json[field::peak_compute] = peak_compute(result.peak_asked);
+  return line(json);
+}
+
+std::string failure_json(const std::string& stage, const std::string& error) {
+  namespace field = protocol::failure;
+  Json json;
+  json[field::ok] = false;
+  json[field::protocol_version] = kProtocolVersion;
+  json[field::runner] = protocol::runner::native;
+  json[field::framework] = kFrameworkName;
+  json[field::stage] = stage;
+  json[field::error] = error;
+  return line(json);
+}
+
+std::string describe_json() {
+  namespace field = protocol::describe;
+  Json json;
+  json[field::protocol_version] = kProtocolVersion;
+  json[field::runner] = protocol::runner::native;
+  json[field::framework] = kFrameworkName;
+  return line(json);
+}
+
+StatisticsQuery parse_statistics_query(const std::string& text) {
+  const Json json = parse(text, "statistics query");
+  StatisticsQuery query;
+  query.samples = json.at("samples").get<std::vector<double>>();
+  query.confidence = json.at("confidence_level").get<double>();
+  query.probabilities = json.value("probabilities", std::vector<double>{});
+  return query;
+}
+
+std::string statistics_json(const StatisticsAnswer& answer) {
+  Json json;
+  json["lower"] = answer.lower;
+  json["upper"] = answer.upper;
+  json["median"] = number(answer.median);
+  json["relative_half_width"] = number(answer.relative_half_width);
+  json["normal_quantiles"] = numbers(answer.normal_quantiles);
+  return line(json);
+}
+
+}  // namespace aiot
