@@ -45,9 +45,6 @@ class Dataset:
             digest.update(f"{image.path.relative_to(self.root)}:{image.label};".encode())
         return digest.hexdigest()[:16]
 
-    def max_label(self) -> int:
-        return max(image.label for image in self.images)
-
     def describe(self) -> str:
         return (f"{len(self.images)} labelled images of {len({i.label for i in self.images})} "
                 f"classes from {self.root} ({self.available} available)")

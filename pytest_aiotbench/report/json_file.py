@@ -156,15 +156,32 @@ class ResultsDocument:
 
 
 def host_environment() -> dict[str, Any]:
+    """The host that ran pytest, with the versions of what made and measured the files."""
     from importlib.metadata import PackageNotFoundError, version
 
-    packages = {}
-    for name in ("pytest-aiotbench", "pytest", "numpy", "torch", "torchvision", "onnx",
-                 "onnxscript", "onnxruntime", "ai-edge-litert", "litert-torch", "executorch",
-                 "tensorflow", "adbutils"):
+    packages: dict[str, str | None] = {}
+    for name in _host_packages():
         try:
             packages[name] = version(name)
         except PackageNotFoundError:
             packages[name] = None
     return {"host": platform.node(), "platform": platform.platform(),
             "python": platform.python_version(), "packages": packages}
+
+
+def _host_packages() -> list[str]:
+    """This plugin's own stack, then what each framework's adapters export with and run on
+    (the frameworks say which: the list is theirs)."""
+    from pytest_aiotbench import frameworks
+    from pytest_aiotbench.networks import IMPLEMENTATIONS
+
+    names = ["pytest-aiotbench", "pytest", "pytest-benchmark", "numpy", "torchvision",
+             "adbutils"]
+    for framework in frameworks.names():
+        for implementation in IMPLEMENTATIONS:
+            try:
+                adapter = frameworks.adapter(framework, implementation)
+            except frameworks.ImplementationUnsupported:
+                continue
+            names += [*adapter.export_packages, *adapter.device_packages]
+    return list(dict.fromkeys(names))
