@@ -30,7 +30,7 @@ class Lab:
         """The devices ``--aiot-device`` names, by alias (asks adb on first use; raises
         UnknownDeviceError or DeviceError)."""
         if self._selection is None:
-            self._selection = select_devices(self.settings.device,
+            self._selection = select_devices(self.settings.devices,
                                              local_python=self.settings.local_python,
                                              adb=self.settings.adb)
         return {device.alias: device for device in self._selection.devices}

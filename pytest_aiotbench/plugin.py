@@ -95,10 +95,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` on a farm: one xdist worker per device (adb is asked here, as only here
     the controller must know the devices)."""
     chosen = _settings(config)
-    if chosen.device == "local":
+    if chosen.devices == ("local",):
         return None
     try:
-        selection = select_devices(chosen.device, adb=chosen.adb)
+        selection = select_devices(chosen.devices, adb=chosen.adb)
     except (UnknownDeviceError, DeviceError) as exc:
         raise pytest.UsageError(f"--aiot-device: {exc}") from None
     for device in selection.devices:

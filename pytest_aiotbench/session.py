@@ -150,8 +150,8 @@ class BenchSession:
         """What the session's header says: devices, cache, protocol, runner; the farm; the
         implementations some networks lack; the labelled images; the baseline."""
         chosen = self.settings
-        lines = [f"aiotbench: devices {chosen.device}; artifact cache {chosen.cache_dir}; "
-                 f"protocol {chosen.protocol}; runner {chosen.runner}"]
+        lines = [f"aiotbench: devices {','.join(chosen.devices)}; artifact cache "
+                 f"{chosen.cache_dir}; protocol {chosen.protocol}; runner {chosen.runner}"]
         if farm_line:
             lines.append(farm_line)
         for implementation in chosen.implementations:

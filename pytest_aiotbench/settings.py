@@ -227,8 +227,8 @@ def _implementations() -> list[str]:
 class Settings:
     """Every setting of a run; a field made by ``option()`` is a command-line option."""
 
-    device: str = option(
-        "device", "local", "local, all (local plus every adb device in state device), adb "
+    devices: tuple[str, ...] = option(
+        "device", ("local",), "local, all (local plus every adb device in state device), adb "
         "(every adb device, not the host), or a comma list of device aliases (a device's model "
         "name) or adb serials", Names(), metavar="DEVICES")
     networks: tuple[str, ...] = option(

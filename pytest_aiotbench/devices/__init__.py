@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions, list_adb_devices
 from pytest_aiotbench.devices.base import Device, DeviceError, FrameworkMissing, RunnerFailed
@@ -21,12 +22,12 @@ class Selection:
     unavailable: list[str]
 
 
-def select_devices(spec: str, local_python: str | None = None,
+def select_devices(names: Sequence[str], local_python: str | None = None,
                    adb: AdbOptions | None = None) -> Selection:
     """Devices named by ``--aiot-device``: ``local``, ``all``, ``adb`` (every adb device, not
-    the host: a farm of phones), or a comma list of aliases or serials. adb is asked only
-    when something other than ``local`` is named."""
-    wanted = [part.strip() for part in spec.split(",") if part.strip()]
+    the host: a farm of phones), or aliases or serials. adb is asked only when something
+    other than ``local`` is named."""
+    wanted = [name.strip() for name in names if name.strip()]
     if not wanted:
         raise UnknownDeviceError("--aiot-device is empty; use local, all, or a comma list")
     local = LocalDevice(python=local_python)
