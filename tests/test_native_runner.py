@@ -4,31 +4,32 @@ local host and on an adbd "phone" whose PATH has no Python at all."""
 from __future__ import annotations
 
 import json
+import math
 import os
-import random
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY_CNN_MODULE
+from test_runner_protocol import check_message, check_result_keys
 
 from pytest_aiotbench.devices import LocalDevice, RunnerFailed
-from pytest_aiotbench.devices.adb import AdbDevice
-from pytest_aiotbench.runner.aiot_runner import (
-    median_confidence_bounds,
-    median_relative_half_width,
-)
+from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
 from pytest_aiotbench.runner.native.build import (
+    TEST_FAULTS_ENV,
     NativeBuilder,
     Target,
     frameworks_with_backends,
     main,
 )
-from pytest_aiotbench.runner.program import RunnerProgram
+from pytest_aiotbench.runner.program import RUNNER_SCRIPT, RunnerProgram
 from pytest_aiotbench.runner.protocol import (
     PROTOCOL_VERSION,
     RunFailure,
     RunRequest,
+    RunResult,
     Timing,
     parse_result,
 )
@@ -43,8 +44,8 @@ def native_runners(artifact_cache):
     return {framework: builder.build(framework) for framework in frameworks_with_backends()}
 
 
-def describe(runner, mode: str, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "LD_LIBRARY_PATH": str(runner.executable.parent.parent / "lib")}
+def describe(runner, mode: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env, "LD_LIBRARY_PATH": str(runner.executable.parent.parent / "lib")}
     return subprocess.run([str(runner.executable), *([mode] if mode else [])], input=stdin,
                           text=True, env=env,
                           capture_output=True, timeout=60, check=False)
@@ -68,18 +69,52 @@ def test_a_second_build_comes_from_the_cache(native_runners, artifact_cache):
     assert not again.built and again.executable == native_runners["tflite"].executable
 
 
-@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
-def test_native_statistics_take_the_same_ranks_as_the_python_runner(native_runners,
-                                                                    confidence):
-    rng = random.Random(7)
-    for n in (1, 2, 5, 10, 11, 37, 100, 333, 1000):
-        samples = [0.004 * (1 + abs(rng.gauss(0, 0.2))) for _ in range(n)]
-        answer = describe(native_runners["tflite"], "--median-bounds",
-                          json.dumps({"samples": samples, "confidence": confidence}))
-        native = json.loads(answer.stdout)
-        assert (native["lower"], native["upper"]) == median_confidence_bounds(n, confidence)
-        assert native["relative_half_width"] == pytest.approx(
-            median_relative_half_width(samples, confidence), rel=1e-12)
+def test_both_runners_answer_every_field_of_the_schema(native_runners, tmp_path):
+    """A real measurement by each runner (ONNX Runtime, a one-layer model whose outputs include
+    +-infinity), with labelled inputs and the peak asked: every message has exactly the
+    schema's fields; the request's unbounded time cap (a string in JSON) is read by both; the
+    native runner's non-finite outputs (strings) parse as the Python runner's (bare tokens)."""
+    import torch
+
+    from pytest_aiotbench import frameworks
+
+    class Unbounded(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(12, 5)
+            self.register_buffer("edges", torch.tensor([math.inf, 0, 0, 0, -math.inf]))
+
+        def forward(self, x):
+            return self.linear(torch.flatten(x, 1)) + self.edges
+
+    artifact = tmp_path / "unbounded.onnx"
+    frameworks.get("onnxruntime").export(Unbounded().eval(), torch.randn(1, 3, 2, 2), artifact)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "probes.npy", rng.random((2, 3, 2, 2), np.float32))
+    np.save(tmp_path / "labelled.npy", rng.random((3, 3, 2, 2), np.float32))
+    request = RunRequest("onnxruntime", str(artifact), str(tmp_path / "probes.npy"), 1,
+                         Timing(warmup_s=0.01, min_time_s=0.01, max_time_s=math.inf,
+                                max_samples=25, target_rel_ci=1e-12),
+                         labelled_inputs=str(tmp_path / "labelled.npy"),
+                         peak_probe_threads=(1,))
+    # The product binary has no fault switch: the variable changes nothing.
+    native = describe(native_runners["onnxruntime"], "", request.to_json(),
+                      AIOT_RUNNER_FAULT="onnxruntime:segfault-after-load")
+    python = subprocess.run([sys.executable, str(RUNNER_SCRIPT)], input=request.to_json(),
+                            text=True, capture_output=True, timeout=120, check=False)
+    results = {}
+    for name, done in (("native", native), ("python", python)):
+        result = parse_result(done.stdout)
+        assert done.returncode == 0 and isinstance(result, RunResult), done.stdout + done.stderr
+        check_result_keys(json.loads(done.stdout))
+        assert result.stop_reason == "sample_cap" and len(result.samples_s) == 25
+        assert result.labelled is not None and len(result.labelled.top_k) == 3
+        results[name] = result
+    for outputs in (results["native"].probe_outputs, results["python"].probe_outputs):
+        assert [(row[0], row[4]) for row in outputs] == [(math.inf, -math.inf)] * 2
+    assert [row[0] for row in results["native"].labelled.top_k] == [0, 0, 0]
+    assert results["native"].labelled.top_k == results["python"].labelled.top_k
+    assert np.allclose(results["native"].probe_outputs, results["python"].probe_outputs)
 
 
 def test_the_native_runner_refuses_another_protocol_version(native_runners):
@@ -87,6 +122,37 @@ def test_the_native_runner_refuses_another_protocol_version(native_runners):
     failure = parse_result(answer.stdout)
     assert answer.returncode == 2 and isinstance(failure, RunFailure)
     assert failure.stage == "protocol" and "rebuild" in failure.error
+    check_message(json.loads(answer.stdout), "failure")
+
+
+@pytest.mark.parametrize("request_text, error", [
+    ("{", "cannot parse the request: [json.exception.parse_error"),
+    (json.dumps({"protocol_version": PROTOCOL_VERSION, "framework": "tflite"}),
+     "the request has no field artifact"),
+    (RunRequest("tflite", "m", "p", 1).to_json().replace('"warmup_s": 0.5', '"warmup_s": "x"'),
+     "the request's timing has no number warmup_s"),
+    (RunRequest("onnxruntime", "m", "p", 1).to_json(),
+     "this runner runs tflite, the request asks for onnxruntime"),
+])
+def test_a_malformed_request_is_refused_naming_what_is_wrong(native_runners, request_text,
+                                                             error):
+    answer = describe(native_runners["tflite"], "", request_text)
+    failure = parse_result(answer.stdout)
+    assert answer.returncode == 2 and isinstance(failure, RunFailure), answer.stdout
+    assert failure.stage == "request" and failure.error.startswith(error), failure.error
+
+
+def test_the_fault_switch_is_only_in_test_builds(native_runners, artifact_cache):
+    """AIOT_RUNNER_FAULT is compiled only into a test build (CMake AIOT_TEST_FAULTS), which
+    is cached under another key than the product's."""
+    product = native_runners["onnxruntime"]
+    test_build = NativeBuilder(artifact_cache, progress=lambda line: None,
+                               test_faults=["onnxruntime"]).build("onnxruntime")
+    assert test_build.cache_key != product.cache_key
+    assert b"AIOT_RUNNER_FAULT" in test_build.executable.read_bytes()
+    assert b"AIOT_RUNNER_FAULT" not in product.executable.read_bytes()
+    again = NativeBuilder(artifact_cache, progress=lambda line: None).build("onnxruntime")
+    assert again.executable == product.executable  # the environment asked for no test build
 
 
 def test_one_backend_failing_to_build_leaves_the_others_built(tmp_path, monkeypatch, capsys):
@@ -134,7 +200,9 @@ def test_the_local_matrix_through_the_native_runner(pytester, run_plugin, native
 
 def test_a_crashing_native_runner_errors_its_item_with_the_signal(pytester, run_plugin,
                                                                   native_runners, monkeypatch):
-    # A real SIGSEGV raised inside the real binary, in ONNX Runtime's runner only.
+    # A real SIGSEGV raised inside the real binary, in ONNX Runtime's runner only: its test
+    # build, which the builder makes when the environment asks (the product has no switch).
+    monkeypatch.setenv(TEST_FAULTS_ENV, "onnxruntime")
     monkeypatch.setenv("AIOT_RUNNER_FAULT", "onnxruntime:segfault-after-load")
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
     result, document = run_plugin(*NATIVE, "--aiot-framework=onnxruntime,tflite")
@@ -158,9 +226,9 @@ def workdir_option(tmp_path: Path) -> str:
 
 
 def test_the_phone_has_no_python(phone, tmp_path):
-    device = AdbDevice(phone.serial, workdir=str(tmp_path / "w"))
+    device = AdbDevice(phone.serial, AdbOptions(workdir=str(tmp_path / "w")))
     try:
-        assert device.facts()["python"] is None
+        assert device.facts().python is None
         assert device.shell("python3 -c 1").returncode != 0
     finally:
         device.close()
@@ -201,7 +269,7 @@ def test_digits_through_the_native_runner_on_the_phone(pytester, run_plugin, pho
 def test_a_library_missing_on_the_phone_is_named(phone, native_runners, tmp_path):
     runner = native_runners["executorch"]
     kept = tuple(p for p in runner.libraries if p.name != "libexecutorch_threadpool.so")
-    device = AdbDevice(phone.serial, workdir=str(tmp_path / "w"))
+    device = AdbDevice(phone.serial, AdbOptions(workdir=str(tmp_path / "w")))
     try:
         request = RunRequest("executorch", "m.pte", "p.npy", 1, Timing())
         with pytest.raises(RunnerFailed,
