@@ -4,9 +4,13 @@ plugin module holds hooks only."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import REPO
+
+from pytest_aiotbench import frameworks
+from pytest_aiotbench.runner.native.build import NATIVE_DIR, frameworks_with_backends
 
 PACKAGE = REPO / "pytest_aiotbench"
 
@@ -90,3 +94,18 @@ def test_plugin_module_holds_hooks_only():
     helpers = [name for name in functions if not name.startswith("pytest_")]
     assert not [node for node in tree.body if isinstance(node, ast.ClassDef)]
     assert len(helpers) <= len(hooks) // 2, helpers
+
+
+def test_the_native_backends_are_registered_frameworks_and_cmake_lists_the_same():
+    """The frameworks' one list is the registry; CMake's backend list is checked against it
+    and against the builder's, and each backend has its CMake file and source."""
+    cmake = (NATIVE_DIR / "CMakeLists.txt").read_text()
+    listed = re.search(r"set\(AIOT_BACKENDS ([^)]*)\)", cmake)
+    assert listed is not None
+    backends = listed.group(1).split()
+    assert sorted(backends) == sorted(frameworks_with_backends())
+    assert set(backends) <= set(frameworks.names())
+    for backend in backends:
+        name = backend.replace("-", "_")
+        assert (NATIVE_DIR / "cmake" / f"{name}.cmake").is_file()
+        assert (NATIVE_DIR / "src" / f"backend_{name}.cpp").is_file()
