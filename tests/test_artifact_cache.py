@@ -1,12 +1,16 @@
-"""The artifact cache: built once, reused, safe when sessions build at once."""
+"""The artifact cache: built once, reused, safe when sessions build at once; what it serves
+is the file its recorded sha256 names, or it is built again."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import time
 from pathlib import Path
 
-from pytest_aiotbench.artifacts import ArtifactCache
+import pytest
+
+from pytest_aiotbench.artifacts import ArtifactCache, CorruptCacheEntry
 
 PARTS = {"network": "n", "framework": "f", "tools": {"torch": "x"}}
 
@@ -40,10 +44,40 @@ def test_any_change_of_key_is_a_new_artifact(tmp_path):
     assert a.key != b.key and b.built
 
 
-def test_a_truncated_entry_is_rebuilt(tmp_path):
+def test_a_truncated_entry_is_reported_and_rebuilt(tmp_path):
     cache = ArtifactCache(tmp_path / "cache")
     first = cache.get_or_build("n-f", PARTS, "n.bin", slow_build(str(tmp_path)))
     first.path.write_bytes(b"trunc")
+    with pytest.warns(CorruptCacheEntry, match="corrupt cache entry .*: 5 bytes, not the 14"):
+        again = cache.get_or_build("n-f", PARTS, "n.bin", slow_build(str(tmp_path)))
+    assert again.built and again.path.read_bytes() == b"artifact bytes"
+
+
+def test_an_entry_with_flipped_bytes_of_the_same_size_is_reported_and_rebuilt(tmp_path):
+    cache = ArtifactCache(tmp_path / "cache")
+    first = cache.get_or_build("n-f", PARTS, "n.bin", slow_build(str(tmp_path)))
+    flipped = bytearray(first.path.read_bytes())
+    flipped[3] ^= 0x01
+    flipped[4] ^= 0x80
+    first.path.write_bytes(bytes(flipped))
+    with pytest.warns(CorruptCacheEntry) as reported:
+        again = cache.get_or_build("n-f", PARTS, "n.bin", slow_build(str(tmp_path)))
+    message = str(reported[0].message)
+    assert "corrupt" in message and str(first.path) in message
+    assert f"not the {first.sha256[:16]}" in message
+    assert again.built and again.path.read_bytes() == b"artifact bytes"
+    assert again.sha256 == first.sha256
+    assert len(list(tmp_path.glob("built-*"))) == 2
+    # Sound again: served from the cache, silently.
+    served = cache.get_or_build("n-f", PARTS, "n.bin", slow_build(str(tmp_path)))
+    assert not served.built
+    assert hashlib.sha256(served.path.read_bytes()).hexdigest() == served.sha256
+
+
+def test_an_entry_whose_record_is_unreadable_is_rebuilt(tmp_path):
+    cache = ArtifactCache(tmp_path / "cache")
+    first = cache.get_or_build("n-f", PARTS, "n.bin", slow_build(str(tmp_path)))
+    (first.path.parent / "meta.json").write_text("{")  # a damaged record
     again = cache.get_or_build("n-f", PARTS, "n.bin", slow_build(str(tmp_path)))
     assert again.built and again.path.read_bytes() == b"artifact bytes"
 

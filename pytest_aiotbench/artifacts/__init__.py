@@ -1,6 +1,6 @@
 """Artifacts: networks exported per framework, cached by content."""
 
-from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache
+from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache, CorruptCacheEntry
 from pytest_aiotbench.artifacts.prepare import (
     BuildError,
     PreparedNetwork,
@@ -8,5 +8,5 @@ from pytest_aiotbench.artifacts.prepare import (
     prepare_network,
 )
 
-__all__ = ["Artifact", "ArtifactCache", "BuildError", "PreparedNetwork", "export_artifact",
-           "prepare_network"]
+__all__ = ["Artifact", "ArtifactCache", "BuildError", "CorruptCacheEntry", "PreparedNetwork",
+           "export_artifact", "prepare_network"]

@@ -5,6 +5,12 @@ the framework and its export revision, the tool versions. Each entry is a folder
 the artifact and a ``meta.json`` written last: an entry without ``meta.json`` is
 incomplete and is rebuilt. A per-key file lock makes a second session wait for the first
 one's export instead of repeating it.
+
+What the cache serves is hashed again and checked against the sha256 recorded when it was
+stored: a file that changed behind the cache's back (a flipped bit, an edit, a truncation) is
+a corrupt entry. It is reported (a ``CorruptCacheEntry`` warning naming the file), discarded
+and exported again, so no result is ever measured from a file that is not the one its sha256
+names. The hashing is part of the export stage, never of a timing.
 """
 
 from __future__ import annotations
@@ -18,9 +24,14 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+
+class CorruptCacheEntry(UserWarning):
+    """A cached artifact no longer has the bytes it was stored with; it is exported again."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +98,25 @@ class ArtifactCache:
 
 
 def _read_entry(entry: Path, filename: str, key: str) -> Artifact | None:
+    """The stored artifact, its bytes checked against its recorded sha256; None where there
+    is none (absent, or incomplete: no ``meta.json``) or it was corrupt (then discarded)."""
+    path = entry / filename
     try:
         meta = json.loads((entry / "meta.json").read_text())
-        size = (entry / filename).stat().st_size
-    except (OSError, ValueError):
+        recorded = meta["sha256"]
+        size = path.stat().st_size
+        digest = sha256_file(path) if meta.get("bytes") == size else None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if meta.get("bytes") != size:  # truncated or replaced behind our back: rebuild it
+    if digest != recorded:
+        found = (f"sha256 {digest[:16]}..., not the {recorded[:16]}... recorded"
+                 if digest is not None else f"{size} bytes, not the {meta.get('bytes')} recorded")
+        shutil.rmtree(entry, ignore_errors=True)
+        warnings.warn(CorruptCacheEntry(
+            f"aiotbench: corrupt cache entry {path}: {found} when it was stored; discarded, "
+            "exporting it again"), stacklevel=2)
         return None
-    return Artifact(entry / filename, meta["sha256"], size, key, False, 0.0,
-                    tuple(meta.get("notes", ())))
+    return Artifact(path, recorded, size, key, False, 0.0, tuple(meta.get("notes", ())))
 
 
 @contextlib.contextmanager

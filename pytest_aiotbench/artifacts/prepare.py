@@ -6,15 +6,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pytest_aiotbench.artifacts import export_worker
 from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache
-from pytest_aiotbench.frameworks.base import ExportError, Framework, VariantUnsupported
+from pytest_aiotbench.frameworks.base import (
+    ExportError,
+    Framework,
+    ImplementationUnsupported,
+    VariantUnsupported,
+)
 from pytest_aiotbench.networks import implementations
 from pytest_aiotbench.networks.card import NetworkCard
 
@@ -40,6 +45,8 @@ class PreparedNetwork:
     reference_outputs: np.ndarray  # (n, num_outputs) float64, from the host's fp32 model
     probe_path: Path
     prepare_s: float
+    #: The seed its random weights were drawn with (the export worker draws them again).
+    seed: int | None = None
 
 
 def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_count: int,
@@ -65,7 +72,7 @@ def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_cou
     np.save(probe_path, probes)
     return PreparedNetwork(card, model, "pretrained" if pretrained else "random",
                            kind.fingerprint(model), macs, probes, reference, probe_path,
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, seed)
 
 
 def make_probes(card: NetworkCard, count: int, seed: int) -> np.ndarray:
@@ -89,7 +96,11 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
                     on_build_start: Callable[[str], None] | None = None, *,
                     variant: str = "fp32", calibration: np.ndarray | None = None) -> Artifact:
     """The framework's artifact of this network (fp32 or a variant), from the cache or new.
-    ``framework`` is the framework's adapter for the network's implementation."""
+    ``framework`` is the framework's adapter for the network's implementation.
+
+    The converter runs in the export worker (``export_worker``): a converter that exits,
+    aborts or crashes fails this export with its own last words (ExportError), and the
+    session goes on."""
     framework.check_variant(variant)
     card = network.card
     # The implementation needs no entry of its own: the fingerprint is of its model and the
@@ -102,24 +113,11 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
         "export_revision": framework.export_revision,
         "tools": framework.tool_versions(),
     }
-    example = implementations.get(card.implementation).example(network.probes[0:1])
-
-    def guarded(what: str, make: Callable[[], list[str]]) -> list[str]:
-        try:
-            with warnings.catch_warnings():
-                # The exporters warn about their own deprecations on every call: noise here.
-                warnings.simplefilter("ignore")
-                return make()
-        except VariantUnsupported:
-            raise
-        except Exception as exc:
-            raise ExportError(f"{what} {card.name!r} to {framework.name} failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
-
-    fp32 = cache.get_or_build(
-        f"{card.label}-{framework.name}", parts, f"{card.name}{framework.suffix}",
-        lambda destination: guarded("exporting", lambda: framework.export(
-            network.model, example, destination)), on_build_start)
+    example = network.probes[0:1]
+    fp32 = _cached(cache, f"{card.label}-{framework.name}", parts,
+                   f"{card.name}{framework.suffix}", on_build_start,
+                   lambda destination: _export(network, framework, "fp32", example, [], None,
+                                               destination))
     if variant == "fp32":
         return fp32
     samples = calibration if calibration is not None else network.probes
@@ -127,9 +125,73 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
                      "calibration_sha256": hashlib.sha256(
                          np.ascontiguousarray(samples).tobytes()).hexdigest()}
     batches = [samples[i:i + 1] for i in range(len(samples))]
-    return cache.get_or_build(
-        f"{card.label}-{framework.name}-{variant}", variant_parts,
-        f"{card.name}-{variant}{framework.suffix}",
-        lambda destination: guarded(f"making the {variant} variant of", lambda: (
-            framework.make_variant(variant, fp32.path, network.model, example, batches,
-                                   destination))), on_build_start)
+    return _cached(cache, f"{card.label}-{framework.name}-{variant}", variant_parts,
+                   f"{card.name}-{variant}{framework.suffix}", on_build_start,
+                   lambda destination: _export(network, framework, variant, example, batches,
+                                               fp32.path, destination))
+
+
+def _cached(cache: ArtifactCache, label: str, parts: dict[str, Any], filename: str,
+            on_build_start: Callable[[str], None] | None,
+            build: Callable[[Path], list[str]]) -> Artifact:
+    """The cache's entry; the cache's own failures (a full disk) as an ExportError."""
+    try:
+        return cache.get_or_build(label, parts, filename, build, on_build_start)
+    except OSError as exc:
+        raise ExportError(f"the artifact cache {cache.root} failed while storing {filename}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def _export(network: PreparedNetwork, framework: Framework, variant: str, example: np.ndarray,
+            calibration: list[np.ndarray], fp32_artifact: Path | None,
+            destination: Path) -> list[str]:
+    """Write one artifact: in the export worker, or here where the worker cannot rebuild the
+    network (or AIOTBENCH_EXPORT_IN_PROCESS=1 asks for it)."""
+    card = network.card
+    what = "exporting" if variant == "fp32" else f"making the {variant} variant of"
+    failed = f"{what} {card.name!r} to {framework.name} failed"
+    here: list[str] = []
+    if not export_worker.in_process():
+        outcome = _in_worker(network, framework, variant, example, calibration, fp32_artifact,
+                             destination, failed)
+        if isinstance(outcome, list):
+            return outcome
+        here = [f"exported in the session's process: the export worker cannot rebuild "
+                f"{card.name!r} for {framework.name} ({outcome})"]
+    try:
+        notes = export_worker.perform(framework, network.model, card.implementation, variant,
+                                      example, calibration, fp32_artifact, destination)
+    except VariantUnsupported:
+        raise
+    except Exception as exc:
+        raise ExportError(f"{failed}: {type(exc).__name__}: {exc}") from exc
+    return [*notes, *here]
+
+
+def _in_worker(network: PreparedNetwork, framework: Framework, variant: str,
+               example: np.ndarray, calibration: list[np.ndarray], fp32_artifact: Path | None,
+               destination: Path, failed: str) -> list[str] | str:
+    """The export worker's notes of the artifact it wrote, or why it cannot export this
+    network (the session then does)."""
+    job = export_worker.job_for(network, framework, variant, example, calibration,
+                                fp32_artifact, destination)
+    if job is None:
+        return "its builder is not defined at the top level of a module"
+    try:
+        reply = export_worker.shared_worker().run(job, network.model)
+    except export_worker.WorkerDied as exc:
+        raise ExportError(f"{failed}: {exc}{export_worker.full_disk_hint(destination)}") \
+            from None
+    if isinstance(reply, export_worker.Done):
+        return reply.notes
+    if isinstance(reply, export_worker.Failed):
+        if reply.unsupported:
+            raise _unsupported(reply.error_type)(reply.message)
+        raise ExportError(f"{failed}: {reply.error_type}: {reply.message}")
+    return reply.reason
+
+
+def _unsupported(name: str) -> type[VariantUnsupported]:
+    """The skip's own class, by the name the worker gave."""
+    return next((kind for kind in (ImplementationUnsupported, VariantUnsupported)
+                 if kind.__name__ == name), VariantUnsupported)
