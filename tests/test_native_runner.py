@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +18,16 @@ from test_runner_protocol import check_message, check_result_keys
 
 from pytest_aiotbench.devices import LocalDevice, RunnerFailed
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
+from pytest_aiotbench.runner.native import build
 from pytest_aiotbench.runner.native.build import (
+    NATIVE_DIR,
     TEST_FAULTS_ENV,
     NativeBuilder,
     Target,
+    find_cmake,
     frameworks_with_backends,
     main,
+    nlohmann_json_include,
 )
 from pytest_aiotbench.runner.program import RUNNER_SCRIPT, RunnerProgram
 from pytest_aiotbench.runner.protocol import (
@@ -142,13 +147,90 @@ def test_a_malformed_request_is_refused_naming_what_is_wrong(native_runners, req
     assert failure.stage == "request" and failure.error.startswith(error), failure.error
 
 
+def build_parts(runner) -> dict:
+    return json.loads((runner.executable.parent.parent / "meta.json").read_text())["parts"]
+
+
+def core_of(runner) -> Path:
+    """The cached core (its installed folder) that ``runner`` was linked with."""
+    parts = build_parts(runner)
+    label = f"core-{runner.target}" + ("-test-faults" if parts["test_faults"] else "")
+    return runner.executable.parent.parent.parent / f"{label}-{parts['core']}"
+
+
+def test_the_backends_of_a_target_share_one_core(native_runners):
+    """The core is compiled once per target and linked by every backend: one cache entry
+    holding the library, the protocol header it was compiled against and what it was built
+    with."""
+    cores = {core_of(runner) for runner in native_runners.values()}
+    assert len(cores) == 1
+    core = cores.pop()
+    assert (core / "lib" / "libaiot_core.a").is_file()
+    assert (core / "include" / "protocol_fields.hpp").is_file()
+    assert "AIOT_TEST_FAULTS OFF" in (core / "aiot_core.cmake").read_text()
+    assert json.loads((core / "meta.json").read_text())["parts"]["sources"] == \
+        build.core_sources_sha256()
+
+
+def test_a_changed_core_source_changes_the_core_and_every_runner_key(tmp_path, monkeypatch):
+    sources = tmp_path / "runner"
+    (sources / "native").mkdir(parents=True)
+    shutil.copytree(NATIVE_DIR, sources / "native", dirs_exist_ok=True)
+    shutil.copy(NATIVE_DIR.parent / "protocol_schema.json", sources)
+    monkeypatch.setattr(build, "NATIVE_DIR", sources / "native")
+    core, runner = build.core_sources_sha256(), build.sources_sha256("tflite")
+    with open(sources / "native" / "src" / "stats.cpp", "a") as source:
+        source.write("// changed\n")
+    assert build.core_sources_sha256() != core and build.sources_sha256("tflite") != runner
+    # The backend's own source changes the runner, not the core.
+    core, runner = build.core_sources_sha256(), build.sources_sha256("tflite")
+    with open(sources / "native" / "src" / "backend_tflite.cpp", "a") as source:
+        source.write("// changed\n")
+    assert build.core_sources_sha256() == core and build.sources_sha256("tflite") != runner
+
+
+def configure(build_dir: Path, backend: str, **defines: str) -> subprocess.CompletedProcess:
+    command = [find_cmake(), "-S", str(NATIVE_DIR), "-B", str(build_dir),
+               f"-DAIOT_BACKEND={backend}", "-DCMAKE_BUILD_TYPE=Release",
+               *(f"-D{name}={value}" for name, value in defines.items())]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_a_hand_build_of_one_backend_compiles_the_core_itself(native_runners, tmp_path):
+    """The README's one-folder build (no AIOT_CORE_DIR) still configures the core as its own
+    target; with a core given, it is imported, not compiled."""
+    defines = {**build_parts(native_runners["tflite"])["defines"],
+               "AIOT_NLOHMANN_JSON_INCLUDE_DIR": str(nlohmann_json_include()[0])}
+    alone = configure(tmp_path / "alone", "tflite", **defines)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert (tmp_path / "alone" / "CMakeFiles" / "aiot_core.dir").is_dir()
+    shared = configure(tmp_path / "shared", "tflite", **defines,
+                       AIOT_CORE_DIR=str(core_of(native_runners["tflite"])))
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+    assert not (tmp_path / "shared" / "CMakeFiles" / "aiot_core.dir").exists()
+
+
+def test_a_core_built_otherwise_is_refused(native_runners, tmp_path):
+    """A product core in a test build (or a core of another compiler or target) stops the
+    configure, naming both."""
+    done = configure(tmp_path / "build", "tflite", **build_parts(native_runners["tflite"])
+                     ["defines"], AIOT_TEST_FAULTS="ON",
+                     AIOT_CORE_DIR=str(core_of(native_runners["tflite"])))
+    assert done.returncode != 0
+    message = " ".join(done.stderr.split())
+    assert "AIOT_TEST_FAULTS OFF; this build is" in message
+    assert "AIOT_TEST_FAULTS ON" in message
+
+
 def test_the_fault_switch_is_only_in_test_builds(native_runners, artifact_cache):
     """AIOT_RUNNER_FAULT is compiled only into a test build (CMake AIOT_TEST_FAULTS), which
-    is cached under another key than the product's."""
+    is cached under another key than the product's, with a core of its own."""
     product = native_runners["onnxruntime"]
     test_build = NativeBuilder(artifact_cache, progress=lambda line: None,
                                test_faults=["onnxruntime"]).build("onnxruntime")
     assert test_build.cache_key != product.cache_key
+    assert core_of(test_build) != core_of(product)
+    assert "AIOT_TEST_FAULTS ON" in (core_of(test_build) / "aiot_core.cmake").read_text()
     assert b"AIOT_RUNNER_FAULT" in test_build.executable.read_bytes()
     assert b"AIOT_RUNNER_FAULT" not in product.executable.read_bytes()
     again = NativeBuilder(artifact_cache, progress=lambda line: None).build("onnxruntime")
@@ -225,6 +307,13 @@ def workdir_option(tmp_path: Path) -> str:
     return f"--aiot-adb-workdir={tmp_path}/phone work"
 
 
+def the_phone(document: dict) -> dict:
+    """The one device measured. Its alias is AIoT_Phone, or AIoT_Phone-2 where another
+    session's phone is on the same adb server at that moment."""
+    (device,) = document["devices"].values()
+    return device
+
+
 def test_the_phone_has_no_python(phone, tmp_path):
     device = AdbDevice(phone.serial, AdbOptions(workdir=str(tmp_path / "w")))
     try:
@@ -241,14 +330,14 @@ def test_the_reference_networks_are_measured_on_the_phone_natively(
         "--aiot-network=squeezenet1_1,mobilenet_v2", "--aiot-cooldown=0",
         workdir_option(tmp_path))
     result.assert_outcomes(passed=2 * len(native_runners))
-    rows = document["devices"]["AIoT_Phone"]["workloads"]
+    rows = the_phone(document)["workloads"]
     assert {(w["network"], w["framework"]) for w in rows} == {
         (n, f) for n in ("squeezenet1_1", "mobilenet_v2") for f in native_runners}
     for workload in rows:
         assert workload["runner"] == "native", workload["error"]
         assert workload["validity"]["passed"]
         assert workload["peak_rss_after_load_bytes"] > 0
-    deploy = document["devices"]["AIoT_Phone"]["facts"]["deploy"]
+    deploy = the_phone(document)["facts"]["deploy"]
     assert deploy["pushed"] >= 4 + 8 + 2  # runners and libraries, artifacts, probes
 
 
@@ -260,7 +349,7 @@ def test_digits_through_the_native_runner_on_the_phone(pytester, run_plugin, pho
                                   workdir_option(tmp_path))
     result.assert_outcomes(passed=len(native_runners))
     result.stdout.fnmatch_lines(["e2e ms[*]: native runner rows exclude JPEG decoding*"])
-    for workload in document["devices"]["AIoT_Phone"]["workloads"]:
+    for workload in the_phone(document)["workloads"]:
         assert workload["runner"] == "native" and workload["decoded_on_device"] is False
         assert workload["accuracy_source"] == "labelled images" and workload["images"] == 100
         assert workload["top1"] >= 0.9

@@ -9,6 +9,13 @@ into place whole. A build folder is a bundle ready to push:
     bin/aiot_runner_<framework>     the runner
     lib/<soname>                    every library of the framework it needs (not libc & co.)
     manifest.json                   what is here, and how it was built
+
+The measuring core (everything but main.cpp and the backend) is compiled once per target
+and linked by each backend of that target: it is its own cache entry, ``core-<target>-<key>``
+(``lib/libaiot_core.a``, the ``protocol_fields.hpp`` it was compiled against,
+``aiot_core.cmake``), keyed by its sources, the schema, the toolchain, the compiler, CMake,
+nlohmann-json and whether it is a test build, and each backend's key holds the core's key.
+Every backend is still configured and built in its own folder, so one fails alone.
 """
 
 from __future__ import annotations
@@ -34,13 +41,20 @@ from pytest_aiotbench.runner.native.elf import bundle_closure
 from pytest_aiotbench.runner.protocol import PROTOCOL_VERSION
 
 NATIVE_DIR = Path(__file__).resolve().parent
-CORE_SOURCES = ("CMakeLists.txt", "cmake/protocol.cmake", "cmake/nlohmann_json.cmake",
+#: What the core library (aiot_core) is compiled from: its key.
+CORE_SOURCES = ("CMakeLists.txt", "cmake/core.cmake", "cmake/protocol.cmake",
+                "cmake/nlohmann_json.cmake",
                 "src/backend.hpp", "src/protocol_io.hpp", "src/protocol_io.cpp",
                 "src/npy.hpp", "src/npy.cpp", "src/stats.hpp", "src/stats.cpp",
                 "src/system.hpp", "src/system.cpp", "src/measure.hpp", "src/measure.cpp",
-                "src/test_faults.hpp", "src/test_faults.cpp", "src/main.cpp",
+                "src/test_faults.hpp", "src/test_faults.cpp",
                 # the protocol's one statement: CMake generates protocol_fields.hpp from it
                 "../protocol_schema.json")
+#: Every runner's own sources besides the core's and its backend's.
+RUNNER_SOURCES = ("src/main.cpp",)
+#: The core's library in its cache entry (what the cache hashes when it serves it).
+CORE_LIBRARY = "lib/libaiot_core.a"
+BUILD_TYPE = "Release"
 #: The one script that fetches Debian packages into a private folder (no system install).
 FETCH_DEBIAN_PACKAGE = NATIVE_DIR / "fetch_debian_package.sh"
 #: Frameworks (comma list, or "all") whose runners the builder makes as test builds: the fault
@@ -247,13 +261,47 @@ class CrossCompile:
     api_level: int = 24
     defines: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    def toolchain_defines(self) -> dict[str, str]:
+        """What CMake is configured with for this target, the core and every backend alike."""
+        return {"CMAKE_TOOLCHAIN_FILE": str(self.ndk / "build" / "cmake"
+                                            / "android.toolchain.cmake"),
+                "ANDROID_ABI": self.abi, "ANDROID_PLATFORM": f"android-{self.api_level}",
+                "ANDROID_STL": "c++_shared"}
 
-def sources_sha256(framework: str) -> str:
+
+@dataclasses.dataclass(frozen=True)
+class _Toolchain:
+    """What one target's builds are configured with, shared by its core and its backends."""
+
+    target: Target
+    cmake: str
+    compiler: str
+    cross: CrossCompile | None
+
+    def key(self) -> dict[str, Any]:
+        return {"target": self.target.name, "compiler": self.compiler,
+                "cmake": _tool_version([self.cmake, "--version"]), "build_type": BUILD_TYPE,
+                "toolchain": self.cross.toolchain_defines() if self.cross else {},
+                "flags": {name: os.environ.get(name, "")
+                          for name in ("CXX", "CXXFLAGS", "LDFLAGS")}}
+
+
+def _sha256_of(names: Collection[str]) -> str:
     digest = hashlib.sha256()
-    bid = backend_id(framework)
-    for name in (*CORE_SOURCES, f"src/backend_{bid}.cpp", f"cmake/{bid}.cmake"):
+    for name in names:
         digest.update(name.encode() + b"\0" + (NATIVE_DIR / name).read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def sources_sha256(framework: str) -> str:
+    """Everything one framework's runner is compiled from, the core's sources included."""
+    bid = backend_id(framework)
+    return _sha256_of((*CORE_SOURCES, *RUNNER_SOURCES, f"src/backend_{bid}.cpp",
+                       f"cmake/{bid}.cmake"))
+
+
+def core_sources_sha256() -> str:
+    return _sha256_of(CORE_SOURCES)
 
 
 def find_cmake() -> str:
@@ -306,24 +354,25 @@ class NativeBuilder:
             target = Target("android", cross.abi)
             libraries = _android_libraries(framework, cross)
             compiler_command = [str(_ndk_clang(cross.ndk)), "--version"]
-        compiler = _tool_version(compiler_command)
-        json_include, json_version = nlohmann_json_include()
-        defines = {**libraries.defines, "AIOT_NLOHMANN_JSON_INCLUDE_DIR": str(json_include)}
+        toolchain = _Toolchain(target, cmake, _tool_version(compiler_command), cross)
         test_faults = self.is_test_build(framework)
+        toolchain_key = toolchain.key()
+        core_parts = self._core_parts(toolchain_key, test_faults)
+        defines = dict(libraries.defines)
         if test_faults:
             defines["AIOT_TEST_FAULTS"] = "ON"
         libraries = dataclasses.replace(libraries, defines=defines)
-        parts = {"framework": framework, "target": target.name,
+        parts = {"framework": framework, **toolchain_key,
                  "protocol": PROTOCOL_VERSION, "sources": sources_sha256(framework),
-                 "compiler": compiler, "cmake": _tool_version([cmake, "--version"]),
-                 "libraries": {**libraries.versions, "nlohmann-json": json_version},
+                 "core": self.cache.key(core_parts),
+                 "libraries": {**libraries.versions, "nlohmann-json": core_parts["nlohmann-json"]},
                  "defines": libraries.defines, "test_faults": test_faults}
         label = f"runner-{target.name}-{framework}" + ("-test-faults" if test_faults else "")
         started = time.perf_counter()
 
         def build_into(manifest: Path) -> list[str]:
-            self._compile(framework, target, libraries, cmake, cross, manifest.parent,
-                          compiler)
+            core = self._core(toolchain, core_parts, framework)
+            self._compile(framework, toolchain, libraries, core, manifest.parent)
             return []
 
         entry = self.cache.get_or_build(
@@ -357,24 +406,68 @@ class NativeBuilder:
                 best = (meta["created"], runner)
         return best[1] if best else None
 
-    def _compile(self, framework: str, target: Target, libraries: FrameworkLibraries,
-                 cmake: str, cross: CrossCompile | None, bundle: Path, compiler: str) -> None:
+    @staticmethod
+    def _core_parts(toolchain_key: dict[str, Any], test_faults: bool) -> dict[str, Any]:
+        """The core's cache key: what goes into libaiot_core.a."""
+        json_include, json_version = nlohmann_json_include()
+        return {"core": True, **toolchain_key, "protocol": PROTOCOL_VERSION,
+                "sources": core_sources_sha256(), "nlohmann-json": json_version,
+                "nlohmann-json-include": str(json_include), "test_faults": test_faults}
+
+    def _core(self, toolchain: _Toolchain, parts: dict[str, Any], framework: str) -> Path:
+        """The installed core for this target (built once, then taken from the cache by every
+        backend): the folder to pass as AIOT_CORE_DIR."""
+        name = toolchain.target.name
+        label = f"core-{name}" + ("-test-faults" if parts["test_faults"] else "")
+
+        def build_into(library: Path) -> list[str]:
+            defines = {"AIOT_NLOHMANN_JSON_INCLUDE_DIR": parts["nlohmann-json-include"]}
+            if parts["test_faults"]:
+                defines["AIOT_TEST_FAULTS"] = "ON"
+            prefix = library.parent.parent
+            with tempfile.TemporaryDirectory(prefix="aiotbench-native-core-") as scratch:
+                build_dir = Path(scratch)
+                what = f"the native runners' core for {name} (needed by {framework})"
+                self._run("configure", self._configure(toolchain, build_dir, "core", defines),
+                          what, "core")
+                self._run("compile", [toolchain.cmake, "--build", str(build_dir),
+                                      "--parallel", str(self.jobs)], what, "core")
+                self._run("install", [toolchain.cmake, "--install", str(build_dir),
+                                      "--prefix", str(prefix)], what, "core")
+            return []
+
+        started = time.perf_counter()
+        entry = self.cache.get_or_build(
+            label, parts, CORE_LIBRARY, build_into,
+            lambda _label: self.progress(f"aiotbench: building the native runners' core for "
+                                         f"{name} ..."))
+        if entry.built:
+            self.progress(f"aiotbench: built the native runners' core for {name} in "
+                          f"{time.perf_counter() - started:.1f} s")
+        return entry.path.parent.parent
+
+    @staticmethod
+    def _configure(toolchain: _Toolchain, build_dir: Path, backend: str,
+                   defines: dict[str, str]) -> list[str]:
+        configure = [toolchain.cmake, "-S", str(NATIVE_DIR), "-B", str(build_dir),
+                     f"-DAIOT_BACKEND={backend}", f"-DCMAKE_BUILD_TYPE={BUILD_TYPE}"]
+        if shutil.which("ninja"):
+            configure += ["-G", "Ninja"]
+        if toolchain.cross is not None:
+            defines = {**toolchain.cross.toolchain_defines(), **defines}
+        return configure + [f"-D{name}={value}" for name, value in defines.items()]
+
+    def _compile(self, framework: str, toolchain: _Toolchain, libraries: FrameworkLibraries,
+                 core: Path, bundle: Path) -> None:
+        cross = toolchain.cross
         with tempfile.TemporaryDirectory(prefix="aiotbench-native-") as scratch:
             build_dir = Path(scratch)
-            configure = [cmake, "-S", str(NATIVE_DIR), "-B", str(build_dir),
-                         f"-DAIOT_BACKEND={framework}", "-DCMAKE_BUILD_TYPE=Release"]
-            if shutil.which("ninja"):
-                configure += ["-G", "Ninja"]
-            if cross is not None:
-                configure += [
-                    "-DCMAKE_TOOLCHAIN_FILE="
-                    f"{cross.ndk / 'build' / 'cmake' / 'android.toolchain.cmake'}",
-                    f"-DANDROID_ABI={cross.abi}", f"-DANDROID_PLATFORM=android-{cross.api_level}",
-                    "-DANDROID_STL=c++_shared"]
-            configure += [f"-D{name}={value}" for name, value in libraries.defines.items()]
-            self._run("configure", configure, framework)
-            self._run("compile", [cmake, "--build", str(build_dir), "--parallel",
-                                  str(self.jobs)], framework)
+            what = f"the native {framework} runner"
+            self._run("configure", self._configure(
+                toolchain, build_dir, framework,
+                {**libraries.defines, "AIOT_CORE_DIR": str(core)}), what, framework)
+            self._run("compile", [toolchain.cmake, "--build", str(build_dir), "--parallel",
+                                  str(self.jobs)], what, framework)
             built = build_dir / executable_name(framework)
             (bundle / "bin").mkdir(parents=True)
             (bundle / "lib").mkdir()
@@ -389,13 +482,14 @@ class NativeBuilder:
             bundled.append(soname)
         if cross is None:
             _check_describe(bundle, framework)
-        manifest = {"framework": framework, "target": target.name,
+        manifest = {"framework": framework, "target": toolchain.target.name,
                     "executable": f"bin/{built.name}", "libraries": bundled,
-                    "compiler": compiler, "protocol_version": PROTOCOL_VERSION}
+                    "compiler": toolchain.compiler, "protocol_version": PROTOCOL_VERSION}
         (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
-    def _run(self, step: str, command: list[str], framework: str) -> None:
-        """Run a build step, passing its progress lines on; keep the output for errors."""
+    def _run(self, step: str, command: list[str], what: str, tag: str) -> None:
+        """Run a build step of ``what`` ("the native tflite runner"), passing its progress
+        lines on under ``tag``; keep the output for errors."""
         output: list[str] = []
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) as process:
@@ -403,10 +497,10 @@ class NativeBuilder:
             for line in process.stdout:
                 output.append(line.rstrip())
                 if step == "compile" and re.match(r"\s*\[\s*\d+[%/]", line):
-                    self.progress(f"aiotbench: {framework}: {line.strip()[:110]}")
+                    self.progress(f"aiotbench: {tag}: {line.strip()[:110]}")
         if process.returncode != 0:
             tail = "\n".join(output[-40:])
-            raise NativeBuildError(f"the native {framework} runner failed to {step} "
+            raise NativeBuildError(f"{what} failed to {step} "
                                    f"(exit code {process.returncode}):\n{tail}")
 
 
