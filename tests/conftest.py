@@ -12,13 +12,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_aiotbench import networks
+from pytest_aiotbench.networks.registry import unregister
+
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: pytest plugins that packages of the environment bring along (hypothesis, hydra-core,
+#: anyio, jaxtyping, kgb come with the frameworks) and that no test here uses: each pytest
+#: process would spend seconds importing them (hypothesis alone about 2 s).
+UNUSED_PLUGINS = ("hypothesispytest", "hydra_pytest", "anyio", "jaxtyping", "kgb")
+NO_UNUSED_PLUGINS = [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")]
+
 #: Short timing: these tests check behaviour, not speed (speed is `tox -e bench`).
 FAST = ["--aiot-warmup=0.05", "--aiot-min-time=0.1", "--aiot-max-time=0.5",
-        "--aiot-min-samples=5", "-p", "no:cacheprovider"]
+        "--aiot-min-samples=5", "-p", "no:cacheprovider", *NO_UNUSED_PLUGINS]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _not_an_xdist_worker_below():
+    """Under pytest-xdist, a worker's environment names it (PYTEST_XDIST_WORKER, ...); a pytest
+    a test starts would inherit that and take itself for a worker (pytest-benchmark then
+    disables itself). The pytest sessions the tests start are sessions of their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("PYTEST_XDIST_")]:
+            patch.delenv(name)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -29,19 +49,77 @@ def artifact_cache() -> Path:
     return root
 
 
+def registered_networks() -> list[tuple[str, str]]:
+    return [(card.name, card.implementation) for card in networks.cards()]
+
+
 @pytest.fixture
 def run_plugin(pytester: pytest.Pytester, artifact_cache: Path):
-    """Run pytest with the plugin in a subprocess; return (outcome, parsed JSON or None)."""
+    """Run pytest with the plugin in a subprocess; return (outcome, parsed JSON or None).
 
-    def run(*args: str, json_report: bool = True):
+    ``in_process=True`` runs it in this process instead (milliseconds instead of seconds), for
+    runs that register no network: a usage error before collection, the reference suite
+    collected. The plugin's registries are per process, so a run that collected a module
+    registering networks would leave them registered here; such a run fails its test and must
+    run in a subprocess.
+    """
+
+    def run(*args: str, json_report: bool = True, in_process: bool = False):
         report = pytester.path / "aiot.json"
         extra = [f"--aiot-json={report}"] if json_report else []
-        result = pytester.runpytest_subprocess(*FAST, f"--aiot-cache={artifact_cache}",
-                                               *extra, *args, timeout=1200)
+        arguments = [*FAST, f"--aiot-cache={artifact_cache}", *extra, *args]
+        if in_process:
+            before = registered_networks()
+            result = pytester.runpytest_inprocess(*arguments)
+            leaked = sorted(set(registered_networks()) - set(before))
+            for name, _implementation in leaked:  # leave this process as it was
+                unregister(name)
+            assert not leaked, f"the in-process run registered {leaked}: run it in a subprocess"
+        else:
+            result = pytester.runpytest_subprocess(*arguments, timeout=1200)
         document = json.loads(report.read_text()) if report.exists() else None
         return result, document
 
     return run
+
+
+#: The test files that start adbd test devices. Under pytest-xdist (tox runs ``-n 2``) they
+#: all run on one worker: they share the host's one adb server, which the last of them stops,
+#: and a session on another worker asking for every device would take their boards too.
+#: (xdist's own ``xdist_group`` mark does nothing under pytest 9.2: it renames node ids
+#: through an attribute that pytest no longer reads.)
+ADB_TEST_FILES = ("tests/test_adb_devices.py", "tests/test_device_farm.py",
+                  "tests/test_native_runner.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep ADB_TEST_FILES true: a test elsewhere that starts adbd fails at collection."""
+    for item in items:
+        path = item.path.relative_to(REPO).as_posix() if item.path.is_relative_to(REPO) else ""
+        if "adbd_factory" in getattr(item, "fixturenames", ()) and path not in ADB_TEST_FILES:
+            raise pytest.UsageError(f"{item.nodeid} starts adbd test devices: add its file to "
+                                    "ADB_TEST_FILES in tests/conftest.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the plugin's own device-farm scheduler
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """The adb tests on one worker, the HTML report's on one worker; every other test goes to
+    whichever worker is free, as ``--dist load`` does."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class AdbTestsOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            if path in ADB_TEST_FILES:
+                return "adb"
+            # Its module fixture runs two real sessions: once, on one worker.
+            return path if path == "tests/test_html_report.py" else nodeid
+
+    return AdbTestsOnOneWorker(config, log)
+
+
+#: A test module of the reference matrix: it registers no network of its own.
+REFERENCE_MODULE = "from pytest_aiotbench import test_workload  # noqa: F401\n"
 
 
 TINY_CNN_MODULE = '''

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CNN_MODULE
+from conftest import REFERENCE_MODULE, TINY_CNN_MODULE
 
 from pytest_aiotbench.devices import DeviceError
 from pytest_aiotbench.devices.adb import AdbDevice
@@ -147,11 +147,15 @@ def test_two_boards_with_different_cores_are_ranked(pytester, run_plugin, board,
 
 
 def test_unknown_and_offline_devices_are_named(pytester, run_plugin, board, adbd_factory):
-    pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
-    result, _ = run_plugin("--aiot-device=Pixel_9", json_report=False)
+    # Devices are resolved once the items are collected; a module registering no network of
+    # its own lets this process collect it.
+    pytester.makepyfile(test_reference=REFERENCE_MODULE)
+    result, _ = run_plugin("--aiot-device=Pixel_9", json_report=False, in_process=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown device 'Pixel_9'; attached: local, *AIoT_Board*"])
 
+    (pytester.path / "test_reference.py").unlink()
+    pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
     gone = adbd_factory("Gone Phone")
     gone.kill()  # killed without a disconnect: the server keeps it 'offline' for a while
     result, _ = run_plugin("--collect-only", "--aiot-device=all")
@@ -159,9 +163,9 @@ def test_unknown_and_offline_devices_are_named(pytester, run_plugin, board, adbd
 
 
 def test_a_dead_adb_server_is_a_usage_error(pytester, run_plugin):
-    pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
+    pytester.makepyfile(test_reference=REFERENCE_MODULE)
     result, _ = run_plugin("--aiot-device=all", "--aiot-adb-server=127.0.0.1:9",
-                           json_report=False)
+                           json_report=False, in_process=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cannot reach the adb server at 127.0.0.1:9*"])
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CNN_MODULE
+from conftest import REFERENCE_MODULE, TINY_CNN_MODULE
 from digits import SPEC
 
 from pytest_aiotbench.images import DatasetError, load_dataset
@@ -114,8 +114,10 @@ def test_bad_datasets_are_named_in_a_usage_error(pytester, run_plugin, digits_se
         (root / "1" / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(DatasetError):
         load_dataset(root)
-    pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
-    result, _ = run_plugin(f"--aiot-dataset={root}", json_report=False)
+    # The dataset is read once the items are collected; a module registering no network of
+    # its own lets this process collect it.
+    pytester.makepyfile(test_reference=REFERENCE_MODULE)
+    result, _ = run_plugin(f"--aiot-dataset={root}", json_report=False, in_process=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--aiot-dataset: {message}"])
 
@@ -147,7 +149,7 @@ def test_labels_file_maps_files_to_classes(digits_set, tmp_path):
 
 def test_paper_protocol_needs_labelled_images(pytester, run_plugin):
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
-    result, _ = run_plugin("--aiot-protocol=paper", json_report=False)
+    result, _ = run_plugin("--aiot-protocol=paper", json_report=False, in_process=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--aiot-protocol=paper*--aiot-dataset=DIR*"])
 
