@@ -9,7 +9,7 @@ import pytest
 from conftest import REFERENCE_MODULE, TINY_CNN_MODULE
 
 from pytest_aiotbench.devices import DeviceError
-from pytest_aiotbench.devices.adb import AdbDevice
+from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
 
 ADB_FAST = ["--aiot-cooldown=0"]
 
@@ -20,14 +20,14 @@ def workdir_option(tmp_path: Path) -> str:
 
 
 def test_device_facts_and_alias_come_from_the_device(board, tmp_path):
-    device = AdbDevice(board.serial, workdir=str(tmp_path / "work"))
+    device = AdbDevice(board.serial, AdbOptions(workdir=str(tmp_path / "work")))
     try:
         assert device.alias == "AIoT_Board"  # the model name, not the serial
         facts = device.facts()
-        assert facts["model"] == "AIoT Board" and facts["serial"] == board.serial
-        assert facts["cores"] >= 1 and facts["memory_bytes"] > 0
-        assert facts["python"] and facts["packages"]["onnxruntime"]
-        assert facts["kernel"] and facts["abi"]
+        assert facts.model == "AIoT Board" and facts.serial == board.serial
+        assert facts.cores >= 1 and facts.memory_bytes > 0
+        assert facts.python and facts.packages["onnxruntime"]
+        assert facts.kernel and facts.abi
     finally:
         device.close()
 
@@ -172,7 +172,7 @@ def test_a_dead_adb_server_is_a_usage_error(pytester, run_plugin):
 
 def test_calls_on_a_vanished_device_raise_device_errors(adbd_factory, tmp_path):
     short_lived = adbd_factory("Short Lived")
-    device = AdbDevice(short_lived.serial, workdir=str(tmp_path / "w"))
+    device = AdbDevice(short_lived.serial, AdbOptions(workdir=str(tmp_path / "w")))
     short_lived.kill()
     with pytest.raises(DeviceError) as error:
         device.shell("true")

@@ -17,10 +17,9 @@ from debian_packages import PackageUnavailable
 from headless_chromium import Chromium, PageVisit, fetch_chromium
 
 from pytest_aiotbench import settings
-from pytest_aiotbench.gate.figures import WorkloadKey
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.report import html
-from pytest_aiotbench.report.json_file import SCHEMA
+from pytest_aiotbench.report.json_file import SCHEMA, ResultsDocument
 from pytest_aiotbench.tools import report
 
 #: Screenshots are kept here as the tests' artefacts (models/results is ignored by git).
@@ -187,8 +186,9 @@ def test_aiotbench_report_merges_two_devices_into_one_ranking(small_run, chromiu
 
 
 def test_two_runs_of_one_device_stand_side_by_side(small_run):
-    runs = html.device_runs([html.Source(path.name, json.loads(path.read_text()))
-                             for path in (small_run.first, small_run.second)])
+    runs = html.device_runs([
+        html.Source(path.name, ResultsDocument.from_json(json.loads(path.read_text())))
+        for path in (small_run.first, small_run.second)])
     assert [run.name for run in runs] == ["local (first.json)", "local (second.json)"]
     assert all(r.device == run.name for run in runs for r in run.results)
 
@@ -196,13 +196,13 @@ def test_two_runs_of_one_device_stand_side_by_side(small_run):
 def test_throttling_and_validity_flags_show_where_they_occurred(small_run):
     document = json.loads(small_run.first.read_text())
     assert "No throttling, every measured workload valid." in html.render(
-        [html.Source("first.json", document)])
+        [html.Source("first.json", ResultsDocument.from_json(document))])
     throttled, diverged = document["devices"]["local"]["workloads"][:2]
     throttled["throttled"] = ["cpu0 fell from 3000000 to 1200000 kHz (-60%)"]
     diverged["status"] = "invalid"
     diverged["error"] = "outputs diverge from the fp32 reference: max relative error 0.9"
-    page = html.render([html.Source("edited.json", document)])
-    first, second = (WorkloadKey.of(WorkloadResult.from_json(row)).label
+    page = html.render([html.Source("edited.json", ResultsDocument.from_json(document))])
+    first, second = (WorkloadResult.from_json(row).key.label
                      for row in (throttled, diverged))
     assert f"throttled: {first}: cpu0 fell from 3000000 to 1200000 kHz (-60%)" in page
     assert (f"invalid: {second}: outputs diverge from the fp32 reference: max relative "

@@ -126,6 +126,8 @@ def _load_run(path: Path) -> BaselineRun:
             return _from_results(path, document)
         if isinstance(document, dict) and isinstance(document.get("benchmarks"), list):
             return _from_pytest_benchmark(path, document)
+    except BaselineError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise BaselineError(f"--aiot-baseline={path}: a workload is malformed ({type(exc).__name__}"
                             f": {exc}); the file was changed or cut short") from None
