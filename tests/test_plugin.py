@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY_CNN_MODULE
+from conftest import REFERENCE_MODULE, REPO, TINY_CNN_MODULE
 
 from pytest_aiotbench import frameworks
 
@@ -79,8 +79,8 @@ def test_a_module_without_networks_gets_the_reference_six(pytester, run_plugin):
     (["--aiot-netwrok=resnet50"], "*unrecognized arguments: --aiot-netwrok*"),
 ])
 def test_bad_options_are_usage_errors_that_say_what_to_do(pytester, run_plugin, args, message):
-    pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
-    result, _ = run_plugin(*args, json_report=False)
+    pytester.makepyfile(test_suite=REFERENCE_MODULE)  # registers nothing: runs in-process
+    result, _ = run_plugin(*args, json_report=False, in_process=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
