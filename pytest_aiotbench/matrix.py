@@ -79,7 +79,7 @@ def parametrize(metafunc: pytest.Metafunc, chosen: Settings, devices: list[str])
     """Parametrize a test's staged fixtures over its matrix: the chosen networks,
     frameworks and variants, narrowed by its ``@pytest.mark.aiot`` patterns."""
     marker = metafunc.definition.get_closest_marker("aiot")
-    selection = Selection(_selector_patterns(marker, metafunc) if marker is not None else {})
+    selection = MarkerPatterns(_selector_patterns(marker, metafunc) if marker is not None else {})
     network_choices = [
         NetworkChoice(card.name, card.implementation) for card in _networks_for(metafunc)
         if (not chosen.networks or card.name in chosen.networks)
@@ -105,7 +105,7 @@ def parametrize(metafunc: pytest.Metafunc, chosen: Settings, devices: list[str])
 
 
 @dataclasses.dataclass(frozen=True)
-class Selection:
+class MarkerPatterns:
     """A test's ``@pytest.mark.aiot`` patterns, per axis (an axis not named takes all)."""
 
     patterns: dict[str, list[str]]

@@ -24,28 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TINY = '''
-import torch
-from pytest_aiotbench import register_network
-
-
-class TinyCNN(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1))
-        self.classifier = torch.nn.Linear(16, 10)
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.features(x), 1))
-
-
-@register_network(input_shape=(1, 3, 32, 32), num_classes=10)
-def bench_tiny_cnn():
-    return TinyCNN()
-'''
+from conftest import TINY_CNN_MODULE  # the tests' tiny network, run as a script from tests/
 
 #: One run: build the network, export it to each framework, report the export calls' times.
 RUN = '''
@@ -55,7 +34,7 @@ import bench_tiny  # noqa: F401
 from pytest_aiotbench import frameworks, networks
 from pytest_aiotbench.artifacts import ArtifactCache, export_artifact, prepare_network
 
-prepared = prepare_network(networks.get("bench_tiny_cnn"), pretrained=False, seed=0,
+prepared = prepare_network(networks.get("tiny_cnn"), pretrained=False, seed=0,
                            probe_count=3, workdir=Path(tempfile.mkdtemp()))
 cache = ArtifactCache(Path(sys.argv[1]))
 times = {}
@@ -115,7 +94,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="aiot-bench-") as scratch:
         folder = Path(scratch)
-        (folder / "bench_tiny.py").write_text(TINY)
+        (folder / "bench_tiny.py").write_text(TINY_CNN_MODULE)
         one_run(folder, options.frameworks, in_process=False)  # warm the file caches
         walls: dict[bool, list[float]] = {True: [], False: []}
         exports: dict[bool, list[float]] = {True: [], False: []}
