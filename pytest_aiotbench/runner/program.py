@@ -2,9 +2,10 @@
 
 ``--aiot-runner``: ``python`` always the script; ``native`` always a native build for the
 device's target; ``auto`` the script where the device's Python has numpy and the framework,
-else a native build. A native build for the host's own target is made on demand (as
-artifacts are exported); one for another target (an Android ABI) must have been built by the
-user, and its absence is a skip that names both ways out.
+else a native build. A native build for a Linux target (this host's, or a board's other CPU:
+cross-compiled from that CPU's wheels) is made on demand, as artifacts are exported; one for
+an Android ABI must have been built by the user (with the NDK). Where none can be had, the
+item skips with the reason and the ways out.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pytest_aiotbench.runner.native.build import (
     NativeBuildError,
     NativeRunner,
     Target,
+    TargetUnsupported,
     frameworks_with_backends,
 )
 
@@ -64,8 +66,12 @@ class RunnerChooser:
         local = facts.kind == "local"
         if self.choice == "auto" and (local or python_has(facts, device_packages)):
             return PYTHON_RUNNER
-        target = Target.host() if local else Target.of_device(facts.to_json())
-        native = self._native(framework, target)
+        target = Target.host() if local else Target.of_device(facts)
+        try:
+            native = self._native(framework, target)
+        except TargetUnsupported as exc:
+            raise RunnerUnavailable(f"device {facts.alias!r} ({target.name}): {exc}. "
+                                    + self._python_way(framework, requirement)) from None
         if native is None:
             raise RunnerUnavailable(self._no_runner(facts, framework, target, requirement))
         return RunnerProgram("native", native.executable, native.libraries, native)
@@ -73,18 +79,25 @@ class RunnerChooser:
     def _native(self, framework: str, target: Target) -> NativeRunner | None:
         if framework not in frameworks_with_backends():
             return None
-        if target != Target.host():
+        if target.os == "android":  # built by the user, with the NDK and the AARs
             return self.builder.find(framework, target)
         key = (framework, target.name)
         if key not in self._built:
             try:
-                self._built[key] = self.builder.build(framework)
+                self._built[key] = self.builder.build(framework, target=target)
+            except TargetUnsupported as exc:  # a build put in the cache by hand still serves
+                self._built[key] = self.builder.find(framework, target) or exc
             except NativeBuildError as exc:  # remembered: one failure report per session
                 self._built[key] = exc
         built = self._built[key]
         if isinstance(built, NativeBuildError):
             raise built
         return built
+
+    @staticmethod
+    def _python_way(framework: str, requirement: str) -> str:
+        return (f"Or install Python with numpy and {framework} on the device ({requirement}) "
+                "and use --aiot-runner=auto")
 
     def _no_runner(self, facts: DeviceFacts, framework: str, target: Target,
                    requirement: str) -> str:

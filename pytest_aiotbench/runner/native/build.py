@@ -32,13 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_aiotbench.artifacts.cache import ArtifactCache
-from pytest_aiotbench.runner.native.elf import bundle_closure
+from pytest_aiotbench.runner.native.elf import bundle_closure, dynamic_info
 from pytest_aiotbench.runner.protocol import PROTOCOL_VERSION
+
+if TYPE_CHECKING:
+    from pytest_aiotbench.devices.facts import DeviceFacts
 
 NATIVE_DIR = Path(__file__).resolve().parent
 #: What the core library (aiot_core) is compiled from: its key.
@@ -61,6 +65,9 @@ FETCH_DEBIAN_PACKAGE = NATIVE_DIR / "fetch_debian_package.sh"
 #: injection (AIOT_RUNNER_FAULT) compiled in, cached under another key. For the tests of the
 #: host's crash handling; never set in normal use, so a product binary has no fault switch.
 TEST_FAULTS_ENV = "AIOTBENCH_NATIVE_TEST_FAULTS"
+#: A folder of wheels for other CPUs (what `pip download` fetched earlier, or a wheelhouse
+#: kept by CI): looked in before the package index, and where fetched wheels are kept.
+WHEELS_ENV = "AIOTBENCH_WHEELS"
 #: Android ABIs the CMake project cross-compiles for (the NDK's names).
 ANDROID_ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64")
 BUILD_COMMAND = "aiotbench-build-runner"
@@ -97,10 +104,58 @@ class Target:
         return cls("linux", platform.machine())
 
     @classmethod
-    def of_device(cls, facts: dict[str, Any]) -> Target:
-        android = str(facts.get("os") or "").startswith("Android")
-        abi = str(facts.get("abi") or facts.get("machine") or "unknown")
-        return cls("android" if android else "linux", abi)
+    def of_device(cls, facts: DeviceFacts) -> Target:
+        """Android by its ``ro.product.cpu.abi``, a Linux board by its ``uname -m``."""
+        if facts.is_android:
+            return cls("android", facts.abi or facts.machine or "unknown")
+        return cls("linux", facts.machine or "unknown")
+
+    @classmethod
+    def parse(cls, name: str) -> Target:
+        os_name, _, abi = name.partition("-")
+        if os_name not in ("linux", "android") or not abi:
+            raise ValueError(f"target {name!r}: use linux-<uname -m> (linux-aarch64) or "
+                             f"android-<ABI> ({', '.join('android-' + a for a in ANDROID_ABIS)})")
+        return cls(os_name, abi)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinuxArchitecture:
+    """What building for a Linux board of one CPU architecture takes from this host: a GNU
+    cross compiler (Debian's package names it) and the frameworks' wheels for that CPU."""
+
+    machine: str  # uname -m
+    triple: str  # the cross compiler's prefix
+    compiler_package: str  # the Debian/Ubuntu package that installs it
+    #: The wheel platform tags accepted, newest glibc first; none newer than 2.28, so the
+    #: libraries load on the boards' common distributions (Debian 10+, Ubuntu 20.04+).
+    wheel_platforms: tuple[str, ...]
+
+    def cross_compiler(self) -> str:
+        return f"{self.triple}-g++"
+
+
+def _manylinux(machine: str, *glibc: str) -> tuple[str, ...]:
+    return (*(f"manylinux_{version}_{machine}" for version in glibc),
+            f"manylinux2014_{machine}")
+
+
+#: The Linux CPU architectures a runner can be cross-built for (when their wheels exist).
+LINUX_ARCHITECTURES = {arch.machine: arch for arch in (
+    LinuxArchitecture("aarch64", "aarch64-linux-gnu", "g++-aarch64-linux-gnu",
+                      _manylinux("aarch64", "2_28", "2_27", "2_17")),
+    LinuxArchitecture("x86_64", "x86_64-linux-gnu", "g++-x86-64-linux-gnu",
+                      _manylinux("x86_64", "2_28", "2_27", "2_17")),
+    LinuxArchitecture("armv7l", "arm-linux-gnueabihf", "g++-arm-linux-gnueabihf",
+                      _manylinux("armv7l", "2_28", "2_27", "2_17")),
+    LinuxArchitecture("riscv64", "riscv64-linux-gnu", "g++-riscv64-linux-gnu",
+                      _manylinux("riscv64", "2_28", "2_27", "2_17")),
+)}
+
+
+class TargetUnsupported(NativeBuildError):
+    """This host cannot build for a device's target (no wheel for its CPU, no cross
+    compiler): the device's items skip with the reason and what to install."""
 
 
 # ------------------------------------------------------------ framework libraries
@@ -113,35 +168,145 @@ class FrameworkLibraries:
     versions: dict[str, str]
 
 
-_HOST_LIBRARIES: dict[str, Callable[[Path], FrameworkLibraries]] = {}
+class PackageSite:
+    """Where a framework's wheel contents are found: the host's installed packages."""
+
+    def package_dir(self, module: str, distribution: str) -> Path:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise NativeBuildError(f"the {distribution} package is not installed: pip install "
+                                   f"{distribution}")
+        return Path(next(iter(spec.submodule_search_locations)))
+
+    def version(self, distribution: str) -> str:
+        return host_version(distribution)
 
 
-def host_libraries(framework: str):
-    """Register how to find ``framework``'s libraries and headers among the host's wheels."""
+class WheelSite(PackageSite):
+    """The same distributions for another CPU: the wheels of the host's versions for that
+    architecture, fetched once (``pip download``, or found in the wheel folder) and unpacked
+    into the cache."""
 
-    def register(find: Callable[[Path], FrameworkLibraries]):
-        _HOST_LIBRARIES[framework] = find
+    def __init__(self, arch: LinuxArchitecture, cache: ArtifactCache, wheels: Path,
+                 progress: Progress):
+        self.arch = arch
+        self.cache = cache
+        self.wheels = wheels
+        self.progress = progress
+        self._unpacked: dict[str, Path] = {}
+
+    def package_dir(self, module: str, distribution: str) -> Path:
+        folder = self.unpacked(distribution) / module
+        if not folder.is_dir():
+            raise NativeBuildError(f"the {distribution} wheel for {self.arch.machine} has no "
+                                   f"{module}/ folder")
+        return folder
+
+    def version(self, distribution: str) -> str:
+        # The host's release without its local label: torch 2.13.0+cpu on x86-64 is the
+        # same release as PyPI's aarch64 torch 2.13.0, a CPU build there by default.
+        return host_version(distribution).split("+")[0]
+
+    def library_dirs(self) -> tuple[Path, ...]:
+        """The folders auditwheel puts a wheel's own copies of outside libraries in."""
+        return tuple(sorted(folder for root in self._unpacked.values()
+                            for folder in root.glob("*.libs") if folder.is_dir()))
+
+    def unpacked(self, distribution: str) -> Path:
+        if distribution not in self._unpacked:
+            version = self.version(distribution)  # the host's: both sides the same release
+            parts = {"wheel": distribution, "version": version, "machine": self.arch.machine,
+                     "platforms": self.arch.wheel_platforms}
+
+            def unpack(listing: Path) -> list[str]:
+                wheel = self.wheel(distribution, version)
+                with zipfile.ZipFile(wheel) as archive:
+                    archive.extractall(listing.parent)
+                    names = archive.namelist()
+                listing.write_text(json.dumps({"wheel": wheel.name, "files": names}))
+                return [wheel.name]
+
+            entry = self.cache.get_or_build(
+                f"wheel-{self.arch.machine}-{distribution}", parts, "wheel.json", unpack)
+            self._unpacked[distribution] = entry.path.parent
+        return self._unpacked[distribution]
+
+    def wheel(self, distribution: str, version: str) -> Path:
+        """The wheel file: from the wheel folder when it is there, else from the index."""
+        found = self._in_folder(distribution, version)
+        if found is not None:
+            return found
+        self.progress(f"aiotbench: fetching the {distribution} {version} wheel for "
+                      f"{self.arch.machine} ...")
+        command = [sys.executable, "-m", "pip", "download", "--quiet",
+                   "--disable-pip-version-check", "--only-binary=:all:", "--no-deps",
+                   "--python-version", f"{sys.version_info.major}.{sys.version_info.minor}",
+                   *(arg for tag in self.arch.wheel_platforms for arg in ("--platform", tag)),
+                   "--dest", str(self.wheels), f"{distribution}=={version}"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=1800)
+        found = self._in_folder(distribution, version)
+        if done.returncode != 0 or found is None:
+            said = [line for line in (done.stderr or done.stdout).strip().splitlines()
+                    if not line.startswith("WARNING: Location")]
+            raise TargetUnsupported(
+                f"no {distribution} {version} wheel for {self.arch.machine} (linux-"
+                f"{self.arch.machine}: {', '.join(self.arch.wheel_platforms)}), which the "
+                f"native {distribution} runner for that CPU is built from; pip download "
+                f"said: {' '.join(said[-3:]) or f'exit code {done.returncode}'}")
+        return found
+
+    def _in_folder(self, distribution: str, version: str) -> Path | None:
+        stem = re.sub(r"[-_.]+", "_", distribution).lower()
+        for wheel in sorted(self.wheels.glob(f"{stem}-{version}*-*.whl")):
+            fields = wheel.name.removesuffix(".whl").split("-")
+            # the same release, with or without a local label (torch-2.13.0+cpu)
+            if fields[1].split("+")[0] == version and (
+                    set(fields[-1].split(".")) & set(self.arch.wheel_platforms)):
+                return wheel
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Backend:
+    """Where one framework's native runner takes its libraries from: which wheel, which
+    package folder in it, and how to find the files there."""
+
+    distribution: str
+    module: str
+    find: Callable[[Path, str, Path], FrameworkLibraries]
+
+    def libraries(self, site: PackageSite, cache_root: Path) -> FrameworkLibraries:
+        return self.find(site.package_dir(self.module, self.distribution),
+                         site.version(self.distribution), cache_root)
+
+
+_FRAMEWORK_LIBRARIES: dict[str, _Backend] = {}
+
+
+def framework_libraries(framework: str, distribution: str, module: str):
+    """Register how to find ``framework``'s libraries and headers in ``module``, the package
+    folder of its wheel ``distribution``: ``find(package_dir, version, cache_root)``."""
+
+    def register(find: Callable[[Path, str, Path], FrameworkLibraries]):
+        _FRAMEWORK_LIBRARIES[framework] = _Backend(distribution, module, find)
         return find
 
     return register
 
 
 def frameworks_with_backends() -> list[str]:
-    return list(_HOST_LIBRARIES)
+    return list(_FRAMEWORK_LIBRARIES)
 
 
-def _package_dir(module: str, distribution: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
+def host_version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
         raise NativeBuildError(f"the {distribution} package is not installed: pip install "
-                               f"{distribution}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _version(distribution: str) -> str:
-    from importlib.metadata import version
-
-    return version(distribution)
+                               f"{distribution}") from None
 
 
 def _only(pattern: str, folder: Path, distribution: str) -> Path:
@@ -152,16 +317,16 @@ def _only(pattern: str, folder: Path, distribution: str) -> Path:
     return found[-1]
 
 
-@host_libraries("onnxruntime")
-def _onnxruntime(cache_root: Path) -> FrameworkLibraries:
-    capi = _package_dir("onnxruntime", "onnxruntime") / "capi"
+@framework_libraries("onnxruntime", "onnxruntime", "onnxruntime")
+def _onnxruntime(package: Path, version: str, cache_root: Path) -> FrameworkLibraries:
+    capi = package / "capi"
     library = _only("libonnxruntime.so.*", capi, "onnxruntime")
+    # The C API header is the same for every CPU: the host's copy serves all targets.
     include = os.environ.get("AIOTBENCH_ONNXRUNTIME_INCLUDE") or str(
         _fetch_onnxruntime_headers(cache_root / "onnxruntime-headers"))
     return FrameworkLibraries({"AIOT_ONNXRUNTIME_LIBRARY": str(library),
                                "AIOT_ONNXRUNTIME_INCLUDE_DIR": include},
-                              (capi,), {"onnxruntime": _version("onnxruntime"),
-                                        "headers": include})
+                              (capi,), {"onnxruntime": version, "headers": include})
 
 
 def _fetch_onnxruntime_headers(folder: Path) -> Path:
@@ -183,34 +348,52 @@ def _fetch_onnxruntime_headers(folder: Path) -> Path:
     return Path(lines[-1])
 
 
-@host_libraries("tflite")
-def _litert(cache_root: Path) -> FrameworkLibraries:
-    package = _package_dir("ai_edge_litert", "ai-edge-litert")
+@framework_libraries("tflite", "ai-edge-litert", "ai_edge_litert")
+def _litert(package: Path, version: str, cache_root: Path) -> FrameworkLibraries:
     library = _only("libLiteRt.so", package, "ai-edge-litert")
     return FrameworkLibraries({"AIOT_TFLITE_LIBRARY": str(library),
-                               "AIOT_TFLITE_VERSION": _version("ai-edge-litert")},
-                              (package,), {"ai-edge-litert": _version("ai-edge-litert")})
+                               "AIOT_TFLITE_VERSION": version},
+                              (package,), {"ai-edge-litert": version})
 
 
-@host_libraries("executorch")
-def _executorch(cache_root: Path) -> FrameworkLibraries:
-    package = _package_dir("executorch", "executorch")
+@framework_libraries("executorch", "executorch", "executorch")
+def _executorch(package: Path, version: str, cache_root: Path) -> FrameworkLibraries:
     return FrameworkLibraries({"AIOT_EXECUTORCH_DIR": str(package),
-                               "AIOT_EXECUTORCH_VERSION": _version("executorch")},
-                              (package / "lib",), {"executorch": _version("executorch")})
+                               "AIOT_EXECUTORCH_VERSION": version},
+                              (package / "lib",), {"executorch": version})
 
 
-@host_libraries("pytorch-mobile")
-def _torch(cache_root: Path) -> FrameworkLibraries:
-    package = _package_dir("torch", "torch")
+@framework_libraries("pytorch-mobile", "torch", "torch")
+def _torch(package: Path, version: str, cache_root: Path) -> FrameworkLibraries:
     import torch
 
     lib = package / "lib"
+    # The host's torch says which C++ ABI its headers expect; another CPU's wheel of the
+    # same release is built the same way.
     return FrameworkLibraries(
         {"AIOT_PYTORCH_MOBILE_INCLUDE_DIR": str(package / "include"),
          "AIOT_PYTORCH_MOBILE_LIBRARIES": f"{lib / 'libtorch_cpu.so'};{lib / 'libc10.so'}",
          "AIOT_PYTORCH_MOBILE_CXX11_ABI": str(int(torch._C._GLIBCXX_USE_CXX11_ABI))},
-        (lib,), {"torch": _version("torch")})
+        (lib,), {"torch": version})
+
+
+def _refuse_gpu_builds(libraries: FrameworkLibraries, distribution: str,
+                       site: WheelSite) -> None:
+    """A wheel built for NVIDIA GPUs (PyPI's aarch64 torch) links CUDA libraries that a
+    board does not have: say so at build time, not as a missing library on the board."""
+    linked = [Path(part) for value in libraries.defines.values() for part in value.split(";")
+              if ".so" in Path(part).name]
+    gpu = sorted({name for path in linked if path.is_file()
+                  for name in dynamic_info(path).needed
+                  if name.startswith(("libcupti", "libcudart", "libcuda.", "libnvrtc"))})
+    if gpu:
+        version = site.version(distribution)
+        raise TargetUnsupported(
+            f"the {distribution} {version} wheel for {site.arch.machine} is a CUDA build (it "
+            f"needs {', '.join(gpu)}), which a board without NVIDIA's libraries cannot load; "
+            f"put the CPU build's wheel ({distribution}-{version}+cpu-...-"
+            f"{site.arch.wheel_platforms[0]}.whl) in the wheel folder ({site.wheels}, or "
+            f"${WHEELS_ENV})")
 
 
 def nlohmann_json_include() -> tuple[Path, str]:
@@ -223,7 +406,7 @@ def nlohmann_json_include() -> tuple[Path, str]:
     include = Path(next(iter(spec.submodule_search_locations))) / "include"
     if not (include / "nlohmann" / "json.hpp").is_file():
         raise NativeBuildError(f"{include} has no nlohmann/json.hpp: reinstall nlohmann-json")
-    return include, _version("nlohmann-json")
+    return include, host_version("nlohmann-json")
 
 
 # ------------------------------------------------------------------------- builds
@@ -270,13 +453,49 @@ class CrossCompile:
 
 
 @dataclasses.dataclass(frozen=True)
+class LinuxCross:
+    """A Linux board of another CPU: its GNU cross compiler, and CMake told the target
+    system, so the same CMake project builds unchanged."""
+
+    arch: LinuxArchitecture
+    compiler: str  # the cross g++ found on PATH
+
+    @classmethod
+    def find(cls, arch: LinuxArchitecture) -> LinuxCross:
+        compiler = shutil.which(arch.cross_compiler())
+        if compiler is None:
+            raise TargetUnsupported(
+                f"no C++ cross compiler for linux-{arch.machine} ({arch.cross_compiler()} is "
+                f"not on PATH): install the {arch.compiler_package} package (apt install "
+                f"{arch.compiler_package})")
+        return cls(arch, compiler)
+
+    def runtime_folder(self, folder: Path) -> Path:
+        """``folder`` holding links to the cross compiler's C++ runtime, bundled with the
+        runner as the NDK's libc++_shared is: a board's own libstdc++ may be older than the
+        one the runner was compiled against (glibc stays the board's)."""
+        for name in ("libstdc++.so.6", "libgcc_s.so.1"):
+            done = subprocess.run([self.compiler, f"-print-file-name={name}"],
+                                  capture_output=True, text=True, check=False, timeout=60)
+            found = Path(done.stdout.strip())
+            if done.returncode == 0 and found.is_absolute() and found.is_file():
+                (folder / name).symlink_to(found.resolve())
+        return folder
+
+    def toolchain_defines(self) -> dict[str, str]:
+        return {"CMAKE_SYSTEM_NAME": "Linux", "CMAKE_SYSTEM_PROCESSOR": self.arch.machine,
+                "CMAKE_C_COMPILER": self.compiler.removesuffix("g++") + "gcc",
+                "CMAKE_CXX_COMPILER": self.compiler}
+
+
+@dataclasses.dataclass(frozen=True)
 class _Toolchain:
     """What one target's builds are configured with, shared by its core and its backends."""
 
     target: Target
     cmake: str
     compiler: str
-    cross: CrossCompile | None
+    cross: CrossCompile | LinuxCross | None
 
     def key(self) -> dict[str, Any]:
         return {"target": self.target.name, "compiler": self.compiler,
@@ -326,9 +545,11 @@ class NativeBuilder:
     """Builds and caches native runners under ``<cache>/native``."""
 
     def __init__(self, cache_root: Path, progress: Progress = print, jobs: int | None = None,
-                 test_faults: Collection[str] | None = None):
+                 test_faults: Collection[str] | None = None, wheels: Path | None = None):
         self.root = Path(cache_root) / "native"
         self.cache = ArtifactCache(self.root)
+        #: Where other CPUs' wheels are looked for first and downloaded to.
+        self.wheels = Path(wheels or os.environ.get(WHEELS_ENV) or self.root / "wheels")
         self.progress = progress
         self.jobs = jobs or len(os.sched_getaffinity(0))
         #: Frameworks built as test builds (AIOT_TEST_FAULTS), "all" for every one; by
@@ -341,20 +562,18 @@ class NativeBuilder:
     def is_test_build(self, framework: str) -> bool:
         return framework in self.test_faults or "all" in self.test_faults
 
-    def build(self, framework: str, cross: CrossCompile | None = None) -> NativeRunner:
-        if framework not in _HOST_LIBRARIES:
+    def build(self, framework: str, cross: CrossCompile | None = None,
+              target: Target | None = None) -> NativeRunner:
+        """The runner for ``framework``: for this host by default, for an Android ABI with
+        ``cross`` (the NDK), for a Linux board of another CPU with its ``target``.
+
+        Raises TargetUnsupported where this host cannot build for ``target``, and
+        NativeBuildError where a build fails."""
+        if framework not in _FRAMEWORK_LIBRARIES:
             raise NativeBuildError(f"the native runner has no {framework} backend; it has: "
-                                   f"{', '.join(_HOST_LIBRARIES)}")
+                                   f"{', '.join(_FRAMEWORK_LIBRARIES)}")
         cmake = find_cmake()
-        if cross is None:
-            target = Target.host()
-            libraries = _HOST_LIBRARIES[framework](self.root)
-            compiler_command = [os.environ.get("CXX", "c++"), "--version"]
-        else:
-            target = Target("android", cross.abi)
-            libraries = _android_libraries(framework, cross)
-            compiler_command = [str(_ndk_clang(cross.ndk)), "--version"]
-        toolchain = _Toolchain(target, cmake, _tool_version(compiler_command), cross)
+        toolchain, libraries = self._plan(framework, cmake, cross, target)
         test_faults = self.is_test_build(framework)
         toolchain_key = toolchain.key()
         core_parts = self._core_parts(toolchain_key, test_faults)
@@ -405,6 +624,38 @@ class NativeBuilder:
                     best is None or meta["created"] > best[0]):
                 best = (meta["created"], runner)
         return best[1] if best else None
+
+    def _plan(self, framework: str, cmake: str, android: CrossCompile | None,
+              target: Target | None) -> tuple[_Toolchain, FrameworkLibraries]:
+        """The toolchain of the build, and the framework's libraries for its target."""
+        if android is not None:
+            compiler = _tool_version([str(_ndk_clang(android.ndk)), "--version"])
+            return (_Toolchain(Target("android", android.abi), cmake, compiler, android),
+                    _android_libraries(framework, android))
+        host = Target.host()
+        if target is None or target == host:
+            compiler = _tool_version([os.environ.get("CXX", "c++"), "--version"])
+            return (_Toolchain(host, cmake, compiler, None),
+                    _FRAMEWORK_LIBRARIES[framework].libraries(PackageSite(), self.root))
+        if target.os != "linux":
+            raise TargetUnsupported(
+                f"the {target.name} runner is built with the Android NDK and the framework's "
+                f"Android libraries: `{BUILD_COMMAND} --framework {framework} --android-abi "
+                f"{target.abi} --ndk NDK --define AIOT_..._LIBRARY=...` (README: Android)")
+        arch = LINUX_ARCHITECTURES.get(target.abi)
+        if arch is None:
+            raise TargetUnsupported(
+                f"no wheels are known for the CPU {target.abi!r} ({target.name}): the native "
+                f"runner is cross-built for Linux on {', '.join(LINUX_ARCHITECTURES)}")
+        site = WheelSite(arch, self.cache, self.wheels, self.progress)
+        backend = _FRAMEWORK_LIBRARIES[framework]
+        found = backend.libraries(site, self.root)  # a missing wheel before the compiler
+        _refuse_gpu_builds(found, backend.distribution, site)
+        cross = LinuxCross.find(arch)
+        libraries = dataclasses.replace(
+            found, library_dirs=(*found.library_dirs, *site.library_dirs()))
+        return (_Toolchain(target, cmake, _tool_version([cross.compiler, "--version"]), cross),
+                libraries)
 
     @staticmethod
     def _core_parts(toolchain_key: dict[str, Any], test_faults: bool) -> dict[str, Any]:
@@ -473,13 +724,16 @@ class NativeBuilder:
             (bundle / "lib").mkdir()
             shutil.copy2(built, bundle / "bin" / built.name)
         search = list(libraries.library_dirs)
-        if cross is not None:
+        if isinstance(cross, CrossCompile):
             search.append(_ndk_stl_dir(cross))
         bundled = []
-        for soname, source in sorted(bundle_closure(bundle / "bin" / built.name,
-                                                    search).items()):
-            shutil.copy2(source, bundle / "lib" / soname)
-            bundled.append(soname)
+        with tempfile.TemporaryDirectory(prefix="aiotbench-runtime-") as runtime:
+            if isinstance(cross, LinuxCross):
+                search.append(cross.runtime_folder(Path(runtime)))
+            for soname, source in sorted(bundle_closure(bundle / "bin" / built.name,
+                                                        search).items()):
+                shutil.copy2(source, bundle / "lib" / soname)
+                bundled.append(soname)
         if cross is None:
             _check_describe(bundle, framework)
         manifest = {"framework": framework, "target": toolchain.target.name,
@@ -579,11 +833,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=BUILD_COMMAND,
         description="Build the native runner (one executable per framework) for this host "
-                    "from the installed wheels, or for Android with the NDK.")
+                    "from the installed wheels, for a Linux board of another CPU from that "
+                    "CPU's wheels of the same versions with a GNU cross compiler, or for "
+                    "Android with the NDK.")
     parser.add_argument("--framework", default="",
-                        help=f"comma list (default: all of {', '.join(_HOST_LIBRARIES)})")
+                        help=f"comma list (default: all of {', '.join(_FRAMEWORK_LIBRARIES)})")
     parser.add_argument("--cache", type=Path, default=None,
                         help="artifact cache (default: $AIOTBENCH_CACHE or ./models/cache)")
+    parser.add_argument("--target", default=Target.host().name,
+                        help="linux-<uname -m> of the board: linux-aarch64 cross-compiles "
+                             f"with {LINUX_ARCHITECTURES['aarch64'].cross_compiler()} "
+                             "(default: this host, %(default)s)")
+    parser.add_argument("--wheels", type=Path, default=None,
+                        help=f"folder of other CPUs' wheels, looked in before the index and "
+                             f"where fetched ones are kept (default: ${WHEELS_ENV} or "
+                             "CACHE/native/wheels)")
+    parser.add_argument("--fetch-wheels", action="store_true",
+                        help="only fetch the target's wheels into the wheel folder (to build "
+                             "later offline, or to keep them as CI's wheelhouse)")
     parser.add_argument("--android-abi", choices=ANDROID_ABIS,
                         help="cross-compile for Android with the NDK")
     parser.add_argument("--ndk", type=Path, default=os.environ.get("ANDROID_NDK_HOME"),
@@ -595,11 +862,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=None)
     args = parser.parse_args(argv)
     wanted = [n.strip() for n in args.framework.split(",") if n.strip()] or list(
-        _HOST_LIBRARIES)
-    unknown = [n for n in wanted if n not in _HOST_LIBRARIES]
+        _FRAMEWORK_LIBRARIES)
+    unknown = [n for n in wanted if n not in _FRAMEWORK_LIBRARIES]
     if unknown:
         parser.error(f"unknown framework {', '.join(unknown)}; the native runner has: "
-                     f"{', '.join(_HOST_LIBRARIES)}")
+                     f"{', '.join(_FRAMEWORK_LIBRARIES)}")
+    try:
+        target = Target.parse(args.target)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if target.os == "android" and not args.android_abi:
+        args.android_abi = target.abi
     cross = None
     if args.android_abi:
         if args.ndk is None:
@@ -613,11 +886,13 @@ def main(argv: list[str] | None = None) -> int:
         cross = CrossCompile(args.android_abi, args.ndk, args.android_api, defines)
     cache = args.cache or Path(os.environ.get("AIOTBENCH_CACHE") or Path("models") / "cache")
     builder = NativeBuilder(cache, progress=lambda line: print(line, flush=True),
-                            jobs=args.jobs)
+                            jobs=args.jobs, wheels=args.wheels)
+    if args.fetch_wheels:
+        return _fetch_wheels(builder, wanted, target)
     failed = 0
     for framework in wanted:
         try:
-            runner = builder.build(framework, cross)
+            runner = builder.build(framework, cross, target)
         except NativeBuildError as exc:
             failed += 1
             print(f"FAILED {framework}: {exc}", flush=True)
@@ -628,6 +903,26 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"{failed} of {len(wanted)} backends failed; the others are built", flush=True)
     return 1 if failed == len(wanted) else 0
+
+
+def _fetch_wheels(builder: NativeBuilder, frameworks: list[str], target: Target) -> int:
+    arch = LINUX_ARCHITECTURES.get(target.abi)
+    if target.os != "linux" or arch is None:
+        print(f"--fetch-wheels: {target.name} is not a Linux CPU with wheels (one of "
+              f"{', '.join('linux-' + name for name in LINUX_ARCHITECTURES)})", flush=True)
+        return 2
+    site = WheelSite(arch, builder.cache, builder.wheels, builder.progress)
+    failed = 0
+    for framework in frameworks:
+        distribution = _FRAMEWORK_LIBRARIES[framework].distribution
+        try:
+            wheel = site.wheel(distribution, site.version(distribution))
+        except NativeBuildError as exc:
+            failed += 1
+            print(f"FAILED {framework}: {exc}", flush=True)
+            continue
+        print(f"wheel  {framework:15} {wheel}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
