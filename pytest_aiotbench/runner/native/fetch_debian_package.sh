@@ -1,11 +1,12 @@
 #!/bin/bash
 # fetch_debian_package.sh CACHE_DIR NAME PACKAGE [--suite SUITE]... [--binary PATH]
-#                         [--lib-dirs DIRS] [--find FILE]
+#                         [--lib-dirs DIRS] [--find FILE] [--arch ARCH] [--with PACKAGE]...
 #
 # The one way this project gets a Debian package without installing it: download PACKAGE
 # with a private apt configuration and unpack it with `dpkg -x` under CACHE_DIR/root. Used by
 # the native runner's builder (the ONNX Runtime C API header from libonnxruntime-dev) and by
-# the tests (adbd, headless Chromium: tests/adbd/fetch_adbd.sh, tests/debian/fetch_chromium.sh).
+# the tests (adbd, headless Chromium: tests/adbd/fetch_adbd.sh, tests/debian/fetch_chromium.sh;
+# the emulated arm64 board's root folder and qemu: tests/boards/arm64-board).
 #
 #   --suite SUITE    take PACKAGE from SUITE; given several times, the first suite that has it.
 #                    `backports` means <codename>-backports. Default: the machine's codename.
@@ -17,6 +18,14 @@
 #                    stands for the multiarch triplet (the binary's own folder is always
 #                    searched: Chromium keeps its libraries beside it).
 #   --find FILE      print, as the last line on stdout, the folder holding FILE.
+#   --arch ARCH      another architecture's packages (e.g. arm64), for a root folder of their
+#                    own: apt runs with APT::Architecture ARCH (no `dpkg --add-architecture`)
+#                    against an empty dpkg status, so --binary fetches the binary's whole
+#                    dependency closure; ldd cannot run it, so the check is that every library
+#                    it names (DT_NEEDED, read with readelf where there is one) is unpacked in
+#                    its library folders. Default: this machine's architecture.
+#   --with PACKAGE   also unpack PACKAGE into the same root (with --binary, its dependencies
+#                    too), from the suites apt sees; may be given several times.
 #
 # Writes CACHE_DIR/NAME.env (sourceable; NAME upper-cased, '-' as '_'): NAME_ROOT, and with
 # --binary NAME_BIN and NAME_LD_LIBRARY_PATH (what to put in LD_LIBRARY_PATH to run it).
@@ -31,7 +40,7 @@
 # Env override: DEB_CODENAME (default: VERSION_CODENAME of /etc/os-release).
 set -euo pipefail
 
-USAGE="usage: $0 CACHE_DIR NAME PACKAGE [--suite SUITE]... [--binary PATH] [--lib-dirs DIRS] [--find FILE]"
+USAGE="usage: $0 CACHE_DIR NAME PACKAGE [--suite SUITE]... [--binary PATH] [--lib-dirs DIRS] [--find FILE] [--arch ARCH] [--with PACKAGE]..."
 CACHE=${1:?$USAGE}
 NAME=${2:?$USAGE}
 PKG=${3:?$USAGE}
@@ -40,12 +49,16 @@ SUITES=()
 BINARY=""
 EXTRA_LIB_DIRS=""
 FIND=""
+ARCH=""
+WITH=()
 while [ $# -gt 0 ]; do
   case $1 in
     --suite) SUITES+=("${2:?$USAGE}"); shift 2 ;;
     --binary) BINARY=${2:?$USAGE}; shift 2 ;;
     --lib-dirs) EXTRA_LIB_DIRS=${2:?$USAGE}; shift 2 ;;
     --find) FIND=${2:?$USAGE}; shift 2 ;;
+    --arch) ARCH=${2:?$USAGE}; shift 2 ;;
+    --with) WITH+=("${2:?$USAGE}"); shift 2 ;;
     *) echo "$USAGE" >&2; exit 2 ;;
   esac
 done
@@ -63,8 +76,20 @@ log() { echo "fetch $NAME: $*" >&2; }
 exec 9>"$CACHE/.lock"   # one run at a time per cache folder
 flock 9
 
-MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine 2>/dev/null ||
-     echo "$(uname -m)-linux-gnu")
+HOST_ARCH=$(dpkg --print-architecture)
+FOREIGN=""
+[ -z "$ARCH" ] || [ "$ARCH" = "$HOST_ARCH" ] || FOREIGN=1
+if [ -n "$FOREIGN" ]; then
+  MA=$(dpkg-architecture -a "$ARCH" -qDEB_HOST_MULTIARCH 2>/dev/null) ||
+    case $ARCH in  # without dpkg-dev
+      arm64) MA=aarch64-linux-gnu ;;
+      armhf) MA=arm-linux-gnueabihf ;;
+      *) log "no multiarch triplet for $ARCH (install dpkg-dev)"; exit 1 ;;
+    esac
+else
+  MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine 2>/dev/null ||
+       echo "$(uname -m)-linux-gnu")
+fi
 BIN=${BINARY:+$ROOT/$BINARY}
 LIBPATH=""
 if [ -n "$BINARY" ]; then
@@ -75,8 +100,31 @@ if [ -n "$BINARY" ]; then
   done
 fi
 
-unpacked() { compgen -G "$STAMPS/${PKG}_*.deb.done" >/dev/null; }
+# unpacked [PACKAGE...]: PACKAGE and the --with packages (names, or name=version lines).
+unpacked() {
+  local p
+  for p in "$PKG" "${WITH[@]}" "$@"; do
+    compgen -G "$STAMPS/${p%%[=/]*}_*.deb.done" >/dev/null || return 1
+  done
+}
+# Another architecture's binary: all it was resolved to is unpacked, and each library it names
+# is in its library folders (what the loader of that root will search).
+foreign_libraries_resolve() {
+  [ -f "$BIN" ] && [ -f "$CACHE/packages.txt" ] || return 1
+  local wanted dirs lib dir found missing=""
+  mapfile -t wanted <"$CACHE/packages.txt"
+  unpacked "${wanted[@]}" || return 1
+  command -v readelf >/dev/null || return 0
+  IFS=: read -ra dirs <<<"$LIBPATH"
+  for lib in $(readelf -d "$BIN" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+    found=""
+    for dir in "${dirs[@]}"; do [ ! -e "$dir/$lib" ] || found=1; done
+    [ -n "$found" ] || missing+=" $lib"
+  done
+  [ -z "$missing" ] || { log "not unpacked:$missing"; return 1; }
+}
 libraries_resolve() {
+  [ -z "$FOREIGN" ] || { foreign_libraries_resolve; return; }
   [ -x "$BIN" ] || return 1
   local out
   out=$(LD_LIBRARY_PATH=$LIBPATH ldd "$BIN" 2>&1) || return 1
@@ -84,7 +132,7 @@ libraries_resolve() {
 }
 found_dir() { [ ! -d "$ROOT" ] || find "$ROOT" -name "$FIND" -printf '%h\n' -quit; }
 complete() {
-  if [ -z "$BINARY$FIND" ]; then unpacked; return; fi
+  unpacked || return 1
   [ -z "$BINARY" ] || libraries_resolve || return 1
   [ -z "$FIND" ] || [ -n "$(found_dir)" ]
 }
@@ -116,6 +164,7 @@ done
 mkdir -p "$APTD/sources.list.d" "$APTD/preferences.d" \
          "$APTD/state/lists/partial" "$APTD/cache/archives/partial" "$DEBS" "$ROOT" "$STAMPS"
 : >"$APTD/preferences"
+: >"$APTD/empty-status"  # --arch: a root of its own, nothing of it installed yet
 
 # write_sources SUITE...: every `deb` entry of the machine's sources for suite $CODENAME,
 # with the given suites instead.
@@ -187,6 +236,8 @@ Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 APT::Sandbox::User "root";
 Acquire::Languages "none";
+$([ -z "$FOREIGN" ] || printf '%s\n' "APT::Architecture \"$ARCH\";" \
+    "APT::Architectures { \"$ARCH\"; };" "Dir::State::status \"$APTD/empty-status\";")
 #clear APT::Update::Post-Invoke-Success;
 #clear APT::Update::Post-Invoke;
 #clear APT::Update::Pre-Invoke;
@@ -220,12 +271,18 @@ if [ -n "$BINARY" ]; then
   # Exactly what this machine lacks: simulate an install against the system dpkg status
   # (read only).
   log "resolving dependencies"
-  sim=$(apt-get "${APT[@]}" -s install --no-install-recommends -t "$suite" "$PKG" 2>&1) ||
+  sim=$(apt-get "${APT[@]}" -s install --no-install-recommends -t "$suite" "$PKG" \
+        "${WITH[@]}" 2>&1) ||
     { echo "$sim" >&2; exit 1; }
   # "Inst name [old] (new suite [arch])" -> name=new
   mapfile -t WANT < <(awk '/^Inst /{ v = ($3 ~ /^\[/) ? $4 : $3; sub(/^\(/, "", v); print $2 "=" v }' <<<"$sim")
   # The package itself is always needed (even if some version is installed system-wide).
   printf '%s\n' "${WANT[@]}" | grep -q "^$PKG=" || WANT+=("$PKG/$suite")
+  for p in "${WITH[@]}"; do
+    printf '%s\n' "${WANT[@]}" | grep -q "^$p=" || WANT+=("$p")
+  done
+else
+  WANT+=("${WITH[@]}")
 fi
 log "packages: ${WANT[*]}"
 printf '%s\n' "${WANT[@]}" >"$CACHE/packages.txt"
@@ -249,9 +306,10 @@ rm -rf "$APTD/state/lists"  # tens of MB of package lists, read again only by a 
 
 if [ -n "$BINARY" ] && ! libraries_resolve; then
   log "$BINARY still has unresolved libraries:"
-  LD_LIBRARY_PATH=$LIBPATH ldd "$BIN" | grep "not found" >&2 || true
+  [ -n "$FOREIGN" ] || LD_LIBRARY_PATH=$LIBPATH ldd "$BIN" | grep "not found" >&2 || true
   exit 1
 fi
+[ -n "$BINARY" ] || unpacked || { log "not all of $PKG ${WITH[*]} unpacked"; exit 1; }
 if [ -n "$FIND" ] && [ -z "$(found_dir)" ]; then
   log "$PKG has no $FIND"; exit 1
 fi

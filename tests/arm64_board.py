@@ -1,0 +1,99 @@
+"""The emulated arm64 board (``boards/arm64-board``) for the tests: Debian's arm64 adbd and
+busybox, run through qemu-user and binfmt_misc in a chroot of their own, reached over adb as a
+board or a phone is. Started and stopped through the script, which says how it works.
+
+A fixture skips with the reason of :class:`BoardUnavailable` (not root, no binfmt_misc, not
+Debian, no package mirror), except in CI, where the board must run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from adbd_testbed import adb_client, free_port
+
+SCRIPT = Path(__file__).resolve().parent / "boards" / "arm64-board"
+CACHE = Path(os.environ.get("AIOTBENCH_ARM64_BOARD_CACHE",
+                            Path.home() / ".cache" / "pytest-aiotbench" / "arm64-board"))
+#: The script's exit status when the board cannot run on this machine.
+UNAVAILABLE = 3
+
+
+class BoardUnavailable(RuntimeError):
+    """The board cannot run here; the message says why."""
+
+
+def _script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    # close_fds (the default): a lock this process holds must not reach the board.
+    done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, close_fds=True)
+    if done.returncode == UNAVAILABLE:
+        raise BoardUnavailable(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
+                               else "arm64-board: unavailable")
+    if done.returncode != 0:
+        raise RuntimeError(f"arm64-board {args[0]} failed ({done.returncode}): "
+                           f"{done.stderr[-3000:]}")
+    return done
+
+
+def fetch(folder: Path = CACHE) -> None:
+    """Fetch and unpack what the board needs (once; later calls are offline)."""
+    _script("fetch", "--dir", str(folder), timeout=900)
+
+
+class Arm64Board:
+    """One emulated board on a free TCP port, connected to the tests' adb server."""
+
+    def __init__(self, model: str = "arm64-board", *, folder: Path = CACHE,
+                 props: dict[str, str] | None = None):
+        self.model = model
+        self.folder = folder
+        self.props = props or {}
+        self.port = free_port()
+        self.serial = f"127.0.0.1:{self.port}"
+        #: What ``up`` recorded: its PID, its binfmt_misc registration's name, its root.
+        self.record: dict[str, object] = {}
+
+    @property
+    def binfmt_name(self) -> str:
+        return str(self.record["binfmt"])
+
+    def start(self, connect: bool = True) -> str:
+        """Start the board (fetching first if need be) and return its serial, connected to
+        the adb server and in state 'device' unless ``connect`` is false."""
+        props = [f"--prop={key}={value}" for key, value in self.props.items()]
+        done = _script("up", "--dir", str(self.folder), "--port", str(self.port),
+                       "--model", self.model, *props, timeout=900)
+        lines = done.stdout.strip().splitlines()
+        if not lines or lines[-1] != self.serial:
+            raise RuntimeError(f"arm64-board up printed {done.stdout!r}, not {self.serial}")
+        self.record = json.loads((self.folder / "run" / "board.json").read_text())
+        if connect:
+            self._connect()
+        return self.serial
+
+    def _connect(self) -> None:
+        client = adb_client()
+        answer = client.connect(self.serial, timeout=10)
+        if not answer.startswith(("connected to", "already connected")):
+            self.stop()
+            raise RuntimeError(f"adb connect {self.serial}: {answer}")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if any(i.serial == self.serial and i.state == "device" for i in client.list()):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.serial} never reached state 'device'")
+
+    def stop(self) -> None:
+        """Disconnect first (or the server keeps it 'offline' for a minute), then ``down``:
+        every process of the board ends and its binfmt registration goes."""
+        with contextlib.suppress(Exception):
+            adb_client().disconnect(self.serial)
+        _script("down", "--dir", str(self.folder), timeout=60)
