@@ -3,13 +3,23 @@ this host), the plugin deploying and timing over adbutils as it would on a board
 
 from __future__ import annotations
 
+import os
+import platform
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import REFERENCE_MODULE, TINY_CNN_MODULE
+from test_device_errors import tiny_elf
 
-from pytest_aiotbench.devices import DeviceError
+from pytest_aiotbench.devices import DeviceError, LocalDevice, RunnerFailed
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
+from pytest_aiotbench.runner.native import elf
+from pytest_aiotbench.runner.native.build import NativeRunner
+from pytest_aiotbench.runner.program import RunnerProgram
+from pytest_aiotbench.runner.protocol import RunRequest, Timing
 
 ADB_FAST = ["--aiot-cooldown=0"]
 
@@ -112,9 +122,9 @@ def test_a_runner_crash_on_the_device_shows_its_stderr(pytester, run_plugin, boa
                            workdir_option(tmp_path), *ADB_FAST)
     # No measurement came back: an error of the measure stage, not a failed check.
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*measure stage: runner on device 'AIoT_Board' failed*",
-                                 "*python runner crashed: killed by SIGSEGV*exit code 139*",
-                                 "*Segmentation fault*"])
+    result.stdout.fnmatch_lines(["*measure stage: runner on device 'AIoT_Board' failed at "
+                                 "runner: the python runner crashed: killed by SIGSEGV*exit "
+                                 "code 139*", "*Segmentation fault*"])
 
 
 def test_a_framework_missing_on_the_device_is_a_skip_naming_what_to_install(
@@ -195,3 +205,179 @@ def test_labelled_images_travel_to_the_device_and_accuracy_is_measured_there(
     for workload in device["workloads"]:
         assert workload["accuracy_source"] == "labelled images" and workload["images"] == 100
         assert workload["top1"] >= 0.85
+
+
+# ------------------------------------------------------------ a full work folder
+@pytest.fixture
+def small_folder(tmp_path):
+    """A work folder that is a 64 KiB tmpfs, as on a board whose /tmp is tiny."""
+    folder = tmp_path / "small work"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (root needed): {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], capture_output=True, check=False)
+
+
+def test_a_full_work_folder_names_the_space_needed_and_free_and_the_rest_is_reported(
+        pytester, run_plugin, board, small_folder):
+    # 40 KiB taken already: the ONNX model (18 KiB) fits, the probe inputs (48 KiB) do not.
+    (small_folder / "someone else's file").write_bytes(bytes(40 * 1024))
+    pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
+    result, document = run_plugin("--aiot-device=local,AIoT_Board", "--aiot-runner=python",
+                                  "--aiot-framework=onnxruntime,tflite",
+                                  f"--aiot-adb-workdir={small_folder}", *ADB_FAST)
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines([
+        f"deploy stage: onnxruntime to AIoT_Board: device 'AIoT_Board' ({board.serial}): no "
+        f"space for tiny_cnn-probes-*.npy (* KiB) in {small_folder}: * KiB free; free space "
+        "on the device or point --aiot-adb-workdir at a larger folder",
+        "*deploy stage: tflite to AIoT_Board: *no space for tiny_cnn.tflite (10 KiB) in *"])
+    assert "AdbError" not in result.stdout.str()  # refused before the push: adb's FAIL unseen
+    assert all(w["status"] == "passed" for w in document["devices"]["local"]["workloads"])
+    rows = document["devices"]["AIoT_Board"]["workloads"]
+    assert [w["status"] for w in rows] == ["failed", "failed"]
+    assert all("no space for" in w["error"] for w in rows)
+    result.stdout.fnmatch_lines(["ranking by VIPS:*"])
+    # Nothing of the session is left in the folder; what was there before stays.
+    assert sorted(p.name for p in small_folder.iterdir()) == ["files", "someone else's file"]
+    assert list((small_folder / "files").iterdir()) == []
+
+
+def test_a_push_that_fails_is_explained_by_df_asked_then(adbd_factory, small_folder,
+                                                         tmp_path):
+    board = adbd_factory("Flaky Df Board")
+    # This board's df fails once: the check before the push cannot tell, the push fails (adb
+    # says a bare FAIL) and df, asked again, explains it.
+    state = tmp_path / "df asked"
+    df = board.root / "bin" / "df"
+    df.write_text(f"""#!/bin/sh\nif [ -e '{state}' ]; then exec {shutil.which("df")} "$@"; fi
+touch '{state}'; echo 'df: cannot read table of mounted file systems' >&2; exit 1\n""")
+    df.chmod(0o755)
+    big = tmp_path / "concnet.tflite"
+    big.write_bytes(os.urandom(100 * 1024))
+    small = tmp_path / "labels.txt"
+    small.write_text("cat\ndog\n")
+    device = AdbDevice(board.serial, AdbOptions(workdir=str(small_folder)))
+    try:
+        with pytest.raises(DeviceError) as failed_push:
+            device.stage(big)
+        message = str(failed_push.value)
+        assert (f"device 'Flaky_Df_Board' ({board.serial}): no space for concnet.tflite "
+                f"(100 KiB) in {small_folder}: 64 KiB free; free space on the device or point "
+                "--aiot-adb-workdir at a larger folder (adb: push concnet.tflite: AdbError: "
+                "FAIL)") == message
+        # df answers now: refused before the push, nothing sent.
+        with pytest.raises(DeviceError, match=r"no space for concnet.tflite \(100 KiB\) in "
+                                              r".*: 64 KiB free; free space") as refused:
+            device.stage(big)
+        assert "AdbError" not in str(refused.value)
+        # The device is not taken for lost, and the partial file took no space: a file that
+        # fits still goes.
+        assert device.stage(small).endswith("/labels.txt")
+        assert device.deploy_stats.pushed == 1
+    finally:
+        device.close()
+    assert list((small_folder / "files").iterdir()) == []
+
+
+# ------------------------------------------------ a binary the device cannot execute
+def native_program(executable: Path, target: str) -> RunnerProgram:
+    runner = NativeRunner("onnxruntime", target, executable, (), cache_key="test", built=False,
+                          build_s=0.0, compiler="test")
+    return RunnerProgram("native", executable, (), runner)
+
+
+REQUEST = RunRequest("onnxruntime", "model.onnx", "probes.npy", 1, Timing())
+#: The host's machine (the adbd boards run on it), its e_machine and loader.
+HOST = platform.machine()
+E_MACHINES = {"x86_64": 62, "aarch64": 183}
+#: An architecture the boards here are not, with its e_machine, loader and cross compiler.
+OTHER = (("x86_64", 62, "/lib64/ld-linux-x86-64.so.2", "x86_64-linux-gnu-gcc")
+         if HOST == "aarch64" else
+         ("aarch64", 183, "/lib/ld-linux-aarch64.so.1", "aarch64-linux-gnu-gcc"))
+
+
+@pytest.fixture(params=["tiny ELF", "compiled"])
+def foreign_executable(request, tmp_path) -> Path:
+    """A runner binary for another architecture than this host's (and its boards')."""
+    machine, number, loader, cross_compiler = OTHER
+    path = tmp_path / "aiot_runner_onnxruntime"
+    if request.param == "tiny ELF":
+        path.write_bytes(tiny_elf(number, loader))
+    else:
+        compiler = shutil.which(cross_compiler)
+        if compiler is None:
+            pytest.skip(f"no {cross_compiler} here")
+        source = tmp_path / "hello.c"
+        source.write_text('#include <stdio.h>\nint main(void) { puts("{}"); return 0; }\n')
+        subprocess.run([compiler, "-o", str(path), str(source)], check=True)
+    path.chmod(0o755)
+    assert elf.machine(path) == machine
+    return path
+
+
+def test_a_runner_for_another_architecture_is_refused_before_the_push(board, tmp_path,
+                                                                      foreign_executable):
+    machine, _, loader, _ = OTHER
+    program = native_program(foreign_executable, f"linux-{machine}")
+    device = AdbDevice(board.serial, AdbOptions(workdir=str(tmp_path / "work")))
+    try:
+        with pytest.raises(RunnerFailed) as error:
+            device.run(program, REQUEST, 30)
+        assert device.deploy_stats.pushed == 0  # said before anything was pushed
+    finally:
+        device.close()
+    assert error.value.stage == "start"
+    message = str(error.value)
+    assert message.startswith(
+        "runner on device 'AIoT_Board' failed at start: the native onnxruntime runner is built "
+        f"for linux-{machine}, a 64-bit {machine} ELF (loader {loader}), but the device is "
+        f"{HOST} (uname -m {HOST}): it cannot execute that binary. Use a runner built for "
+        f"linux-{HOST} (`aiotbench-build-runner --framework onnxruntime --target "
+        f"linux-{HOST}`), or the Python runner (--aiot-runner=python)"), message
+    # The host says the same of it, in the same words.
+    with pytest.raises(RunnerFailed, match=rf"built for linux-{machine}, a 64-bit {machine} "
+                                           rf"ELF.*but the device is {HOST}"):
+        LocalDevice().run(program, REQUEST, 30)
+
+
+@pytest.mark.parametrize("case", ["loader missing", "not an executable"])
+def test_a_runner_the_device_cannot_execute_says_why_not_an_exit_code(board, tmp_path, case):
+    if HOST not in E_MACHINES:
+        pytest.skip(f"no ELF of this host's machine ({HOST}) is made here")
+    runner = tmp_path / "aiot_runner_onnxruntime"
+    if case == "loader missing":
+        # The device's machine, but a loader its userland lacks: as an aarch64 runner on a
+        # board whose 64-bit kernel runs a 32-bit userland (no /lib/ld-linux-aarch64.so.1).
+        runner.write_bytes(tiny_elf(E_MACHINES[HOST], "/lib/ld-linux-aiotbench-absent.so.1"))
+    else:
+        # Not an ELF the kernel takes (ENOEXEC): `timeout` hands it to sh as a script.
+        runner.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + b"(garbage")
+    program = native_program(runner, f"linux-{HOST}")
+    device = AdbDevice(board.serial, AdbOptions(workdir=str(tmp_path / "work")))
+    try:
+        with pytest.raises(RunnerFailed) as error:
+            device.run(program, REQUEST, 30)
+    finally:
+        device.close()
+    assert error.value.stage == "start"
+    message = str(error.value).split("\n--- runner stderr")[0]
+    assert "exited with code" not in message
+    if case == "loader missing":
+        host_loader = elf.header(Path(sys.executable).resolve()).interpreter
+        assert message == (
+            "runner on device 'AIoT_Board' failed at start: the native onnxruntime runner "
+            f"(built for linux-{HOST}, a 64-bit {HOST} ELF (loader "
+            "/lib/ld-linux-aiotbench-absent.so.1)) cannot be executed: the device has no "
+            "/lib/ld-linux-aiotbench-absent.so.1, the dynamic loader it needs, although its "
+            f"kernel says {HOST} (uname -m): its userland is of another kind (it has "
+            f"{host_loader} ({HOST}, glibc)). Use a runner built for that userland, or a "
+            f"system image whose userland is {HOST} with glibc")
+    else:
+        assert message.startswith(
+            "runner on device 'AIoT_Board' failed at start: the native onnxruntime runner (built "
+            f"for linux-{HOST}) cannot be executed by the device (uname -m {HOST}): "), message
+        assert "aiot_runner_onnxruntime" in message

@@ -232,23 +232,77 @@ class AdbDevice(Device):
         if self._remote_sha256(remote) == digest:
             self.deploy_stats.skipped_same_hash += 1
         else:
-            self.shell(f"mkdir -p {shlex.quote(remote_dir)}")
-            self._call(f"push {local_path.name}", self.device.sync.push, str(local_path),
-                       remote, mode=0o755 if executable else 0o644)
+            size = local_path.stat().st_size
+            # One shell call makes the folder and asks for its free space: a file that cannot
+            # fit is refused before the push, with the sizes (adb's own answer is a bare FAIL).
+            free = self._free_bytes(remote_dir, make=True)
+            self.pushed.append(remote_dir)  # removed at close, even when nothing went in
+            if free is not None and size > free:
+                raise DeviceError(self._no_space(local_path.name, size, free))
+            try:
+                self._call(f"push {local_path.name}", self.device.sync.push, str(local_path),
+                           remote, mode=0o755 if executable else 0o644)
+            except DeviceError as exc:
+                raise self._push_failed(exc, local_path.name, remote, size) from exc
             if self._remote_sha256(remote) != digest:
-                raise DeviceError(f"device {self._name()}: {remote} does not match "
-                                  f"{local_path} after the push (disk full?)")
-            self.pushed.append(remote_dir)
+                raise self._push_failed(
+                    DeviceError(f"device {self._name()}: {remote} does not match {local_path} "
+                                "after the push"), local_path.name, remote, size)
             self.deploy_stats.pushed += 1
-            self.deploy_stats.bytes_pushed += local_path.stat().st_size
+            self.deploy_stats.bytes_pushed += size
         self._staged[memo] = remote
         return remote
+
+    def _free_bytes(self, folder: str, make: bool = False) -> int | None:
+        """Free space for the session's files in ``folder`` (df -k, in bytes); None where df
+        is missing, fails or prints what is not understood: then nothing is refused."""
+        quoted = shlex.quote(folder)
+        # stderr kept out of the parse: toybox and busybox warn there about other mounts.
+        command = (f"mkdir -p {quoted}; " if make else "") + f"df -k {quoted} 2>/dev/null"
+        try:
+            return df_available_bytes(self.shell(command).stdout)
+        except DeviceError:  # the device may be gone: the push that follows says so
+            return None
+
+    def _no_space(self, name: str, size: int, free: int) -> str:
+        return (f"device {self._name()}: no space for {name} ({human_size(size)}) in "
+                f"{self.workdir}: {human_size(free)} free; free space on the device or point "
+                "--aiot-adb-workdir at a larger folder")
+
+    def _push_failed(self, error: DeviceError, name: str, remote: str, size: int) -> DeviceError:
+        """A failed push, explained: a lack of space where df now says so (adb says FAIL)."""
+        if self._lost:
+            return error
+        with contextlib.suppress(DeviceError):  # a partial file would take the others' space
+            self.shell(f"rm -f {shlex.quote(remote)}")
+        free = self._free_bytes(posixpath.dirname(remote))
+        if free is None:
+            return error
+        reason = str(error).removeprefix(f"device {self._name()}: ")
+        # Blocks and metadata take more than the file's bytes: a file within this slack of
+        # the free space counts as not fitting.
+        if size + SPACE_SLACK_BYTES > free:
+            return DeviceError(f"{self._no_space(name, size, free)} (adb: {reason})")
+        return DeviceError(f"device {self._name()}: {reason} ({human_size(free)} free in "
+                           f"{self.workdir}: not a lack of space)")
 
     def _remote_sha256(self, remote: str) -> str | None:
         result = self.shell(f"sha256sum {shlex.quote(remote)} 2>/dev/null")
         if result.returncode != 0 or not result.stdout.strip():
             return None
         return result.stdout.split()[0]
+
+    def existing(self, paths: list[str]) -> set[str] | None:
+        quoted = " ".join(shlex.quote(path) for path in paths)
+        try:  # one shell call for all; "checked" tells an answer from a shell that failed
+            answer = self.shell(f'for p in {quoted}; do [ -e "$p" ] && echo "$p"; done; '
+                                "echo checked")
+        except DeviceError:
+            return None
+        lines = answer.stdout.splitlines()
+        if not lines or lines[-1] != "checked":
+            return None
+        return set(lines[:-1]) & set(paths)
 
     def execute_runner(self, argv: list[str], env: dict[str, str], request: str,
                        timeout_s: float) -> tuple[int, str, str]:
@@ -279,6 +333,39 @@ class AdbDevice(Device):
                     self.shell(f"rm -rf {quoted}")
         finally:
             self._lock.release()
+
+
+#: A file this close to the free space may still not fit (blocks, the folder's entries).
+SPACE_SLACK_BYTES = 64 * 1024
+
+
+def df_available_bytes(output: str) -> int | None:
+    """The free space that ``df -k FOLDER`` prints, in bytes, from coreutils', busybox's and
+    toybox's df alike: a header naming 1K (or 1024-byte) blocks, then the filesystem (busybox
+    puts a long name on a line of its own), total, used, available, use%. None for anything
+    else (an old toolbox df that prints sizes as 12.5G)."""
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Filesystem") and re.search(r"\b1(K|k|024)-blocks\b", line):
+            tokens = " ".join(lines[index + 1:]).split()
+            break
+    else:
+        return None
+    for at in range(len(tokens) - 3):
+        numbers = tokens[at:at + 3]
+        if all(n.isdigit() for n in numbers) and re.fullmatch(r"\d+%|-", tokens[at + 3]):
+            return int(numbers[2]) * 1024
+    return None
+
+
+def human_size(size: int) -> str:
+    """1.2 MiB, 52 KiB, 300 bytes: as messages say sizes."""
+    if size < 1024:
+        return f"{size} bytes"
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 1024:.0f} KiB"
 
 
 def _is_disconnect(exc: Exception) -> bool:

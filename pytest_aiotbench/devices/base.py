@@ -11,9 +11,12 @@ import abc
 import posixpath
 import re
 import signal
+import struct
 from pathlib import Path
 
 from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
+from pytest_aiotbench.runner.native import elf
+from pytest_aiotbench.runner.native.build import BUILD_COMMAND, Target
 from pytest_aiotbench.runner.program import RunnerProgram
 from pytest_aiotbench.runner.protocol import (
     ProtocolError,
@@ -79,8 +82,22 @@ class Device(abc.ABC):
     def close(self) -> None:  # noqa: B027  (most devices hold nothing)
         """Release what the session holds on the device (locks, pushed files)."""
 
+    def existing(self, paths: list[str]) -> set[str] | None:
+        """Which of ``paths`` exist on the device (None: this device cannot tell)."""
+        return None
+
+    def check_program(self, program: RunnerProgram) -> None:
+        """Raise RunnerFailed (stage 'start') where the device cannot execute the native
+        runner's binary at all (another architecture or OS): said before anything is pushed."""
+        if program.kind != "native":
+            return
+        problem = _target_problem(program, _elf_header(program), self.facts())
+        if problem:
+            raise RunnerFailed(self.alias, "start", problem)
+
     def run(self, program: RunnerProgram, request: RunRequest, timeout_s: float) -> RunResult:
         """Stage the runner, run one measurement; return its result or raise with reasons."""
+        self.check_program(program)
         executable = self.stage(program.executable, executable=program.kind == "native")
         if program.kind == "python":
             argv, env = [self.python, executable], {}
@@ -97,13 +114,154 @@ class Device(abc.ABC):
         except ProtocolError as exc:
             raise RunnerFailed(self.alias, "protocol", str(exc), stderr) from None
         if parsed is None:
-            raise RunnerFailed(self.alias, "start" if _missing_library(stderr) else "runner",
+            not_executed = _exec_failure(argv[0], code, stderr)
+            if not_executed:
+                # The shell (or `timeout`) could not start the program: nothing of the runner
+                # ran, so its exit code means nothing; say why the device refused it.
+                raise RunnerFailed(self.alias, "start",
+                                   self._why_not_executed(program, not_executed),
+                                   "" if stderr.strip() == not_executed else stderr)
+            raise RunnerFailed(self.alias, "start" if _loader_problem(stderr) else "runner",
                                _why_no_result(program, code, stderr), stderr)
         if isinstance(parsed, RunFailure):
             if parsed.stage == "import":
                 raise FrameworkMissing(f"device {self.alias!r}: {parsed.error}")
             raise RunnerFailed(self.alias, parsed.stage, parsed.error, stderr)
         return parsed
+
+    def _why_not_executed(self, program: RunnerProgram, line: str) -> str:
+        if program.kind == "python":
+            return (f"the device's Python {self.python!r} cannot be executed ({line}); name one "
+                    f"that runs there with --aiot-{self.kind}-python")
+        header = _elf_header(program)
+        facts = self.facts()
+        problem = _target_problem(program, header, facts)
+        if problem:  # the check before the push could not tell (facts or ELF unknown then)
+            return problem
+        framework = f" {program.native.framework}" if program.native else ""
+        built = f"the native{framework} runner ({_built_for(program, header)})"
+        loader = header.interpreter if header else None
+        found = self.existing([loader, *LOADERS]) if loader else None
+        if header and loader and found is not None and loader not in found:
+            others = [f"{path} ({LOADERS[path]})" for path in LOADERS if path in found]
+            userland = (f"it has {', '.join(others)}" if others else
+                        "a 32-bit userland on a 64-bit kernel, or a musl one?")
+            libc = ("bionic" if loader.startswith("/system/") else
+                    "musl" if "musl" in loader else "glibc")
+            return (f"{built} cannot be executed: the device has no {loader}, the "
+                    f"dynamic loader it needs, although its kernel says {facts.machine} "
+                    f"(uname -m): its userland is of another kind ({userland}). Use a runner "
+                    "built for that userland, or a system image whose userland is "
+                    f"{header.machine} with {libc}")
+        if "permission denied" in line.lower():
+            return (f"{built} cannot be executed: permission denied ({line}); the work folder "
+                    "may be on a filesystem mounted noexec: use a folder that allows "
+                    "executables (a phone's /data/local/tmp)")
+        return (f"{built} cannot be executed by the device ({_device_architecture(facts)}): "
+                f"{line}")
+
+
+#: The dynamic loaders that tell a device's userland apart where its kernel's machine does not
+#: (a 32-bit userland on a 64-bit kernel, musl instead of glibc, Android's bionic).
+LOADERS = {
+    "/lib/ld-linux-aarch64.so.1": "aarch64, glibc",
+    "/lib64/ld-linux-x86-64.so.2": "x86_64, glibc",
+    "/lib/ld-linux-armhf.so.3": "32-bit arm hard-float, glibc",
+    "/lib/ld-linux.so.3": "32-bit arm soft-float, glibc",
+    "/lib/ld-linux.so.2": "32-bit x86, glibc",
+    "/lib/ld-linux-riscv64-lp64d.so.1": "riscv64, glibc",
+    "/lib/ld-musl-aarch64.so.1": "aarch64, musl",
+    "/lib/ld-musl-armhf.so.1": "32-bit arm, musl",
+    "/lib/ld-musl-x86_64.so.1": "x86_64, musl",
+    "/system/bin/linker64": "Android, 64-bit",
+    "/system/bin/linker": "Android, 32-bit",
+}
+
+
+def _elf_header(program: RunnerProgram) -> elf.Header | None:
+    try:
+        return elf.header(program.executable)
+    except (OSError, elf.NotElf, struct.error):
+        return None
+
+
+def _built_for(program: RunnerProgram, header: elf.Header | None) -> str:
+    described = [f"built for {program.native.target}"] if program.native else []
+    if header:
+        described.append(header.describe())
+    return ", ".join(described) or str(program.executable)
+
+
+def _device_architecture(facts: DeviceFacts) -> str:
+    if facts.abi and facts.machine and facts.abi != facts.machine:
+        return f"ABI {facts.abi}, uname -m {facts.machine}"
+    return f"uname -m {facts.machine or facts.abi or 'unknown'}"
+
+
+def _target_problem(program: RunnerProgram, header: elf.Header | None,
+                    facts: DeviceFacts) -> str | None:
+    """Why the device cannot execute the native runner's binary, judged from the binary's ELF
+    header (else the target it claims) and the device's facts; None: it may."""
+    target_os, _, target_abi = (program.native.target.partition("-") if program.native
+                                else ("", "", ""))
+    binary = header.machine if header else elf.architecture(target_abi)
+    # The userland's ABI (Android's ro.product.cpu.abi) decides over the kernel's machine.
+    device = elf.architecture(facts.abi) or elf.architecture(facts.machine)
+    wanted = (Target.host() if facts.kind == "local" else Target.of_device(facts)).name
+    framework = f" {program.native.framework}" if program.native else ""
+    built = f"the native{framework} runner is {_built_for(program, header)}"
+    how = (f"`{BUILD_COMMAND} --framework {program.native.framework} --target {wanted}`"
+           if program.native and wanted.startswith("linux-") else f"`{BUILD_COMMAND} --help`")
+    instead = (f"Use a runner built for {wanted} ({how}), or the Python runner "
+               "(--aiot-runner=python) where the device has Python")
+    if binary and device and binary != device and (device, binary) not in elf.COMPATIBLE:
+        return (f"{built}, but the device is {device} ({_device_architecture(facts)}): it "
+                f"cannot execute that binary. {instead}")
+    if target_os == "android" and not facts.is_android:
+        return (f"{built}, but the device runs {facts.os or 'Linux'}, not Android: an "
+                f"Android (bionic) binary cannot run there. {instead}")
+    if target_os == "linux" and facts.is_android:
+        return (f"{built}, but the device runs {facts.os}: a Linux (glibc) binary cannot run "
+                f"there. {instead}")
+    return None
+
+
+#: What a shell or `timeout` says when it cannot execute a file at all, with 126 or 127: not
+#: found (also: its dynamic loader is absent), not an executable of this machine, no right.
+_NOT_EXECUTED = re.compile(r"exec format error|cannot execute|not executable|not found|"
+                           r"no such file or directory|permission denied|"
+                           r"failed to run command|can't execute|cannot start", re.IGNORECASE)
+#: Where the kernel refuses a binary (ENOEXEC), execvp hands it to sh as a script: then the
+#: shell's complaint comes with any exit code (2 from dash and busybox).
+_READ_AS_SCRIPT = re.compile(r"exec format error|cannot execute|not executable|syntax error",
+                             re.IGNORECASE)
+
+
+def _exec_failure(executable: str, code: int, stderr: str) -> str | None:
+    """The line in which the shell (or `timeout`) says it could not execute ``executable``
+    (named as it was given: the shell repeats that); None where the program ran (its own
+    messages do not name its path so, nor exit 126/127) or where the loader ran and could not
+    link it (a missing library: said as such)."""
+    if code == 0 or _loader_problem(stderr):
+        return None
+    for line in stderr.splitlines():
+        if executable not in line:
+            continue
+        if (code in (126, 127) and _NOT_EXECUTED.search(line)) or _READ_AS_SCRIPT.search(line):
+            return line.strip()[:300]
+    return None
+
+
+def _loader_problem(stderr: str) -> str | None:
+    """The dynamic loader ran but could not link the runner: a missing library, or a C library
+    older than the one the runner was built against."""
+    return _missing_library(stderr) or _missing_symbol_version(stderr)
+
+
+def _missing_symbol_version(stderr: str) -> str | None:
+    found = re.search(r"version [`'‘]?((?:GLIBC|GLIBCXX|CXXABI)_[\d.]+)[`'’]? not found",
+                      stderr)
+    return found.group(1) if found else None
 
 
 def _missing_library(stderr: str) -> str | None:
@@ -119,6 +277,12 @@ def _why_no_result(program: RunnerProgram, code: int, stderr: str) -> str:
         return (f"the {program.kind} runner cannot start: shared library {library} is missing "
                 "on the device (not among the pushed libraries, nor the system's); rebuild the "
                 "runner's bundle with aiotbench-build-runner")
+    version = _missing_symbol_version(stderr)
+    if version:
+        return (f"the {program.kind} runner cannot start: the device's C/C++ libraries lack "
+                f"{version}, which the runner was built against (the device's system is "
+                "older than the build's); build the runner against an older toolchain or "
+                "sysroot")
     # A shell reports death by signal N as exit code 128 + N; a local process as -N.
     number = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else None
     if number is not None:

@@ -35,12 +35,18 @@ class LocalDevice(Device):
             done = subprocess.run(argv, input=request, text=True, env={**os.environ, **env},
                                   capture_output=True, timeout=timeout_s, check=False)
         except OSError as exc:
-            raise RunnerFailed(self.alias, "start", f"cannot start {argv[0]}: {exc}") from exc
+            # As a shell reports it (127: not found, 126: not executable), so that Device.run
+            # explains it as it does for a device.
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            return code, "", f"cannot start {argv[0]}: {exc.strerror or exc}\n"
         except subprocess.TimeoutExpired as exc:
             raise RunnerFailed(self.alias, "timeout", f"no result within {timeout_s:.0f} s "
                                "(raise --aiot-timeout for slow models)",
                                _text(exc.stderr)) from exc
         return done.returncode, done.stdout, done.stderr
+
+    def existing(self, paths: list[str]) -> set[str] | None:
+        return {path for path in paths if os.path.exists(path)}
 
     def facts(self) -> DeviceFacts:
         return DeviceFacts(

@@ -1,4 +1,5 @@
-"""Just enough of ELF to bundle a runner: a shared object's SONAME and DT_NEEDED entries.
+"""Just enough of ELF to bundle a runner and to tell whether a device can execute it: a shared
+object's SONAME and DT_NEEDED entries, an executable's machine and dynamic loader.
 
 Read from the file itself, so it works the same for host binaries and for Android builds of
 another architecture (no readelf of the right target needed).
@@ -13,6 +14,26 @@ from pathlib import Path
 
 DT_NEEDED, DT_SONAME, DT_STRTAB, DT_STRSZ = 1, 14, 5, 10
 SHT_DYNAMIC = 6
+PT_INTERP = 3
+
+#: e_machine values -> the architecture's name as ``uname -m`` says it; where the ELF class
+#: decides, the 32- or 64-bit one.
+_MACHINES = {3: "i686", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm", 62: "x86_64",
+             183: "aarch64"}
+_MACHINES_BY_CLASS = {(8, 32): "mips", (8, 64): "mips64", (22, 32): "s390",
+                      (243, 32): "riscv32", (243, 64): "riscv64"}
+#: What uname -m and Android's ABI names (ro.product.cpu.abi) call each architecture, as one
+#: name, so a binary's machine and a device's compare.
+_ARCHITECTURES = {
+    "aarch64": ("aarch64", "arm64", "arm64-v8a"),
+    "arm": ("arm", "armeabi", "armeabi-v7a", "armv5tel", "armv6l", "armv7l", "armv7",
+            "armv8l", "armhf", "armel"),
+    "x86_64": ("x86_64", "amd64", "x86-64"),
+    "i686": ("i686", "i586", "i486", "i386", "x86"),
+}
+#: A 64-bit CPU's kernel may run its 32-bit sibling's binaries (where its userland has the
+#: 32-bit loader: some phones and boards do, 64-bit-only ones do not).
+COMPATIBLE = {("aarch64", "arm"), ("x86_64", "i686")}
 
 
 class NotElf(ValueError):
@@ -23,6 +44,79 @@ class NotElf(ValueError):
 class DynamicInfo:
     soname: str | None
     needed: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """What decides where an executable can run."""
+
+    #: The architecture, as ``architecture()`` names it (``uname -m``'s names): aarch64, ...
+    machine: str
+    #: 32 or 64.
+    bits: int
+    #: The dynamic loader the kernel starts it with (PT_INTERP); None: statically linked.
+    interpreter: str | None
+
+    def describe(self) -> str:
+        """'a 64-bit aarch64 ELF' (and its loader): as messages say it."""
+        loader = f" (loader {self.interpreter})" if self.interpreter else " (static)"
+        return f"a {self.bits}-bit {self.machine} ELF{loader}"
+
+
+def architecture(name: str | None) -> str | None:
+    """One name for an architecture however a device says it (``uname -m``, an Android ABI):
+    armv7l and armeabi-v7a are 'arm', arm64-v8a is 'aarch64'. None: not known here."""
+    if not name:
+        return None
+    name = name.strip().lower()
+    for architecture_name, aliases in _ARCHITECTURES.items():
+        if name in aliases:
+            return architecture_name
+    known = {*_MACHINES.values(), *_MACHINES_BY_CLASS.values(), "ppc64le"}
+    return name if name in known else None
+
+
+def header(path: Path) -> Header:
+    """The machine, class and loader of an ELF file (its first pages only)."""
+    with open(path, "rb") as handle:
+        data = handle.read(64)
+        if data[:4] != b"\x7fELF" or len(data) < 52:
+            raise NotElf(f"{path} is not an ELF file")
+        wide = data[4] == 2
+        order = "<" if data[5] == 1 else ">"
+        number, = struct.unpack_from(order + "H", data, 0x12)
+        if wide:
+            phoff, = struct.unpack_from(order + "Q", data, 0x20)
+            phentsize, phnum = struct.unpack_from(order + "HH", data, 0x36)
+        else:
+            phoff, = struct.unpack_from(order + "I", data, 0x1C)
+            phentsize, phnum = struct.unpack_from(order + "HH", data, 0x2A)
+        interpreter = None
+        for index in range(min(phnum, 256)):
+            handle.seek(phoff + index * phentsize)
+            entry = handle.read(phentsize)
+            if len(entry) < (56 if wide else 32):
+                break
+            if wide:
+                kind, _, offset, _, _, size = struct.unpack_from(order + "IIQQQQ", entry)
+            else:
+                kind, offset, _, _, size = struct.unpack_from(order + "IIIII", entry)
+            if kind == PT_INTERP:
+                handle.seek(offset)
+                interpreter = handle.read(min(size, 4096)).split(b"\0")[0].decode(
+                    errors="replace")
+                break
+    bits = 64 if wide else 32
+    name = _MACHINES_BY_CLASS.get((number, bits)) or _MACHINES.get(number)
+    if name == "ppc64" and order == "<":
+        name = "ppc64le"
+    return Header(name or f"e_machine {number}", bits, interpreter)
+
+
+def machine(path: Path) -> str:
+    """The architecture an ELF file is built for, in ``uname -m``'s words (aarch64, x86_64,
+    arm, i686, ...)."""
+    return header(path).machine
 
 
 def dynamic_info(path: Path) -> DynamicInfo:
