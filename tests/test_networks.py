@@ -42,6 +42,43 @@ def test_registry_holds_the_six_reference_networks():
         networks.get("squeezenet1_1", "keras")
 
 
+def test_reference_top1_is_torchvision_weights_metadata():
+    """The cards carry it as constants, so that listing the networks imports no torchvision."""
+    from pytest_aiotbench.networks.torchvision_compat import torchvision_models
+
+    models = torchvision_models()
+    for name in REFERENCE:
+        card = networks.get(name)
+        weights = getattr(models, card.weights.split()[1].split(".")[0]).IMAGENET1K_V1
+        assert card.reference_top1 == weights.meta["_metrics"]["ImageNet-1K"]["acc@1"] / 100
+
+
+def test_listing_the_networks_and_counting_macs_import_nothing_they_do_not_need():
+    """Every pytest process lists the networks: torchvision alone costs seconds of imports.
+    Counting a torch network's multiply-accumulates imports no torch._dynamo (1.6 s)."""
+    probe = textwrap.dedent("""
+        import sys
+        from pytest_aiotbench import networks
+        from pytest_aiotbench.networks import implementations
+        cards = networks.cards()
+        assert cards[0].reference_top1 and cards[0].published_gmacs, cards[0]
+        heavy = ("torch", "torchvision", "tensorflow", "keras", "onnxruntime", "executorch",
+                 "ai_edge_litert", "litert_torch")
+        print("listing imported", sorted(name for name in heavy if name in sys.modules))
+        import torch
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(),
+                                    torch.nn.Linear(8 * 30 * 30, 10))
+        macs = implementations.get("torch").macs(model, (1, 3, 32, 32))
+        print("macs", macs, "dynamo", "torch._dynamo" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "listing imported []" in done.stdout
+    # 3*3*3 per output of the 8x30x30 convolution, then 7200 per logit.
+    assert f"macs {8 * 30 * 30 * 27 + 10 * 7200} dynamo False" in done.stdout
+
+
 @pytest.mark.parametrize("name", REFERENCE)
 def test_flops_are_counted_from_the_model_within_2_percent_of_published(name):
     card = networks.get(name)

@@ -152,9 +152,9 @@ _reference_loaded = False
 
 
 def _load_reference() -> None:
-    """Register the reference networks on first need: their modules import torchvision, so
-    importing the plugin imports neither torch nor TensorFlow. torchvision's first: a
-    reference network's primary implementation is torch."""
+    """Register the reference networks on first need. Their modules import no framework
+    (the builders import torchvision or Keras when called), so listing them is cheap too.
+    torchvision's first: a reference network's primary implementation is torch."""
     global _reference_loaded
     if _reference_loaded:
         return
