@@ -6,6 +6,7 @@ session from the workers (farm.py), so one session reports the whole farm."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -133,7 +134,9 @@ class BenchSession:
 
         run = self.all_facts()
         environment = json_file.host_environment()
-        environment["torchvision_import"] = fallback_reason or "normal"
+        # torchvision is imported only where a reference network was built in this process
+        environment["torchvision_import"] = fallback_reason or (
+            "normal" if "torchvision.models" in sys.modules else "not imported")
         environment["timing"] = {
             "session_s": time.perf_counter() - self.started,
             "prepare_s": run.counts.prepare_s, "artifacts_built": run.counts.artifacts_built,

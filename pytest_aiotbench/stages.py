@@ -208,6 +208,7 @@ class Stages:
             facts = self.facts(device)
             program = self.runners.program(facts, framework.name, framework.device_packages,
                                            framework.device_requirement)
+            device.check_program(program)  # a binary it cannot execute: before any push
             threads = self.settings.threads or device.cpu_count()
             if self.settings.protocol == "paper" and framework.name == "tflite":
                 threads = 1  # as the original app ran TFLite

@@ -28,7 +28,7 @@ CACHE = Path(os.environ.get("AIOTBENCH_ADBD_CACHE",
 
 #: What a phone's toybox offers that the plugin uses (no python3).
 PHONE_TOOLS = ("sh", "cat", "ls", "mkdir", "rm", "chmod", "sha256sum", "taskset", "timeout",
-               "nproc", "uname", "grep", "head", "env", "sleep", "id", "tr", "printf")
+               "nproc", "uname", "grep", "head", "env", "sleep", "id", "tr", "printf", "df")
 
 
 class AdbdUnavailable(RuntimeError):

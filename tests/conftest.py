@@ -89,7 +89,8 @@ def run_plugin(pytester: pytest.Pytester, artifact_cache: Path):
 #: (xdist's own ``xdist_group`` mark does nothing under pytest 9.2: it renames node ids
 #: through an attribute that pytest no longer reads.)
 ADB_TEST_FILES = ("tests/test_adb_devices.py", "tests/test_device_farm.py",
-                  "tests/test_native_runner.py", "tests/test_arm64_board_rig.py")
+                  "tests/test_native_runner.py", "tests/test_arm64_board_rig.py",
+                  "tests/test_arm64_board.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

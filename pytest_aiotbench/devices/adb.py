@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 import shlex
+import signal
 import socket
 import tempfile
 import time
@@ -163,6 +164,10 @@ class AdbDevice(Device):
     # ------------------------------------------------------------------ Device API
     def facts(self) -> DeviceFacts:
         if self._facts is None:
+            # The session's lock on the device is taken at its first use, before any timing
+            # lock (stages.timing_lock): taken inside one, two sessions sharing this device
+            # could each hold what the other waits for.
+            self._lock.acquire()
             self._facts = self._gather_facts()
         return self._facts
 
@@ -320,7 +325,8 @@ class AdbDevice(Device):
                    f"{int(timeout_s)} {shlex.join(argv)} < {shlex.quote(remote_request)}")
         result = self._call("runner", self.device.shell2, command, timeout=timeout_s + 30,
                             v2=True)
-        if result.returncode == 124:
+        # coreutils' and toybox's timeout exit 124; busybox's exits 128 + SIGTERM
+        if result.returncode in (124, 128 + signal.SIGTERM):
             raise RunnerFailed(self.alias, "timeout", f"no result within {timeout_s:.0f} s "
                                "(raise --aiot-timeout for slow models)", result.stderr)
         return result.returncode, result.stdout, result.stderr

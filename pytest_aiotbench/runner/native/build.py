@@ -574,6 +574,7 @@ class NativeBuilder:
                                    f"{', '.join(_FRAMEWORK_LIBRARIES)}")
         cmake = find_cmake()
         toolchain, libraries = self._plan(framework, cmake, cross, target)
+        target = toolchain.target
         test_faults = self.is_test_build(framework)
         toolchain_key = toolchain.key()
         core_parts = self._core_parts(toolchain_key, test_faults)
