@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -28,6 +29,14 @@ NO_UNUSED_PLUGINS = [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name
 #: Short timing: these tests check behaviour, not speed (speed is `tox -e bench`).
 FAST = ["--aiot-warmup=0.05", "--aiot-min-time=0.1", "--aiot-max-time=0.5",
         "--aiot-min-samples=5", "-p", "no:cacheprovider", *NO_UNUSED_PLUGINS]
+
+
+def unavailable(what: str, reason: object) -> NoReturn:
+    """A real part the tests need cannot be had on this machine: the test skips with the
+    reason, except in CI (CI=true), where it must run and fails instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required in CI: {reason}")
+    pytest.skip(f"no {what}: {reason}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -165,9 +174,7 @@ def adbd_factory(tmp_path_factory):
         try:
             device = DebianAdbd(root, model, **kwargs).start()
         except AdbdUnavailable as exc:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"the adbd test device is required in CI: {exc}")
-            pytest.skip(f"no adbd test device: {exc}")
+            unavailable("adbd test device", exc)
         started.append(device)
         return device
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from arm64_board import Arm64Board, BoardUnavailable
-from conftest import TINY_CNN_MODULE
+from conftest import TINY_CNN_MODULE, unavailable
 
 from pytest_aiotbench.devices import RunnerFailed
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
@@ -43,9 +43,7 @@ def arm64_board():
     try:
         board.start()
     except BoardUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the emulated arm64 board is required in CI: {exc}")
-        pytest.skip(f"no emulated arm64 board: {exc}")
+        unavailable("emulated arm64 board", exc)
     yield board
     board.stop()
 
@@ -61,10 +59,7 @@ def aarch64_wheels() -> Path:
                "--wheels", str(folder)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
-        message = f"cannot fetch the aarch64 wheels: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("aarch64 wheels", f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return folder
 
 

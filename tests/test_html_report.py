@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST, REPO, TINY_CNN_MODULE
+from conftest import FAST, REPO, TINY_CNN_MODULE, unavailable
 from debian_packages import PackageUnavailable
 from headless_chromium import Chromium, PageVisit, fetch_chromium
 
@@ -92,9 +91,7 @@ def chromium():
     try:
         browser = Chromium(*fetch_chromium())
     except PackageUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"headless Chromium is required in CI: {exc}")
-        pytest.skip(f"no headless Chromium: {exc}")
+        unavailable("headless Chromium", exc)
     yield browser
     browser.close()
 
