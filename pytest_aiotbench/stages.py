@@ -42,7 +42,8 @@ from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure.result import AGREEMENT, INVALID, LABELLED, PASSED
 from pytest_aiotbench.measure.thermal import throttle_findings
 from pytest_aiotbench.runner.aiot_runner import preprocess
-from pytest_aiotbench.runner.native.build import NativeBuilder, NativeBuildError
+from pytest_aiotbench.runner.native.build import NativeBuilder
+from pytest_aiotbench.runner.native.targets import NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
 from pytest_aiotbench.runner.protocol import LabelledPass, RunRequest, RunResult
 from pytest_aiotbench.settings import Settings

@@ -22,12 +22,9 @@ from conftest import TINY_CNN_MODULE, unavailable
 
 from pytest_aiotbench.devices import RunnerFailed
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
-from pytest_aiotbench.runner.native.build import (
-    BUILD_COMMAND,
-    WHEELS_ENV,
-    NativeBuilder,
-    Target,
-)
+from pytest_aiotbench.runner.native.build import BUILD_COMMAND, NativeBuilder
+from pytest_aiotbench.runner.native.targets import Target
+from pytest_aiotbench.runner.native.wheels import WHEELS_ENV
 from pytest_aiotbench.runner.program import RunnerProgram
 from pytest_aiotbench.runner.protocol import RunRequest, Timing
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 import pytest
 
 from pytest_aiotbench.devices.facts import DeviceFacts
-from pytest_aiotbench.runner.native.build import (
+from pytest_aiotbench.runner.native.build import NativeBuilder
+from pytest_aiotbench.runner.native.targets import (
     LINUX_ARCHITECTURES,
     LinuxArchitecture,
     LinuxCross,
-    NativeBuilder,
     Target,
     TargetUnsupported,
-    WheelSite,
-    host_version,
 )
+from pytest_aiotbench.runner.native.wheels import WheelSite, host_version
 
 
 def facts(**given) -> DeviceFacts:

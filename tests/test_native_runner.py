@@ -23,12 +23,12 @@ from pytest_aiotbench.runner.native.build import (
     NATIVE_DIR,
     TEST_FAULTS_ENV,
     NativeBuilder,
-    Target,
     find_cmake,
     frameworks_with_backends,
     main,
     nlohmann_json_include,
 )
+from pytest_aiotbench.runner.native.targets import Target
 from pytest_aiotbench.runner.program import RUNNER_SCRIPT, RunnerProgram
 from pytest_aiotbench.runner.protocol import (
     PROTOCOL_VERSION,

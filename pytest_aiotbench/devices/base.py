@@ -16,7 +16,8 @@ from pathlib import Path
 
 from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
 from pytest_aiotbench.runner.native import elf
-from pytest_aiotbench.runner.native.build import BUILD_COMMAND, Target
+from pytest_aiotbench.runner.native.build import BUILD_COMMAND
+from pytest_aiotbench.runner.native.targets import Target
 from pytest_aiotbench.runner.program import RunnerProgram
 from pytest_aiotbench.runner.protocol import (
     ProtocolError,

@@ -17,12 +17,10 @@ from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.runner.native.build import (
     BUILD_COMMAND,
     NativeBuilder,
-    NativeBuildError,
     NativeRunner,
-    Target,
-    TargetUnsupported,
     frameworks_with_backends,
 )
+from pytest_aiotbench.runner.native.targets import NativeBuildError, Target, TargetUnsupported
 
 RUNNER_CHOICES = ("auto", "python", "native")
 RUNNER_SCRIPT = Path(__file__).resolve().parent / "aiot_runner.py"

@@ -1,10 +1,12 @@
 """Build the native runner: one executable per framework, its shared libraries beside it.
 
 For the host, everything comes from the installed wheels (the frameworks' own shared
-libraries and headers); for Android, from the libraries the user points at, with the NDK's
-toolchain file. Each (target, framework) build is cached like an artifact: keyed by the
-sources, the compiler, CMake and the libraries' versions, under a lock, staged and renamed
-into place whole. A build folder is a bundle ready to push:
+libraries and headers); for a Linux board of another CPU, from that CPU's wheels of the same
+releases, with the GNU cross compiler (``wheels.py``, ``targets.py``); for Android, from the
+libraries the user points at, with the NDK's toolchain file. Each (target, framework) build
+is cached like an artifact: keyed by the sources, the compiler, CMake and the libraries'
+versions, under a lock, staged and renamed into place whole. A build folder is a bundle
+ready to push:
 
     bin/aiot_runner_<framework>     the runner
     lib/<soname>                    every library of the framework it needs (not libc & co.)
@@ -25,24 +27,37 @@ import hashlib
 import importlib.util
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_aiotbench.artifacts.cache import ArtifactCache
 from pytest_aiotbench.runner.native.elf import bundle_closure, dynamic_info
+from pytest_aiotbench.runner.native.targets import (
+    ANDROID_ABIS,
+    LINUX_ARCHITECTURES,
+    CrossCompile,
+    LinuxCross,
+    NativeBuildError,
+    Target,
+    TargetUnsupported,
+    ndk_clang,
+    ndk_stl_dir,
+)
+from pytest_aiotbench.runner.native.wheels import (
+    WHEELS_ENV,
+    PackageSite,
+    Progress,
+    WheelSite,
+    host_version,
+)
 from pytest_aiotbench.runner.protocol import PROTOCOL_VERSION
-
-if TYPE_CHECKING:
-    from pytest_aiotbench.devices.facts import DeviceFacts
 
 NATIVE_DIR = Path(__file__).resolve().parent
 #: What the core library (aiot_core) is compiled from: its key.
@@ -65,18 +80,8 @@ FETCH_DEBIAN_PACKAGE = NATIVE_DIR / "fetch_debian_package.sh"
 #: injection (AIOT_RUNNER_FAULT) compiled in, cached under another key. For the tests of the
 #: host's crash handling; never set in normal use, so a product binary has no fault switch.
 TEST_FAULTS_ENV = "AIOTBENCH_NATIVE_TEST_FAULTS"
-#: A folder of wheels for other CPUs (what `pip download` fetched earlier, or a wheelhouse
-#: kept by CI): looked in before the package index, and where fetched wheels are kept.
-WHEELS_ENV = "AIOTBENCH_WHEELS"
-#: Android ABIs the CMake project cross-compiles for (the NDK's names).
-ANDROID_ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64")
 BUILD_COMMAND = "aiotbench-build-runner"
 
-Progress = Callable[[str], None]
-
-
-class NativeBuildError(RuntimeError):
-    """A backend could not be built (or has no build for a device): the reason, in full."""
 
 
 def backend_id(framework: str) -> str:
@@ -87,77 +92,6 @@ def executable_name(framework: str) -> str:
     return f"aiot_runner_{backend_id(framework)}"
 
 
-# --------------------------------------------------------------------------- targets
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """What a runner binary runs on: the OS family (its C library) and the CPU ABI."""
-
-    os: str  # "linux" (glibc) or "android" (bionic)
-    abi: str  # uname -m on Linux (x86_64, aarch64), the NDK's ABI name on Android
-
-    @property
-    def name(self) -> str:
-        return f"{self.os}-{self.abi}"
-
-    @classmethod
-    def host(cls) -> Target:
-        return cls("linux", platform.machine())
-
-    @classmethod
-    def of_device(cls, facts: DeviceFacts) -> Target:
-        """Android by its ``ro.product.cpu.abi``, a Linux board by its ``uname -m``."""
-        if facts.is_android:
-            return cls("android", facts.abi or facts.machine or "unknown")
-        return cls("linux", facts.machine or "unknown")
-
-    @classmethod
-    def parse(cls, name: str) -> Target:
-        os_name, _, abi = name.partition("-")
-        if os_name not in ("linux", "android") or not abi:
-            raise ValueError(f"target {name!r}: use linux-<uname -m> (linux-aarch64) or "
-                             f"android-<ABI> ({', '.join('android-' + a for a in ANDROID_ABIS)})")
-        return cls(os_name, abi)
-
-
-@dataclasses.dataclass(frozen=True)
-class LinuxArchitecture:
-    """What building for a Linux board of one CPU architecture takes from this host: a GNU
-    cross compiler (Debian's package names it) and the frameworks' wheels for that CPU."""
-
-    machine: str  # uname -m
-    triple: str  # the cross compiler's prefix
-    compiler_package: str  # the Debian/Ubuntu package that installs it
-    #: The wheel platform tags accepted, newest glibc first; none newer than 2.28, so the
-    #: libraries load on the boards' common distributions (Debian 10+, Ubuntu 20.04+).
-    wheel_platforms: tuple[str, ...]
-
-    def cross_compiler(self) -> str:
-        return f"{self.triple}-g++"
-
-
-def _manylinux(machine: str, *glibc: str) -> tuple[str, ...]:
-    return (*(f"manylinux_{version}_{machine}" for version in glibc),
-            f"manylinux2014_{machine}")
-
-
-#: The Linux CPU architectures a runner can be cross-built for (when their wheels exist).
-LINUX_ARCHITECTURES = {arch.machine: arch for arch in (
-    LinuxArchitecture("aarch64", "aarch64-linux-gnu", "g++-aarch64-linux-gnu",
-                      _manylinux("aarch64", "2_28", "2_27", "2_17")),
-    LinuxArchitecture("x86_64", "x86_64-linux-gnu", "g++-x86-64-linux-gnu",
-                      _manylinux("x86_64", "2_28", "2_27", "2_17")),
-    LinuxArchitecture("armv7l", "arm-linux-gnueabihf", "g++-arm-linux-gnueabihf",
-                      _manylinux("armv7l", "2_28", "2_27", "2_17")),
-    LinuxArchitecture("riscv64", "riscv64-linux-gnu", "g++-riscv64-linux-gnu",
-                      _manylinux("riscv64", "2_28", "2_27", "2_17")),
-)}
-
-
-class TargetUnsupported(NativeBuildError):
-    """This host cannot build for a device's target (no wheel for its CPU, no cross
-    compiler): the device's items skip with the reason and what to install."""
-
-
 # ------------------------------------------------------------ framework libraries
 @dataclasses.dataclass(frozen=True)
 class FrameworkLibraries:
@@ -166,105 +100,6 @@ class FrameworkLibraries:
     defines: dict[str, str]
     library_dirs: tuple[Path, ...]
     versions: dict[str, str]
-
-
-class PackageSite:
-    """Where a framework's wheel contents are found: the host's installed packages."""
-
-    def package_dir(self, module: str, distribution: str) -> Path:
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            raise NativeBuildError(f"the {distribution} package is not installed: pip install "
-                                   f"{distribution}")
-        return Path(next(iter(spec.submodule_search_locations)))
-
-    def version(self, distribution: str) -> str:
-        return host_version(distribution)
-
-
-class WheelSite(PackageSite):
-    """The same distributions for another CPU: the wheels of the host's versions for that
-    architecture, fetched once (``pip download``, or found in the wheel folder) and unpacked
-    into the cache."""
-
-    def __init__(self, arch: LinuxArchitecture, cache: ArtifactCache, wheels: Path,
-                 progress: Progress):
-        self.arch = arch
-        self.cache = cache
-        self.wheels = wheels
-        self.progress = progress
-        self._unpacked: dict[str, Path] = {}
-
-    def package_dir(self, module: str, distribution: str) -> Path:
-        folder = self.unpacked(distribution) / module
-        if not folder.is_dir():
-            raise NativeBuildError(f"the {distribution} wheel for {self.arch.machine} has no "
-                                   f"{module}/ folder")
-        return folder
-
-    def version(self, distribution: str) -> str:
-        # The host's release without its local label: torch 2.13.0+cpu on x86-64 is the
-        # same release as PyPI's aarch64 torch 2.13.0, a CPU build there by default.
-        return host_version(distribution).split("+")[0]
-
-    def library_dirs(self) -> tuple[Path, ...]:
-        """The folders auditwheel puts a wheel's own copies of outside libraries in."""
-        return tuple(sorted(folder for root in self._unpacked.values()
-                            for folder in root.glob("*.libs") if folder.is_dir()))
-
-    def unpacked(self, distribution: str) -> Path:
-        if distribution not in self._unpacked:
-            version = self.version(distribution)  # the host's: both sides the same release
-            parts = {"wheel": distribution, "version": version, "machine": self.arch.machine,
-                     "platforms": self.arch.wheel_platforms}
-
-            def unpack(listing: Path) -> list[str]:
-                wheel = self.wheel(distribution, version)
-                with zipfile.ZipFile(wheel) as archive:
-                    archive.extractall(listing.parent)
-                    names = archive.namelist()
-                listing.write_text(json.dumps({"wheel": wheel.name, "files": names}))
-                return [wheel.name]
-
-            entry = self.cache.get_or_build(
-                f"wheel-{self.arch.machine}-{distribution}", parts, "wheel.json", unpack)
-            self._unpacked[distribution] = entry.path.parent
-        return self._unpacked[distribution]
-
-    def wheel(self, distribution: str, version: str) -> Path:
-        """The wheel file: from the wheel folder when it is there, else from the index."""
-        found = self._in_folder(distribution, version)
-        if found is not None:
-            return found
-        self.progress(f"aiotbench: fetching the {distribution} {version} wheel for "
-                      f"{self.arch.machine} ...")
-        command = [sys.executable, "-m", "pip", "download", "--quiet",
-                   "--disable-pip-version-check", "--only-binary=:all:", "--no-deps",
-                   "--python-version", f"{sys.version_info.major}.{sys.version_info.minor}",
-                   *(arg for tag in self.arch.wheel_platforms for arg in ("--platform", tag)),
-                   "--dest", str(self.wheels), f"{distribution}=={version}"]
-        done = subprocess.run(command, capture_output=True, text=True, check=False,
-                              timeout=1800)
-        found = self._in_folder(distribution, version)
-        if done.returncode != 0 or found is None:
-            said = [line for line in (done.stderr or done.stdout).strip().splitlines()
-                    if not line.startswith("WARNING: Location")]
-            raise TargetUnsupported(
-                f"no {distribution} {version} wheel for {self.arch.machine} (linux-"
-                f"{self.arch.machine}: {', '.join(self.arch.wheel_platforms)}), which the "
-                f"native {distribution} runner for that CPU is built from; pip download "
-                f"said: {' '.join(said[-3:]) or f'exit code {done.returncode}'}")
-        return found
-
-    def _in_folder(self, distribution: str, version: str) -> Path | None:
-        stem = re.sub(r"[-_.]+", "_", distribution).lower()
-        for wheel in sorted(self.wheels.glob(f"{stem}-{version}*-*.whl")):
-            fields = wheel.name.removesuffix(".whl").split("-")
-            # the same release, with or without a local label (torch-2.13.0+cpu)
-            if fields[1].split("+")[0] == version and (
-                    set(fields[-1].split(".")) & set(self.arch.wheel_platforms)):
-                return wheel
-        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,16 +132,6 @@ def framework_libraries(framework: str, distribution: str, module: str):
 
 def frameworks_with_backends() -> list[str]:
     return list(_FRAMEWORK_LIBRARIES)
-
-
-def host_version(distribution: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        raise NativeBuildError(f"the {distribution} package is not installed: pip install "
-                               f"{distribution}") from None
 
 
 def _only(pattern: str, folder: Path, distribution: str) -> Path:
@@ -433,59 +258,6 @@ class NativeRunner:
                 "libraries": [p.name for p in self.libraries], "bytes": self.bytes,
                 "cache_key": self.cache_key, "built_this_session": self.built,
                 "build_s": self.build_s, "compiler": self.compiler}
-
-
-@dataclasses.dataclass(frozen=True)
-class CrossCompile:
-    """An Android build: the NDK and, per framework, the AAR's libraries and headers."""
-
-    abi: str
-    ndk: Path
-    api_level: int = 24
-    defines: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    def toolchain_defines(self) -> dict[str, str]:
-        """What CMake is configured with for this target, the core and every backend alike."""
-        return {"CMAKE_TOOLCHAIN_FILE": str(self.ndk / "build" / "cmake"
-                                            / "android.toolchain.cmake"),
-                "ANDROID_ABI": self.abi, "ANDROID_PLATFORM": f"android-{self.api_level}",
-                "ANDROID_STL": "c++_shared"}
-
-
-@dataclasses.dataclass(frozen=True)
-class LinuxCross:
-    """A Linux board of another CPU: its GNU cross compiler, and CMake told the target
-    system, so the same CMake project builds unchanged."""
-
-    arch: LinuxArchitecture
-    compiler: str  # the cross g++ found on PATH
-
-    @classmethod
-    def find(cls, arch: LinuxArchitecture) -> LinuxCross:
-        compiler = shutil.which(arch.cross_compiler())
-        if compiler is None:
-            raise TargetUnsupported(
-                f"no C++ cross compiler for linux-{arch.machine} ({arch.cross_compiler()} is "
-                f"not on PATH): install the {arch.compiler_package} package (apt install "
-                f"{arch.compiler_package})")
-        return cls(arch, compiler)
-
-    def runtime_folder(self, folder: Path) -> Path:
-        """``folder`` holding links to the cross compiler's C++ runtime, bundled with the
-        runner as the NDK's libc++_shared is: a board's own libstdc++ may be older than the
-        one the runner was compiled against (glibc stays the board's)."""
-        for name in ("libstdc++.so.6", "libgcc_s.so.1"):
-            done = subprocess.run([self.compiler, f"-print-file-name={name}"],
-                                  capture_output=True, text=True, check=False, timeout=60)
-            found = Path(done.stdout.strip())
-            if done.returncode == 0 and found.is_absolute() and found.is_file():
-                (folder / name).symlink_to(found.resolve())
-        return folder
-
-    def toolchain_defines(self) -> dict[str, str]:
-        return {"CMAKE_SYSTEM_NAME": "Linux", "CMAKE_SYSTEM_PROCESSOR": self.arch.machine,
-                "CMAKE_C_COMPILER": self.compiler.removesuffix("g++") + "gcc",
-                "CMAKE_CXX_COMPILER": self.compiler}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -630,7 +402,7 @@ class NativeBuilder:
               target: Target | None) -> tuple[_Toolchain, FrameworkLibraries]:
         """The toolchain of the build, and the framework's libraries for its target."""
         if android is not None:
-            compiler = _tool_version([str(_ndk_clang(android.ndk)), "--version"])
+            compiler = _tool_version([str(ndk_clang(android.ndk)), "--version"])
             return (_Toolchain(Target("android", android.abi), cmake, compiler, android),
                     _android_libraries(framework, android))
         host = Target.host()
@@ -726,7 +498,7 @@ class NativeBuilder:
             shutil.copy2(built, bundle / "bin" / built.name)
         search = list(libraries.library_dirs)
         if isinstance(cross, CrossCompile):
-            search.append(_ndk_stl_dir(cross))
+            search.append(ndk_stl_dir(cross))
         bundled = []
         with tempfile.TemporaryDirectory(prefix="aiotbench-runtime-") as runtime:
             if isinstance(cross, LinuxCross):
@@ -789,24 +561,6 @@ def _check_describe(bundle: Path, framework: str) -> None:
         raise NativeBuildError(f"{executable.name} speaks protocol "
                                f"{described.get('protocol_version')}, the host "
                                f"{PROTOCOL_VERSION}: its sources are out of date")
-
-
-# ----------------------------------------------------------------------- Android
-def _ndk_clang(ndk: Path) -> Path:
-    found = sorted((ndk / "toolchains" / "llvm" / "prebuilt").glob("*/bin/clang++"))
-    if not found:
-        raise NativeBuildError(f"{ndk} is not an Android NDK (no toolchains/llvm/prebuilt/*/"
-                               "bin/clang++); pass --ndk with the NDK's root folder")
-    return found[0]
-
-
-_NDK_TRIPLES = {"arm64-v8a": "aarch64-linux-android", "armeabi-v7a": "arm-linux-androideabi",
-                "x86_64": "x86_64-linux-android"}
-
-
-def _ndk_stl_dir(cross: CrossCompile) -> Path:
-    return (_ndk_clang(cross.ndk).parent.parent / "sysroot" / "usr" / "lib"
-            / _NDK_TRIPLES[cross.abi])
 
 
 def _android_libraries(framework: str, cross: CrossCompile) -> FrameworkLibraries:
