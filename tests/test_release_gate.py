@@ -92,14 +92,16 @@ def test_records_are_pytest_benchmarks_saved_listed_and_compared(gate_project, r
     assert sum(shares) == pytest.approx(1.0)
     assert len(list((tmp_path / "hist").parent.glob("hist*.svg"))) == 1
 
-    # A plain re-run against the saved one passes; the induced slowdown fails.
+    # A plain re-run against the saved one passes; the induced slowdown (width 8 -> 64: tens
+    # of times the work) fails. The limit is wide: a sub-millisecond median on a shared
+    # two-core machine can double between two sessions (seen in CI).
     result, _ = run_plugin(FRAMEWORKS, "--benchmark-autosave", store, "--benchmark-compare",
-                           "--benchmark-compare-fail=median:100%")
+                           "--benchmark-compare-fail=median:300%")
     result.assert_outcomes(passed=4)
     assert result.ret == 0
     slowed(monkeypatch)
     result, _ = run_plugin(FRAMEWORKS, store, "--benchmark-compare=0001",
-                           "--benchmark-compare-fail=median:100%")
+                           "--benchmark-compare-fail=median:300%")
     assert result.ret != 0
     regressed = (result.stdout.str() + result.stderr.str()).split("Performance has regressed")
     assert len(regressed) > 1, result.stdout.str()
