@@ -3,8 +3,9 @@ samples, the noise-aware --aiot-baseline gate, and bad input refused before anyt
 
 The induced slowdown is real: a network whose width the environment sets (8 channels, or 64
 for a slowdown of an order of magnitude), exported, deployed and timed like any other. The
-limits used here are wide (+100%) so that a plain re-run on a busy shared machine never
-trips them, while the slowdown clears them by far.
+limits used here are wide (+400%) so that a plain re-run on a busy shared machine never
+trips them (a 16 us median was seen +157% beside another worker in CI), while the
+slowdown (about 17x) clears them by far.
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
     result, _ = run_plugin(FRAMEWORKS, f"--aiot-json={first}", json_report=False)
     result.assert_outcomes(passed=4)
 
-    limits = "--aiot-fail-on=median:+100%,accuracy:-0.5"
+    # Wide: the slowed network does tens of times the work, while a sub-millisecond median of
+    # an unchanged one can more than double beside another test worker (seen in CI).
+    limits = "--aiot-fail-on=median:+400%,accuracy:-0.5"
     # A plain re-run: nothing beyond the limits, whatever the noise. It becomes the baseline's
     # second run.
     result, document = run_plugin(FRAMEWORKS, f"--aiot-baseline={first}", limits)
@@ -150,7 +153,7 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
         "*test_tiny.py::test_workload?tiny_cnn-onnxruntime-local? PASSED*"], consecutive=False)
     output = result.stdout.str()
     assert "gate_net-onnxruntime on local regressed against the baseline 2 runs" in output
-    assert "exceeds +100%" in output and "beyond (at least +" in output
+    assert "exceeds +400%" in output and "beyond (at least +" in output
     assert "also changed: artifact" in output
     # Each regression was re-timed once before it failed, and the re-timing is the result.
     assert output.count("looks regressed (median +") == 2
@@ -196,7 +199,7 @@ def test_new_and_missing_workloads_are_listed_not_failed(gate_project, run_plugi
     run_plugin("--aiot-framework=onnxruntime", f"--aiot-json={baseline}", json_report=False)
     result, document = run_plugin("--aiot-framework=onnxruntime,tflite",
                                   "--aiot-network=gate_net", f"--aiot-baseline={baseline}",
-                                  "--aiot-fail-on=median:+100%")
+                                  "--aiot-fail-on=median:+400%")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "new (not in the baseline, not gated): gate_net-tflite on local",
@@ -213,7 +216,7 @@ def test_a_pytest_benchmark_saved_run_is_a_baseline_too(gate_project, run_plugin
     saved = next(storage.rglob("0001_main.json"))
     slowed(monkeypatch)
     result, document = run_plugin("--aiot-framework=tflite", f"--aiot-baseline={saved}",
-                                  "--aiot-fail-on=median:+100%")
+                                  "--aiot-fail-on=median:+400%")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*against the baseline *0001_main.json (pytest-benchmark run*"])
     assert document["baseline_comparison"]["baseline"][0]["kind"] == "pytest-benchmark run"
@@ -309,7 +312,7 @@ def test_the_release_gate_example_runs_its_workflow_steps(pytester, artifact_cac
     # enough for a busy shared machine (the ini's are for dedicated devices; the script's
     # own -o aiot_fail_on= still turns the gate off where there is no baseline).
     options = [*FAST, f"--aiot-cache={artifact_cache}", "--aiot-device=local",
-               "--aiot-network=gate_net", "-o", "aiot_fail_on=median:+100%,accuracy:-0.01"]
+               "--aiot-network=gate_net", "-o", "aiot_fail_on=median:+400%,accuracy:-0.01"]
     environment = {**os.environ, "PYTEST_ADDOPTS": " ".join(options),
                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
