@@ -14,7 +14,13 @@ import pytest
 from conftest import REFERENCE_MODULE, TINY_CNN_MODULE
 from test_device_errors import tiny_elf
 
-from pytest_aiotbench.devices import DeviceError, LocalDevice, RunnerFailed
+from pytest_aiotbench.devices import (
+    DeviceError,
+    LocalDevice,
+    RunnerFailed,
+    UnknownDeviceError,
+    select_devices,
+)
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
 from pytest_aiotbench.runner.native import elf
 from pytest_aiotbench.runner.native.build import NativeRunner
@@ -170,6 +176,26 @@ def test_unknown_and_offline_devices_are_named(pytester, run_plugin, board, adbd
     gone.kill()  # killed without a disconnect: the server keeps it 'offline' for a while
     result, _ = run_plugin("--collect-only", "--aiot-device=all")
     result.stdout.fnmatch_lines([f"*{gone.serial}*offline*"])
+
+
+def test_a_board_named_by_its_address_is_connected_and_one_that_is_not_there_is_named(
+        adbd_factory):
+    """As `adb connect HOST:PORT` would: the board is connected and selected; an address
+    nobody answers is an error naming it and adb's answer, before anything runs."""
+    from adbd_testbed import adb_client, free_port
+
+    networked = adbd_factory("Network Board", python=None)
+    adb_client().disconnect(networked.serial)
+    chosen = select_devices([networked.serial])
+    try:
+        assert [device.serial for device in chosen.devices] == [networked.serial]
+    finally:
+        for device in chosen.devices:
+            device.close()
+    nobody = f"127.0.0.1:{free_port()}"
+    with pytest.raises(UnknownDeviceError, match=rf"device '{nobody}' cannot be reached: "
+                                                 rf"adb connect {nobody}: "):
+        select_devices([nobody])
 
 
 def test_a_dead_adb_server_is_a_usage_error(pytester, run_plugin):

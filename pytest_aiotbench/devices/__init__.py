@@ -5,7 +5,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions, list_adb_devices
+from pytest_aiotbench.devices.adb import (
+    NETWORK_SERIAL,
+    AdbDevice,
+    AdbOptions,
+    connect_network_devices,
+    list_adb_devices,
+)
 from pytest_aiotbench.devices.base import Device, DeviceError, FrameworkMissing, RunnerFailed
 from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
 from pytest_aiotbench.devices.local import LocalDevice
@@ -35,6 +41,9 @@ def select_devices(names: Sequence[str], local_python: str | None = None,
         return Selection([local], [])
 
     adb = adb or AdbOptions()
+    # A board on the network named by its address is connected first, as `adb connect` would.
+    not_connected = connect_network_devices(
+        [name for name in wanted if NETWORK_SERIAL.fullmatch(name)], adb.server)
     seen, _address = list_adb_devices(adb.server)
     ready = [serial for serial, state in seen if state == "device"]
     unavailable = [f"{serial} ({state})" for serial, state in seen if state != "device"]
@@ -54,6 +63,9 @@ def select_devices(names: Sequence[str], local_python: str | None = None,
         if name in not_ready:
             raise UnknownDeviceError(f"device {name!r} is {not_ready[name]}: reconnect it "
                                      "(and accept the debugging prompt) or leave it out")
+        if name in not_connected:
+            raise UnknownDeviceError(f"device {name!r} cannot be reached: "
+                                     f"{not_connected[name]}")
         if name not in by_name:
             listing = ", ".join([d.alias for d in attached] + unavailable)
             raise UnknownDeviceError(f"unknown device {name!r}; attached: {listing} "

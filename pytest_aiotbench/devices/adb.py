@@ -113,6 +113,39 @@ def list_adb_devices(server: str = AdbOptions.server) -> tuple[list[tuple[str, s
             "HOST:PORT") from exc
 
 
+#: A device on the network, as `adb connect` names it (a board's adbd on TCP, a phone's
+#: wireless debugging): the plugin connects it when it is named and not yet attached.
+NETWORK_SERIAL = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}")
+
+
+def connect_network_devices(addresses: list[str], server: str = AdbOptions.server,
+                            wait_s: float = 15) -> dict[str, str]:
+    """``adb connect`` each HOST:PORT not attached yet and wait for it to be ready; return
+    what adb said for those that did not come (address -> answer)."""
+    client = _client(server)
+    states = dict(list_adb_devices(server)[0])
+    failed: dict[str, str] = {}
+    for address in addresses:
+        if states.get(address) == "device":
+            continue
+        try:
+            answer = str(client.connect(address, timeout=10)).strip()
+        except Exception as exc:  # refused, timed out
+            failed[address] = f"adb connect {address}: {type(exc).__name__}: {exc}"
+            continue
+        if not answer.startswith(("connected to", "already connected")):
+            failed[address] = f"adb connect {address}: {answer}"
+            continue
+        deadline = time.monotonic() + wait_s
+        while dict(list_adb_devices(server)[0]).get(address) != "device":
+            if time.monotonic() > deadline:
+                failed[address] = (f"adb connect {address}: connected, but not ready within "
+                                   f"{wait_s:.0f} s (unauthorized? accept the prompt)")
+                break
+            time.sleep(0.2)
+    return failed
+
+
 class AdbDevice(Device):
     kind = "adb"
     default_cooldown_s = 5.0  # phones heat up: let the SoC cool between workloads
