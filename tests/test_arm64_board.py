@@ -3,7 +3,7 @@ arm64-board: Debian's arm64 adbd and busybox under qemu, no Python), the plugin 
 board's native runners itself by cross-compiling them from the aarch64 wheels, timing, the
 fp32 check and the JSON saying aarch64.
 
-Emulation is 100-300x slower than the host: these tests prove the path and the numbers'
+Emulation is hundreds of times slower than the host: these tests prove the path and the numbers'
 validity, never the speed. The aarch64 wheels are fetched in set-up (here, or by .ci/run),
 into the wheel folder; the plugin's own runs then look there and never at the index.
 """
