@@ -21,6 +21,8 @@ from pathlib import Path
 
 from debian_packages import PackageUnavailable, fetch_package
 
+from pytest_aiotbench.devices.adb import connect_network_devices
+
 HERE = Path(__file__).resolve().parent / "adbd"
 CACHE = Path(os.environ.get("AIOTBENCH_ADBD_CACHE",
                             Path.home() / ".cache" / "pytest-aiotbench" / "adbd"))
@@ -134,18 +136,13 @@ class DebianAdbd:
         self.process = subprocess.Popen(command, env=env, cwd=self.root, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_listening()
-        client = adb_client()
-        answer = client.connect(self.serial, timeout=10)
-        if not answer.startswith(("connected to", "already connected")):
+        adb_client()  # the tests' server, started here if need be
+        # connected and waited for as the plugin does with a board named by its address
+        failed = connect_network_devices([self.serial])
+        if failed:
             self.stop()
-            raise AdbdUnavailable(f"adb connect {self.serial}: {answer}")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if any(i.serial == self.serial and i.state == "device" for i in client.list()):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise AdbdUnavailable(f"{self.serial} never reached state 'device'")
+            raise AdbdUnavailable(failed[self.serial])
+        return self
 
     def _wait_listening(self) -> None:
         deadline = time.monotonic() + 10

@@ -12,10 +12,11 @@ import contextlib
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 from adbd_testbed import adb_client, free_port
+
+from pytest_aiotbench.devices.adb import connect_network_devices
 
 SCRIPT = Path(__file__).resolve().parent / "boards" / "arm64-board"
 CACHE = Path(os.environ.get("AIOTBENCH_ARM64_BOARD_CACHE",
@@ -78,18 +79,11 @@ class Arm64Board:
         return self.serial
 
     def _connect(self) -> None:
-        client = adb_client()
-        answer = client.connect(self.serial, timeout=10)
-        if not answer.startswith(("connected to", "already connected")):
+        adb_client()  # the tests' server, started here if need be
+        failed = connect_network_devices([self.serial])
+        if failed:
             self.stop()
-            raise RuntimeError(f"adb connect {self.serial}: {answer}")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if any(i.serial == self.serial and i.state == "device" for i in client.list()):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.serial} never reached state 'device'")
+            raise RuntimeError(failed[self.serial])
 
     def stop(self) -> None:
         """Disconnect first (or the server keeps it 'offline' for a minute), then ``down``:

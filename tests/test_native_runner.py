@@ -323,22 +323,23 @@ def test_the_phone_has_no_python(phone, tmp_path):
         device.close()
 
 
-def test_the_reference_networks_are_measured_on_the_phone_natively(
+def test_a_reference_network_is_measured_on_the_phone_natively(
         pytester, run_plugin, phone, native_runners, tmp_path):
     result, document = run_plugin(
         "-v", "--pyargs", "pytest_aiotbench.suite", f"--aiot-device={phone.serial}",
-        "--aiot-network=squeezenet1_1,mobilenet_v2", "--aiot-cooldown=0",
+        # squeezenet1_1: its exports are shared with other tests (CI time)
+        "--aiot-network=squeezenet1_1", "--aiot-cooldown=0",
         workdir_option(tmp_path))
-    result.assert_outcomes(passed=2 * len(native_runners))
+    result.assert_outcomes(passed=len(native_runners))
     rows = the_phone(document)["workloads"]
     assert {(w["network"], w["framework"]) for w in rows} == {
-        (n, f) for n in ("squeezenet1_1", "mobilenet_v2") for f in native_runners}
+        ("squeezenet1_1", f) for f in native_runners}
     for workload in rows:
         assert workload["runner"] == "native", workload["error"]
         assert workload["validity"]["passed"]
         assert workload["peak_rss_after_load_bytes"] > 0
     deploy = the_phone(document)["facts"]["deploy"]
-    assert deploy["pushed"] >= 4 + 8 + 2  # runners and libraries, artifacts, probes
+    assert deploy["pushed"] >= 4 + 4 + 1  # runners and libraries, artifacts, probes
 
 
 def test_digits_through_the_native_runner_on_the_phone(pytester, run_plugin, phone,
