@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import warnings
 from pathlib import Path
 
 from adbd_testbed import PHONE_TOOLS, adb_client, adb_server_running, kill_adb_server
+from adbutils.errors import AdbError
 from arm64_board import Arm64Board, BoardUnavailable
 from conftest import unavailable
 
@@ -36,8 +38,17 @@ def test_the_arm64_board_answers_adb_with_an_arm64_shell_and_down_leaves_nothing
         payload = tmp_path / "payload.bin"
         payload.write_bytes(os.urandom(300_000))
         remote = "/data/local/tmp/aiotbench/payload.bin"
-        device.shell(f"mkdir -p {shlex.quote(os.path.dirname(remote))}")
-        device.sync.push(payload, remote)
+        made = device.shell2(f"mkdir -p {shlex.quote(os.path.dirname(remote))}")
+        assert made.returncode == 0, made.output
+        try:
+            device.sync.push(payload, remote)
+        except AdbError:
+            # Seen once in six suite runs here, under load (adbd's sync answered FAIL, with no
+            # reason, 2 s after up): say what the board looked like, then try once more.
+            looked = device.shell2("ls -ld /data /data/local/tmp/aiotbench; df -k /data; "
+                                   "mount | grep -e ' /data ' -e ' / '").output
+            warnings.warn(f"arm64 board: first push failed; the board: {looked}", stacklevel=1)
+            device.sync.push(payload, remote)
         digest = device.shell2(f"sha256sum {remote}")
         assert digest.returncode == 0
         assert digest.output.split()[0] == hashlib.sha256(payload.read_bytes()).hexdigest()
