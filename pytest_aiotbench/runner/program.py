@@ -68,7 +68,7 @@ class RunnerChooser:
         try:
             native = self._native(framework, target)
         except TargetUnsupported as exc:
-            raise RunnerUnavailable(f"device {facts.alias!r} ({target.name}): {exc}. "
+            raise RunnerUnavailable(f"device {facts.alias!r} ({target.name}): {exc}. Or "
                                     + self._python_way(framework, requirement)) from None
         if native is None:
             raise RunnerUnavailable(self._no_runner(facts, framework, target, requirement))
@@ -94,7 +94,7 @@ class RunnerChooser:
 
     @staticmethod
     def _python_way(framework: str, requirement: str) -> str:
-        return (f"Or install Python with numpy and {framework} on the device ({requirement}) "
+        return (f"install Python with numpy and {framework} on the device ({requirement}) "
                 "and use --aiot-runner=auto")
 
     def _no_runner(self, facts: DeviceFacts, framework: str, target: Target,
@@ -108,8 +108,7 @@ class RunnerChooser:
             missing = f"no native {framework} runner is built for {target.name}"
         else:
             build, missing = "", f"the native runner has no {framework} backend"
-        python = (f"install Python with numpy and {framework} on the device ({requirement}) "
-                  "and use --aiot-runner=auto")
+        python = self._python_way(framework, requirement)
         if self.choice == "auto":
             return (f"{device} has no Python with {framework}, and {missing}. Either "
                     + (f"{build}, or {python}" if build else python))

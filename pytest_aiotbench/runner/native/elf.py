@@ -76,21 +76,30 @@ def architecture(name: str | None) -> str | None:
     return name if name in known else None
 
 
+#: Where the ELF header keeps a table's offset, and its entry size and count, by class.
+_TABLE_FIELDS = {("program", True): (0x20, 0x36), ("program", False): (0x1C, 0x2A),
+                 ("section", True): (0x28, 0x3A), ("section", False): (0x20, 0x2E)}
+
+
+def _table(data: bytes | mmap.mmap, table: str) -> tuple[bool, str, int, int, int]:
+    """64-bit or not, the byte order, and the program or section table's offset, entry
+    size and number of entries."""
+    wide = data[4] == 2
+    order = "<" if data[5] == 1 else ">"
+    at_offset, at_sizes = _TABLE_FIELDS[(table, wide)]
+    offset, = struct.unpack_from(order + ("Q" if wide else "I"), data, at_offset)
+    entry_size, count = struct.unpack_from(order + "HH", data, at_sizes)
+    return wide, order, offset, entry_size, count
+
+
 def header(path: Path) -> Header:
     """The machine, class and loader of an ELF file (its first pages only)."""
     with open(path, "rb") as handle:
         data = handle.read(64)
         if data[:4] != b"\x7fELF" or len(data) < 52:
             raise NotElf(f"{path} is not an ELF file")
-        wide = data[4] == 2
-        order = "<" if data[5] == 1 else ">"
+        wide, order, phoff, phentsize, phnum = _table(data, "program")
         number, = struct.unpack_from(order + "H", data, 0x12)
-        if wide:
-            phoff, = struct.unpack_from(order + "Q", data, 0x20)
-            phentsize, phnum = struct.unpack_from(order + "HH", data, 0x36)
-        else:
-            phoff, = struct.unpack_from(order + "I", data, 0x1C)
-            phentsize, phnum = struct.unpack_from(order + "HH", data, 0x2A)
         interpreter = None
         for index in range(min(phnum, 256)):
             handle.seek(phoff + index * phentsize)
@@ -129,14 +138,7 @@ def dynamic_info(path: Path) -> DynamicInfo:
 
 
 def _dynamic_info(data: mmap.mmap) -> DynamicInfo:
-    wide = data[4] == 2
-    order = "<" if data[5] == 1 else ">"
-    if wide:
-        shoff, = struct.unpack_from(order + "Q", data, 0x28)
-        shentsize, shnum = struct.unpack_from(order + "HH", data, 0x3A)
-    else:
-        shoff, = struct.unpack_from(order + "I", data, 0x20)
-        shentsize, shnum = struct.unpack_from(order + "HH", data, 0x2E)
+    wide, order, shoff, shentsize, shnum = _table(data, "section")
     sections = []
     for index in range(shnum):
         base = shoff + index * shentsize
