@@ -19,6 +19,7 @@ from pytest_aiotbench.runner.aiot_runner import PROTOCOL_VERSION as PYTHON_RUNNE
 from pytest_aiotbench.runner.native.build import NATIVE_DIR
 from pytest_aiotbench.runner.program import RUNNER_SCRIPT
 from pytest_aiotbench.runner.protocol import (
+    PAIRED_ORDERS,
     PROTOCOL_VERSION,
     RUNNERS,
     SCHEMA,
@@ -26,6 +27,9 @@ from pytest_aiotbench.runner.protocol import (
     STOP_REASONS,
     TIMING_MODES,
     LabelledPass,
+    PairedRequest,
+    PairedRound,
+    PairedTiming,
     PeakCompute,
     ProtocolError,
     RunFailure,
@@ -63,6 +67,10 @@ def test_the_host_classes_match_the_schema():
     assert fields(ThermalState) == set(message_fields("thermal_state"))
     assert fields(PeakCompute) == set(message_fields("peak_compute"))
     assert fields(LabelledPass) == set(message_fields("labelled"))
+    assert fields(PairedRequest) == set(message_fields("paired_request"))
+    assert fields(PairedTiming) == set(message_fields("paired_result"))
+    assert fields(PairedRound) == set(message_fields("paired_round"))
+    assert PAIRED_ORDERS == tuple(SCHEMA["enums"]["paired_order"])
     assert fields(RunFailure) == set(message_fields("failure")) - {
         "ok", "protocol_version", "framework"}
     assert Timing().mode in TIMING_MODES
@@ -116,6 +124,10 @@ def check_result_keys(raw: dict[str, Any]) -> None:
         check_message(raw["labelled"], "labelled")
     if raw["peak_compute"] is not None:
         check_message(raw["peak_compute"], "peak_compute")
+    if raw["paired"] is not None:
+        check_message(raw["paired"], "paired_result")
+        for entry in raw["paired"]["rounds"]:
+            check_message(entry, "paired_round")
 
 
 def run_python_runner(request: str) -> tuple[int, str]:
@@ -177,6 +189,65 @@ def test_the_python_runner_measures_peak_compute_when_asked(tmp_path):
     assert all(gflops > 0.1 for gflops in peak.gflops_by_threads.values())
     assert peak.at(2) == peak.gflops_by_threads[2] and peak.at(3) is None
     assert "matmul" in peak.method and elapsed < 30
+
+
+def linear_onnx(path, features: int):
+    """A one-layer ONNX model whose cost grows with ``features``."""
+    import torch
+
+    from pytest_aiotbench import frameworks
+
+    torch.manual_seed(features)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, features),
+                                torch.nn.Linear(features, 5)).eval()
+    frameworks.get("onnxruntime").export(model, torch.randn(1, 3, 2, 2), path)
+    return path
+
+
+def test_the_python_runner_times_a_pair_in_alternated_rounds(tmp_path):
+    """Protocol 4: the baseline's artifact beside this one, after this one's own timing:
+    the side that runs first alternates, every block has its samples and time, the rounds
+    stop at the cap asked, and a much heavier current side reads as slower in every round."""
+    light = linear_onnx(tmp_path / "light.onnx", 8)
+    heavy = linear_onnx(tmp_path / "heavy.onnx", 4096)
+    np.save(tmp_path / "probes.npy", np.random.default_rng(0).random((1, 3, 2, 2), np.float32))
+    paired = PairedRequest(str(light), block_min_samples=3, block_min_time_s=0.002,
+                           min_rounds=4, max_rounds=6, max_time_s=30, target_rel_ci=0.0)
+    request = RunRequest("onnxruntime", str(heavy), str(tmp_path / "probes.npy"), 1,
+                         Timing(warmup_s=0.01, min_time_s=0.02, max_time_s=0.1),
+                         paired=paired)
+    code, stdout = run_python_runner(request.to_json())
+    result = parse_result(stdout)
+    assert code == 0 and isinstance(result, RunResult), stdout
+    check_result_keys(json.loads(stdout))
+    pair = result.paired
+    assert pair is not None and pair.stop_reason == "sample_cap" and len(pair.rounds) == 6
+    assert [r.order for r in pair.rounds] == ["baseline_first", "current_first"] * 3
+    assert all(len(r.baseline_s) >= 3 and len(r.current_s) >= 3 for r in pair.rounds)
+    # A block lasts its time at least; its samples cover most of it (the rest is the loop).
+    assert all(sum(r.baseline_s) >= 0.001 for r in pair.rounds)
+    assert pair.load_s > 0 and pair.warmup_samples_s
+    assert all(np.median(r.current_s) > np.median(r.baseline_s) for r in pair.rounds)
+
+
+def test_the_python_runner_names_the_baseline_artifact_it_cannot_load(tmp_path):
+    current = linear_onnx(tmp_path / "current.onnx", 8)
+    (tmp_path / "baseline.onnx").write_bytes(b"not a model")
+    np.save(tmp_path / "probes.npy", np.zeros((1, 3, 2, 2), np.float32))
+    request = RunRequest("onnxruntime", str(current), str(tmp_path / "probes.npy"), 1,
+                         Timing(warmup_s=0.0, min_time_s=0.01, max_time_s=0.05),
+                         paired=PairedRequest(str(tmp_path / "baseline.onnx")))
+    code, stdout = run_python_runner(request.to_json())
+    failure = parse_result(stdout)
+    assert code == 2 and isinstance(failure, RunFailure), stdout
+    assert failure.stage == "load" and "baseline's artifact" in failure.error
+    assert "baseline.onnx" in failure.error
+    paper = RunRequest("onnxruntime", str(current), str(tmp_path / "probes.npy"), 1,
+                       Timing(mode="paper"), paired=PairedRequest(str(current)))
+    code, stdout = run_python_runner(paper.to_json())
+    failure = parse_result(stdout)
+    assert isinstance(failure, RunFailure) and failure.stage == "request"
+    assert "rigorous" in failure.error
 
 
 def test_the_python_runner_refuses_another_protocol_version():

@@ -30,7 +30,7 @@ import traceback
 #: The runner protocol version this file implements. This file is pushed to a device alone
 #: and cannot read protocol_schema.json, so it states the version its code implements; the
 #: tests check it, and the keys it writes, against the schema (tests/test_runner_protocol.py).
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -410,19 +410,23 @@ def measure(request: dict) -> dict:
     """Load, answer the probes, warm up and time; everything the host needs to judge."""
     np = _import_numpy()
     _check_version(request)
+    timing = request["timing"]  # every field is set by the host (protocol.Timing)
+    if request.get("paired") is not None and timing.get("mode") == "paper":
+        raise RunnerError("request", "paired timing needs the rigorous timing mode")
     name, backend = _backend(request)
     threads = int(request.get("threads") or os.cpu_count() or 1)
     probes = _read_probes(request["probe_inputs"], np)
     load_s = _load(backend, name, request["artifact"], threads)
     memory = {"after_load": peak_resident_bytes()}
     labelled_source = _labelled_source(request, np)
-    timing = request["timing"]  # every field is set by the host (protocol.Timing)
     if timing.get("mode") == "paper":
         timed = _paper_pass(backend, name, probes, labelled_source, np)
     else:
         timed = _rigorous_timing(backend, name, probes, labelled_source, timing, np)
     memory["after_timing"] = peak_resident_bytes()
-    return _result(backend, name, threads, load_s, timed, memory, np, _peak_if_asked(request))
+    paired = _paired_if_asked(request, backend, name, threads, probes, timing)
+    return _result(backend, name, threads, load_s, timed, memory, np, _peak_if_asked(request),
+                   paired)
 
 
 def _import_numpy():
@@ -515,6 +519,72 @@ def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple
                  thermal_before, thermal_state())
 
 
+def _paired_if_asked(request: dict, current: Backend, name: str, threads: int, probes,
+                     timing: dict) -> dict | None:
+    """The baseline's artifact timed beside this one, after this one's timing: alternated
+    rounds (A B, B A, ...), each a short block of each side, until the per-round ratio's
+    median is known within the target or a cap is hit. Drift hits both sides alike."""
+    paired = request.get("paired")
+    if paired is None:
+        return None
+    baseline = BACKENDS[name]()
+    try:
+        load_s = _load(baseline, name, paired["artifact"], threads)
+    except RunnerError as exc:
+        raise RunnerError(exc.stage, f"cannot load the baseline's artifact: {exc}") from exc
+    clock = time.perf_counter
+    timed_input = probes[0:1]
+    try:
+        baseline.infer(timed_input)
+        warmup = _time_loop(baseline.infer, timed_input, clock,
+                            min_samples=int(timing["warmup_min_samples"]),
+                            min_time_s=float(timing["warmup_s"]),
+                            max_time_s=float(timing["warmup_s"]), max_samples=10**6)[0]
+        rounds, stop_reason = paired_rounds(baseline.infer, current.infer, timed_input, clock,
+                                            paired, float(timing["confidence"]))
+    except Exception as exc:
+        raise RunnerError("infer", f"inference failed in {name} while timing the pair: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+    return {"load_s": load_s, "warmup_samples_s": warmup, "rounds": rounds,
+            "stop_reason": stop_reason}
+
+
+def paired_rounds(baseline_infer, current_infer, batch, clock, paired: dict,
+                  confidence: float) -> tuple[list[dict], str]:
+    """Rounds of one block per side, the side that runs first alternating, until the stopping
+    rule (the same on the native runner) says stop."""
+    block_samples = int(paired["block_min_samples"])
+    block_time_s = float(paired["block_min_time_s"])
+    min_rounds, max_rounds = int(paired["min_rounds"]), int(paired["max_rounds"])
+    max_time_s, target = float(paired["max_time_s"]), float(paired["target_rel_ci"])
+
+    def block(infer) -> list[float]:
+        return _time_loop(infer, batch, clock, min_samples=block_samples,
+                          min_time_s=block_time_s, max_time_s=math.inf,
+                          max_samples=10**9)[0]
+
+    rounds: list[dict] = []
+    ratios: list[float] = []
+    started = clock()
+    while True:
+        if len(rounds) % 2 == 0:
+            order, baseline_s = "baseline_first", block(baseline_infer)
+            current_s = block(current_infer)
+        else:
+            order, current_s = "current_first", block(current_infer)
+            baseline_s = block(baseline_infer)
+        rounds.append({"order": order, "baseline_s": baseline_s, "current_s": current_s})
+        ratios.append(_median_of_sorted(sorted(current_s))
+                      / _median_of_sorted(sorted(baseline_s)))
+        n = len(rounds)
+        if n >= min_rounds and median_relative_half_width(ratios, confidence) <= target:
+            return rounds, "converged"
+        if n >= max_rounds:
+            return rounds, "sample_cap"
+        if n >= 2 and clock() - started >= max_time_s:
+            return rounds, "time_cap"
+
+
 def _peak_if_asked(request: dict) -> dict | None:
     """The peak probe, after timing so that its heat never touches the timed samples."""
     counts = [int(count) for count in request.get("peak_probe_threads") or []]
@@ -571,7 +641,7 @@ def _run_labelled(backend: Backend, source: tuple, clock) -> dict:
 
 
 def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Timed,
-            memory: dict, np, peak: dict | None) -> dict:
+            memory: dict, np, peak: dict | None, paired: dict | None) -> dict:
     return {
         "ok": True,
         "protocol_version": PROTOCOL_VERSION,
@@ -591,6 +661,7 @@ def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Tim
         "peak_rss_bytes": memory,
         "notes": backend.notes(),
         "peak_compute": peak,
+        "paired": paired,
     }
 
 

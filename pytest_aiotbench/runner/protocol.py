@@ -25,6 +25,9 @@ Version history:
      device's peak compute with a short matrix-multiply probe after timing; results carry
      ``peak_compute`` (null when not asked; ``measured: false`` with the reason where the
      runner has no probe, as the native runner).
+  4  ``paired`` in requests and results: the baseline's artifact timed beside this one in
+     the same call, in alternated rounds (the release gate's paired mode); null when not
+     asked. ``PAIRED_ORDERS`` names which side ran first in a round.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ PROTOCOL_VERSION: int = SCHEMA["protocol_version"]
 RUNNERS: tuple[str, ...] = tuple(SCHEMA["enums"]["runner"])
 TIMING_MODES: tuple[str, ...] = tuple(SCHEMA["enums"]["timing_mode"])
 STOP_REASONS: tuple[str, ...] = tuple(SCHEMA["enums"]["stop_reason"])
+PAIRED_ORDERS: tuple[str, ...] = tuple(SCHEMA["enums"]["paired_order"])
 
 
 def message_fields(message: str) -> tuple[str, ...]:
@@ -79,6 +83,21 @@ class Timing:
 
 
 @dataclasses.dataclass(frozen=True)
+class PairedRequest:
+    """Time the baseline's artifact beside this one: rounds of one short block per side,
+    the side that runs first alternating, until the median of the per-round ratios (this
+    over the baseline) is known within ``target_rel_ci`` or a cap is hit."""
+
+    artifact: str  # the baseline's artifact as the device sees it; the same framework
+    block_min_samples: int = 3
+    block_min_time_s: float = 0.05
+    min_rounds: int = 10
+    max_rounds: int = 1000
+    max_time_s: float = 10.0
+    target_rel_ci: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
 class RunRequest:
     framework: str
     artifact: str  # paths as the device sees them
@@ -93,6 +112,8 @@ class RunRequest:
     #: Thread counts at which to measure the device's peak compute (empty: not asked). The
     #: host asks once per device and session, so the probe's second or so is paid once.
     peak_probe_threads: tuple[int, ...] = ()
+    #: The release gate's paired timing (None: not asked).
+    paired: PairedRequest | None = None
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -171,6 +192,23 @@ class LabelledPass:
 
 
 @dataclasses.dataclass(frozen=True)
+class PairedRound:
+    order: str  # one of PAIRED_ORDERS
+    baseline_s: list[float]
+    current_s: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedTiming:
+    """The baseline's artifact timed beside this one in the same runner call."""
+
+    load_s: float
+    warmup_samples_s: list[float]
+    rounds: list[PairedRound]
+    stop_reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class RunResult:
     runner: str
     runtime: str
@@ -190,6 +228,8 @@ class RunResult:
     notes: list[str]
     #: The peak probe's answer (None: the request did not ask for it).
     peak_compute: PeakCompute | None = None
+    #: The paired timing's answer (None: the request did not ask for it).
+    paired: PairedTiming | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,7 +309,23 @@ def _result(raw: dict[str, Any]) -> RunResult:
                                _optional_int(memory["after_timing"])),
         notes=[str(note) for note in raw["notes"]],
         peak_compute=None if peak is None else PeakCompute.from_json(peak),
+        paired=None if raw["paired"] is None else _paired(raw["paired"]),
     )
+
+
+def _paired(raw: dict[str, Any]) -> PairedTiming:
+    stop_reason = _text(raw, "stop_reason")
+    if stop_reason not in STOP_REASONS:
+        raise ValueError(f"paired stop_reason {stop_reason!r}")
+    rounds = []
+    for entry in raw["rounds"]:
+        order = _text(entry, "order")
+        if order not in PAIRED_ORDERS:
+            raise ValueError(f"paired round order {order!r}")
+        rounds.append(PairedRound(order, _floats(entry["baseline_s"]),
+                                  _floats(entry["current_s"])))
+    return PairedTiming(float(raw["load_s"]), _floats(raw["warmup_samples_s"]), rounds,
+                        stop_reason)
 
 
 def _thermal(raw: dict[str, Any]) -> ThermalState:
