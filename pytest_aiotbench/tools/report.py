@@ -1,10 +1,15 @@
-"""The HTML report from saved results, several runs or devices side by side.
+"""The HTML report from saved results, several runs or devices side by side, or over time.
 
     aiotbench-report RESULTS.json... -o report.html
+    aiotbench-report --history DIR -o history.html
 
 Each file is one ``--aiot-json`` results file; a phone farm's files (a device each) merge into
 one ranking, and a device that several files name (runs of one phone on different days)
 appears once per file, named with it. The page is the one ``--aiot-html`` writes.
+
+``--history DIR`` reads every run in a folder instead (results files, and pytest-benchmark
+runs holding aiotbench records) and makes the history page: medians, VIPS and the gate's
+verdicts over time (``report/history.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from pytest_aiotbench.report import html
+from pytest_aiotbench.report import history, html
 from pytest_aiotbench.report.json_file import ResultsDocument, ResultsFileError
 
 PROGRAM = "aiotbench-report"
@@ -26,28 +31,69 @@ class ReportError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json",
+    parser.add_argument("results", nargs="*", type=Path, metavar="RESULTS.json",
                         help="results files written by pytest --aiot-json")
-    parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
-                        help="the page to write (default: report.html)")
+    parser.add_argument("--history", type=Path, metavar="DIR",
+                        help="instead of RESULTS.json files: a folder of saved runs "
+                             "(--aiot-json files, pytest-benchmark runs of aiotbench items), "
+                             "shown over time: medians, VIPS, gate verdicts")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="the page to write (default: report.html; with --history: "
+                             "history.html)")
     options = parser.parse_args(argv)
+    # Checked here: argparse's exclusive groups refuse a positional list of files.
+    if options.history is not None and options.results:
+        parser.error("give either RESULTS.json files or --history DIR (it reads the "
+                     "folder's runs itself), not both")
+    if options.history is None and not options.results:
+        parser.error("give RESULTS.json files (pytest --aiot-json=PATH), or --history DIR")
+    output = options.output or Path("history.html" if options.history else "report.html")
     try:
-        sources = [html.Source(str(path), _read(path)) for path in _distinct(options.results)]
-        if options.output.is_dir():
-            raise ReportError(f"-o {options.output} is a folder; give a file path, for "
-                              f"example {options.output / 'report.html'}")
-        html.write(options.output, sources)
+        if options.history is not None:
+            summary = _history(options.history, output)
+        else:
+            sources = [html.Source(str(path), _read(path)) for path in _distinct(options.results)]
+            _refuse_folder(output)
+            html.write(output, sources)
+            summary = (f"{len(html.device_runs(sources))} device(s) from {len(sources)} file(s)"
+                       f" written to {output}")
     except ReportError as exc:
         print(f"{PROGRAM}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"{PROGRAM}: error: cannot write {options.output}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        print(f"{PROGRAM}: error: cannot write {output}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
-    devices = len(html.device_runs(sources))
-    print(f"{PROGRAM}: {devices} device(s) from {len(sources)} file(s) written to "
-          f"{options.output}")
+    print(f"{PROGRAM}: {summary}")
     return 0
+
+
+def _history(folder: Path, output: Path) -> str:
+    """Write the history page of a folder; the summary line to print."""
+    if not folder.exists():
+        raise ReportError(f"--history {folder}: no such folder; give the folder that holds "
+                          "the --aiot-json files (or pytest-benchmark runs) of earlier sessions")
+    if not folder.is_dir():
+        raise ReportError(f"--history {folder} is a file, not a folder; give the folder that "
+                          f"holds the runs (for example {folder.parent}), or make the report "
+                          f"of this one run: {PROGRAM} {folder}")
+    try:
+        made = history.read_history(folder)
+    except history.HistoryError as exc:
+        raise ReportError(f"--history {exc}") from None
+    _refuse_folder(output, "history.html")
+    history.write(output, made)
+    for skipped in made.skipped:  # listed on the page too
+        print(f"{PROGRAM}: skipped {folder / skipped.name}: {skipped.reason}", file=sys.stderr)
+    workloads = len(made.series())
+    return (f"{workloads} workload(s) over {len(made.runs)} run(s) from {folder} written to "
+            f"{output}" + (f" ({len(made.skipped)} file(s) skipped)" if made.skipped else ""))
+
+
+def _refuse_folder(output: Path, example: str = "report.html") -> None:
+    if output.is_dir():
+        raise ReportError(f"-o {output} is a folder; give a file path, for example "
+                          f"{output / example}")
 
 
 def _distinct(paths: list[Path]) -> list[Path]:
