@@ -11,6 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from pytest_aiotbench.devices import Device, Selection, select_devices
+from pytest_aiotbench.gate.pairing import PairPlan
+from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.images import Dataset, load_dataset
 from pytest_aiotbench.session import RunFacts
 from pytest_aiotbench.settings import Settings
@@ -18,12 +20,13 @@ from pytest_aiotbench.stages import Stages
 
 
 class Lab:
-    def __init__(self, settings: Settings, progress: Callable[[str], None] = print):
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = print,
+                 pairing: Callable[[WorkloadKey, str], PairPlan] | None = None):
         self.settings = settings
         self._selection: Selection | None = None
         self._dataset: Dataset | None = None
         self._dataset_scanned = False
-        self.stages = Stages(settings, lambda: self.dataset, progress)
+        self.stages = Stages(settings, lambda: self.dataset, progress, pairing)
 
     @property
     def devices(self) -> dict[str, Device]:

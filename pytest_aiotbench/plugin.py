@@ -19,7 +19,7 @@ from pytest_aiotbench.fixtures import (  # noqa: F401  (the staged fixtures, reg
     aiot_network,
     aiot_workload,
 )
-from pytest_aiotbench.gate import BaselineError, ReleaseGate, load_baseline
+from pytest_aiotbench.gate import BaselineArtifacts, BaselineError, ReleaseGate, load_baseline
 from pytest_aiotbench.images import DatasetError
 from pytest_aiotbench.lab import LAB_KEY, Lab
 from pytest_aiotbench.report import benchmark_records
@@ -73,7 +73,11 @@ def pytest_configure(config: pytest.Config) -> None:
                             "patterns pick the workloads its aiot_measured result comes from")
     parsed = _settings(config)
     try:
-        gate = (ReleaseGate(load_baseline(parsed.baseline), parsed.fail_on, parsed.confirm)
+        gate = (ReleaseGate(load_baseline(parsed.baseline), parsed.fail_on, parsed.confirm,
+                            artifacts=BaselineArtifacts(parsed.cache_dir,
+                                                        parsed.baseline_artifacts),
+                            ab=parsed.ab, protocol=parsed.protocol,
+                            confidence=parsed.confidence)
                 if parsed.baseline else None)
     except BaselineError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -83,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if farm.is_controller(config):  # it runs no item: no lab, the workers' results
         config.pluginmanager.register(farm.FarmController(session, config), "aiotbench-farm")
         return
-    lab = Lab(parsed, progress)
+    lab = Lab(parsed, progress, gate.plan if gate is not None else None)
     config.stash[LAB_KEY] = lab
     session.local_facts = lab.facts
     if farm.is_worker(config):

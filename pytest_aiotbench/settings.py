@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aiotbench.devices import AdbOptions
+from pytest_aiotbench.gate.pairing import AB_CHOICES
 from pytest_aiotbench.gate.thresholds import METRICS, Threshold, ThresholdError, parse_fail_on
 from pytest_aiotbench.identity import VARIANTS
 from pytest_aiotbench.runner.program import RUNNER_CHOICES
@@ -158,6 +159,15 @@ def folder(text: str) -> Path:
         raise _Invalid("is a file, not a folder; give a folder (it is created if missing)",
                        quoted=False)
     _probe_writable(path)
+    return path
+
+
+def existing_folder(text: str) -> Path:
+    """A folder we only read."""
+    path = Path(text)
+    if not path.is_dir():
+        raise _Invalid("is a file, not a folder" if path.exists() else
+                       "does not exist; give the folder that holds the files", quoted=False)
     return path
 
 
@@ -355,6 +365,16 @@ class Settings:
         "confirm", 1, "re-time a workload the gate finds regressed up to N times; it fails "
         "only if every re-timing regresses too (0: fail at once)", number(int, 0, 10),
         metavar="N")
+    ab: str = option(
+        "ab", AB_CHOICES[0], "with --aiot-baseline, auto: where a workload's artifact differs "
+        "from the baseline's and the baseline's file is at hand (found by its sha256 in "
+        "--aiot-baseline-artifacts or the cache), time both in alternated rounds of the same "
+        "runner call and judge the ratio of their medians (drift hits both alike); off: "
+        "judge the stored figures only", OneOf(AB_CHOICES), metavar="MODE")
+    baseline_artifacts: Path | None = option(
+        "baseline-artifacts", None, "a folder holding the baseline's artifacts (kept with the "
+        "baseline, e.g. as CI artifacts), searched by sha256 before the cache",
+        existing_folder, metavar="DIR", default_text="the cache only")
 
     @property
     def pin_big_cores(self) -> bool:
@@ -478,6 +498,9 @@ def _check_together(settings: Settings) -> None:
     if settings.fail_on and not settings.baseline:
         raise SettingsError("--aiot-fail-on needs a run to compare with: give --aiot-baseline="
                             "PATH (an earlier --aiot-json file or pytest-benchmark run)")
+    if settings.baseline_artifacts is not None and not settings.baseline:
+        raise SettingsError("--aiot-baseline-artifacts holds a baseline's artifacts: give the "
+                            "baseline too, --aiot-baseline=PATH")
     labelled_only = [t.metric.name for t in settings.fail_on if t.metric.name in ("top1", "top5")]
     if labelled_only and settings.dataset is None:
         raise SettingsError(f"--aiot-fail-on={labelled_only[0]}: is measured only on labelled "

@@ -35,6 +35,7 @@ from pytest_aiotbench.artifacts import (
 )
 from pytest_aiotbench.devices import Device, DeviceError, DeviceFacts, FrameworkMissing
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
+from pytest_aiotbench.gate.pairing import PAIRED, PairPlan
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.images import Dataset
 from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
@@ -45,7 +46,7 @@ from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.runner.native.build import NativeBuilder
 from pytest_aiotbench.runner.native.targets import NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
-from pytest_aiotbench.runner.protocol import LabelledPass, RunRequest, RunResult
+from pytest_aiotbench.runner.protocol import LabelledPass, PairedRequest, RunRequest, RunResult
 from pytest_aiotbench.settings import Settings
 
 CALIBRATION_IMAGES = 16
@@ -105,6 +106,12 @@ class Exported:
     def framework(self) -> frameworks.Framework:
         return frameworks.adapter(self.choice.framework, self.network.card.implementation)
 
+    def key(self, device: str) -> WorkloadKey:
+        card = self.network.card
+        return WorkloadKey(device=device, network=card.name, framework=self.choice.framework,
+                           variant=self.choice.variant, implementation=card.implementation,
+                           backend=self.framework.backend)
+
 
 @dataclasses.dataclass(frozen=True)
 class Deployed:
@@ -117,11 +124,7 @@ class Deployed:
 
     @property
     def key(self) -> WorkloadKey:
-        choice, card = self.exported.choice, self.exported.network.card
-        return WorkloadKey(device=self.device.alias, network=card.name,
-                           framework=choice.framework, variant=choice.variant,
-                           implementation=card.implementation,
-                           backend=self.exported.framework.backend)
+        return self.exported.key(self.device.alias)
 
 
 @dataclasses.dataclass
@@ -143,8 +146,11 @@ class Stages:
     runner builds, the device facts, the preprocessed labelled images)."""
 
     def __init__(self, settings: Settings, dataset: Callable[[], Dataset | None],
-                 progress: Callable[[str], None] = print):
+                 progress: Callable[[str], None] = print,
+                 pairing: Callable[[WorkloadKey, str], PairPlan] | None = None):
         self.settings = settings
+        #: The release gate's question: time this workload beside the baseline's artifact?
+        self.pairing = pairing
         self._dataset = dataset
         self.progress = progress
         self.cache = ArtifactCache(settings.cache_dir)
@@ -219,12 +225,25 @@ class Stages:
                 probe_inputs=device.stage(network.probe_path),
                 threads=threads,
                 timing=self.settings.timing(),
+                paired=self._paired_request(exported, device),
                 **self._labelled_request(device, network.card, program))
         except RunnerUnavailable as exc:
             raise StageSkipped("deploy", str(exc)) from None
         except (DeviceError, NativeBuildError) as exc:
             raise StageFailed("deploy", f"{framework.name} to {device.alias}: {exc}") from None
         return Deployed(exported, device, program, request)
+
+    def _paired_request(self, exported: Exported, device: Device) -> PairedRequest | None:
+        """The baseline's artifact on the device too, where the gate pairs this workload."""
+        if self.pairing is None:
+            return None
+        plan = self.pairing(exported.key(device.alias), exported.artifact.sha256)
+        if plan.mode != PAIRED or plan.baseline_artifact is None:
+            return None
+        settings = self.settings
+        return PairedRequest(device.stage(plan.baseline_artifact, plan.baseline_sha256),
+                             max_time_s=settings.max_time_s,
+                             target_rel_ci=settings.target_rel_ci)
 
     def facts(self, device: Device) -> DeviceFacts:
         if device.alias not in self.device_facts:
@@ -316,6 +335,7 @@ class Stages:
         result.peak_rss_after_load_bytes = raw.peak_memory.after_load
         result.peak_rss_after_timing_bytes = raw.peak_memory.after_timing
         result.notes.extend(raw.notes)
+        result.paired = raw.paired
         result.thermal = {"before": raw.thermal_before.to_json(),
                           "after": raw.thermal_after.to_json()}
         result.throttled = throttle_findings(

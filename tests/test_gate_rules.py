@@ -3,10 +3,24 @@ change beyond both the limit and the noise fails."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
-from pytest_aiotbench.gate import METRICS, Estimate, ThresholdError, parse_fail_on
+from pytest_aiotbench.gate import (
+    METRICS,
+    BaselineArtifacts,
+    Estimate,
+    ThresholdError,
+    WorkloadFigures,
+    pairing,
+    parse_fail_on,
+)
 from pytest_aiotbench.gate.compare import Change
+from pytest_aiotbench.gate.pairing import PAIRED, STORED, UNCHANGED, PairedRatio
+from pytest_aiotbench.identity import WorkloadKey
+from pytest_aiotbench.runner.protocol import PAIRED_ORDERS, PairedRound, PairedTiming
 
 MS = 1e-3
 
@@ -87,3 +101,88 @@ def test_every_metric_has_a_direction_and_a_scope():
     for metric in METRICS.values():
         assert metric.worse in (1, -1) and metric.scope in ("workload", "device")
     assert [m.name for m in METRICS.values() if m.scope == "device"] == ["vips", "vops"]
+
+
+# ------------------------------------------------------------------------------- paired
+def rounds_of(ratios: list[float], base_ms: float = 10.0) -> PairedTiming:
+    """Rounds whose current side is ``ratio`` times the baseline's, the baseline drifting."""
+    rounds = []
+    for index, ratio in enumerate(ratios):
+        drift = 1 + 0.5 * (index % 3)  # the machine slows both sides alike
+        base = [base_ms * MS * drift * f for f in (0.98, 1.0, 1.03)]
+        rounds.append(PairedRound(PAIRED_ORDERS[index % 2], base, [t * ratio for t in base]))
+    return PairedTiming(0.01, [], rounds, "converged")
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios_drift_cancels():
+    paired = PairedRatio.of(rounds_of([1.2] * 9 + [1.18, 1.22, 1.21]), 0.5, 0.95)
+    assert paired.rounds == 12
+    assert paired.ratio.value == pytest.approx(1.2)
+    assert 1.18 <= paired.ratio.low <= 1.2 <= paired.ratio.high <= 1.22
+    # Each side's per-round medians drift from 10 to 20 ms; the ratio does not.
+    assert paired.baseline.low == pytest.approx(10 * MS) and paired.baseline.high > 15 * MS
+
+
+def paired_change(limit: str, ratios: list[float]) -> Change:
+    (threshold,) = parse_fail_on(f"median:{limit}")
+    return Change.paired(threshold, PairedRatio.of(rounds_of(ratios), 0.5, 0.95))
+
+
+def test_a_paired_change_fails_beyond_its_limit_when_its_interval_excludes_no_change():
+    slower = paired_change("+10%", [1.2, 1.19, 1.21, 1.2, 1.22, 1.18, 1.2, 1.2])
+    assert slower.failed and slower.verdict() == "REGRESSED (limit +10%)"
+    assert slower.word() == "regressed" and slower.change == pytest.approx(0.2)
+    assert slower.noise().startswith("beyond: ratio 1.200 [1.1") and "8 rounds" in slower.noise()
+    # As slow, but some rounds say "no change": the interval does not exclude it.
+    unsure = paired_change("+10%", [1.2, 0.9, 1.5, 1.2, 0.95, 1.3, 1.2, 0.97])
+    assert unsure.least < 0 and not unsure.failed and unsure.word() == "ok"
+    within = paired_change("+10%", [1.05, 1.04, 1.06, 1.05, 1.05, 1.06, 1.04, 1.05])
+    assert not within.failed and within.verdict() == "worse, within +10%"
+    faster = paired_change("+10%", [0.8] * 8)
+    assert faster.word() == "better"
+    # An absolute limit: the ratio's change in seconds of the re-timed baseline's median.
+    assert paired_change("+1ms", [1.2] * 8).failed
+    assert not paired_change("+5ms", [1.2] * 8).failed
+
+
+def figures(sha256: str, version: str = "1.0", size: int | None = None) -> WorkloadFigures:
+    key = WorkloadKey(device="local", network="net", framework="onnxruntime")
+    return WorkloadFigures(key, "passed", Estimate.exact(MS), framework_version=version,
+                           artifact_sha256=sha256, artifact_bytes=size)
+
+
+def test_a_baseline_artifact_is_found_by_its_hash_in_a_folder_or_the_cache(tmp_path):
+    folder, cache = tmp_path / "kept", tmp_path / "cache"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "model.onnx").write_bytes(b"baseline model")
+    (folder / "same-size.onnx").write_bytes(b"baseline mode!")  # same size, other bytes
+    entry = cache / "net-onnxruntime-abc"
+    entry.mkdir(parents=True)
+    (entry / "model.tflite").write_bytes(b"cached model")
+    (entry / "meta.json").write_text(json.dumps({"sha256": sha256(b"cached model"),
+                                                 "filename": "model.tflite"}))
+    artifacts = BaselineArtifacts(cache, folder)
+    wanted = sha256(b"baseline model")
+    assert artifacts.find(wanted, len(b"baseline model")) == folder / "sub" / "model.onnx"
+    assert artifacts.find(sha256(b"cached model")) == entry / "model.tflite"
+    assert artifacts.find(sha256(b"nowhere")) is None
+    # Found, so paired; the same artifact, unchanged; not found, stored and why.
+    plan = pairing.plan(figures(wanted, size=14), "new", ab="auto", protocol="rigorous",
+                        artifacts=artifacts)
+    assert plan.mode == PAIRED and plan.baseline_artifact == folder / "sub" / "model.onnx"
+    assert pairing.plan(figures("same"), "same", ab="auto", protocol="rigorous",
+                        artifacts=artifacts).mode == UNCHANGED
+    lost = pairing.plan(figures(sha256(b"gone")), "new", ab="auto", protocol="rigorous",
+                        artifacts=artifacts)
+    assert lost.mode == STORED and str(folder) in lost.reason and str(cache) in lost.reason
+    assert "--aiot-baseline-artifacts=DIR" in lost.reason
+    off = pairing.plan(figures(wanted), "new", ab="off", protocol="rigorous",
+                       artifacts=artifacts)
+    assert (off.mode, off.reason) == (STORED, "--aiot-ab=off")
+    # A file that changed after it was found is hashed again: no longer the baseline's.
+    (folder / "sub" / "model.onnx").write_bytes(b"edited model!!")
+    assert artifacts.find(wanted, 14) is None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -145,8 +145,10 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
     assert not any(w["failed"] for w in document["baseline_comparison"]["workloads"])
     second.write_text(json.dumps(document))
 
+    # Stored figures (the paired mode has its own test below).
     slowed(monkeypatch)
-    result, document = run_plugin(FRAMEWORKS, "-v", f"--aiot-baseline={first},{second}", limits)
+    result, document = run_plugin(FRAMEWORKS, "-v", f"--aiot-baseline={first},{second}", limits,
+                                  "--aiot-ab=off")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
         "*test_gate.py::test_workload?gate_net-onnxruntime-local? FAILED*",
@@ -174,6 +176,58 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
     now = next(w for w in document["devices"]["local"]["workloads"]
                if w["network"] == "gate_net" and w["framework"] == "tflite")
     assert median["now"][0] == now["stats"]["median_s"]
+
+
+def test_a_changed_artifact_is_timed_beside_the_baseline_s_in_alternated_rounds(
+        gate_project, run_plugin, monkeypatch, tmp_path):
+    """Paired mode: where the artifact changed and the baseline's file is in the cache, both
+    are timed in alternated rounds of one runner call and the ratio is judged; an unchanged
+    artifact is judged on stored figures; a baseline file that cannot be found falls back to
+    stored figures, saying why."""
+    baseline = tmp_path / "baseline.json"
+    run_plugin(FRAMEWORKS, f"--aiot-json={baseline}", json_report=False)
+    # The baseline's tflite file was not kept (a run from another machine's cache).
+    kept = json.loads(baseline.read_text())
+    lost = next(w for w in kept["devices"]["local"]["workloads"]
+                if (w["network"], w["framework"]) == ("gate_net", "tflite"))
+    lost["artifact"]["sha256"] = "0" * 64
+    baseline.write_text(json.dumps(kept))
+
+    slowed(monkeypatch)
+    html = tmp_path / "report.html"
+    result, document = run_plugin(FRAMEWORKS, "-v", f"--aiot-baseline={baseline}",
+                                  "--aiot-fail-on=median:+400%", f"--aiot-html={html}")
+    result.assert_outcomes(passed=2, failed=2)
+    rows = {(w["network"], w["framework"]): w for w in document["devices"]["local"]["workloads"]}
+    gate = rows["gate_net", "onnxruntime"]["gate"]
+    assert (gate["mode"], gate["verdict"], gate["limit"]) == ("paired", "regressed",
+                                                               "median:+400%")
+    assert gate["ci_low"] > 5 and gate["ci_low"] <= gate["ratio"] <= gate["ci_high"]
+    paired = rows["gate_net", "onnxruntime"]["paired"]
+    assert gate["rounds"] == len(paired["rounds"]) >= 2
+    assert [r["order"] for r in paired["rounds"][:2]] == ["baseline_first", "current_first"]
+    stored = rows["gate_net", "tflite"]["gate"]
+    assert (stored["mode"], stored["verdict"], stored["rounds"]) == ("stored", "regressed", None)
+    assert "is not in the artifact cache" in stored["reason"]
+    assert rows["gate_net", "tflite"]["paired"] is None
+    for framework in ("onnxruntime", "tflite"):
+        assert rows["tiny_cnn", framework]["gate"]["mode"] == "unchanged"
+    output = result.stdout.str()
+    assert "regressed against the baseline" in output and "(paired):" in output
+    result.stdout.fnmatch_lines([
+        "*gate_net-onnxruntime *paired *median *beyond: ratio * rounds *REGRESSED*",
+        "*gate_net-tflite: stored figures: the baseline's artifact (sha256 000000000000) is "
+        "not in the artifact cache *--aiot-baseline-artifacts=DIR"], consecutive=False)
+    assert "<td>paired</td>" in html.read_text()
+
+    # Other weights (another artifact) at the same speed: paired, and it passes.
+    monkeypatch.delenv("AIOT_TEST_WIDTH")
+    result, document = run_plugin("--aiot-framework=onnxruntime", "--aiot-network=gate_net",
+                                  "--aiot-seed=1", f"--aiot-baseline={baseline}",
+                                  "--aiot-fail-on=median:+100%")
+    result.assert_outcomes(passed=1)
+    (row,) = document["devices"]["local"]["workloads"]
+    assert row["gate"]["mode"] == "paired" and 0.5 < row["gate"]["ratio"] < 2
 
 
 def test_a_device_vips_drop_fails_the_session_naming_the_device(gate_project, run_plugin,
@@ -268,11 +322,17 @@ def with_file(option: str, name: str, text: str):
     (lambda p: ["--aiot-network="], "*--aiot-network='' names nothing; leave the option out "
                                     "for every registered network*"),
     (lambda p: ["--aiot-framework=,"], "*--aiot-framework=',' names nothing*"),
+    (lambda p: ["--aiot-ab=on"], "*--aiot-ab='on': choose one of auto, off*"),
+    (lambda p: [f"--aiot-baseline-artifacts={p}"],
+     "*--aiot-baseline-artifacts holds a baseline's artifacts: give the baseline too*"),
+    (lambda p: ["--aiot-baseline-artifacts=/no/such/folder"],
+     "*--aiot-baseline-artifacts=/no/such/folder: does not exist; give the folder that holds*"),
 ], ids=["baseline-missing", "baseline-corrupt", "baseline-other-schema", "baseline-unknown",
         "baseline-other-benchmarks", "baseline-folder", "fail-on-without-baseline",
         "fail-on-misspelled", "fail-on-wrong-sign", "fail-on-out-of-range", "fail-on-no-unit",
         "fail-on-vips-range", "fail-on-no-colon", "json-folder", "json-unwritable",
-        "cache-file", "min-above-max", "empty-network", "empty-framework"])
+        "cache-file", "min-above-max", "empty-network", "empty-framework", "ab-unknown",
+        "baseline-artifacts-alone", "baseline-artifacts-missing"])
 def test_bad_gate_input_is_a_usage_error_before_anything_runs(gate_project, run_plugin,
                                                               make_args, message):
     report = gate_project.path / "aiot.json"

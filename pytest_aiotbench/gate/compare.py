@@ -1,9 +1,13 @@
 """The release gate: this run against a baseline, change by change, with the noise in view.
 
-A change fails only when it is beyond both the threshold and the noise: the smallest change
-that both runs' confidence intervals allow (this run's best bound against the baseline's
-worst) must exceed the limit. A slowdown that only the noise could explain never fails; one
-that clears the noise but not the threshold is shown, not failed.
+Stored figures: a change fails only when it is beyond both the threshold and the noise: the
+smallest change that both runs' confidence intervals allow (this run's best bound against
+the baseline's worst) must exceed the limit. A slowdown that only the noise could explain
+never fails; one that clears the noise but not the threshold is shown, not failed.
+
+Paired (the baseline's artifact re-timed beside this one, gate/pairing.py): a latency change
+is the median of the per-round ratios; it fails when it is beyond its limit and its interval
+excludes "no change". Drift between sessions cannot show in it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,18 @@ from collections.abc import Iterable, Sequence
 
 from pytest_aiotbench.gate.baseline import Baseline
 from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures
+from pytest_aiotbench.gate.pairing import (
+    PAIRED,
+    STORED,
+    UNCHANGED,
+    BaselineArtifacts,
+    PairedRatio,
+    PairPlan,
+    plan,
+)
 from pytest_aiotbench.gate.thresholds import METRICS, Metric, Threshold
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.measure.result import PASSED, WorkloadResult
+from pytest_aiotbench.measure.result import PASSED, GateVerdict, WorkloadResult
 
 #: Shown for every compared workload, gated or not.
 ALWAYS_SHOWN = ("median", "accuracy")
@@ -34,6 +47,17 @@ class Change:
     measure: Threshold
     baseline: Estimate
     now: Estimate
+    #: Paired: now over the baseline re-timed beside it, per round (None: stored figures).
+    ratio: Estimate | None = None
+    rounds: int | None = None
+
+    @classmethod
+    def paired(cls, measure: Threshold, paired: PairedRatio) -> Change:
+        return cls(measure, paired.baseline, paired.now, paired.ratio, paired.rounds)
+
+    def _of_ratio(self, ratio: float) -> float:
+        """A ratio of latencies as a worse-direction change, as this limit measures it."""
+        return ratio - 1 if self.measure.relative else (ratio - 1) * self.baseline.value
 
     @property
     def metric(self) -> Metric:
@@ -46,18 +70,24 @@ class Change:
     @property
     def change(self) -> float:
         """Worse-direction change of the figures themselves (positive: worse)."""
+        if self.ratio is not None:
+            return self._of_ratio(self.ratio.value)
         return self.measure.change(self.baseline.value, self.now.value)
 
     @property
     def least(self) -> float:
-        """The smallest worse-direction change both intervals allow."""
+        """The smallest worse-direction change the intervals allow."""
+        if self.ratio is not None:
+            return self._of_ratio(self.ratio.low)
         if self.metric.worse > 0:
             return self.measure.change(self.baseline.high, self.now.low)
         return self.measure.change(self.baseline.low, self.now.high)
 
     @property
     def most(self) -> float:
-        """The largest worse-direction change both intervals allow (below 0: surely better)."""
+        """The largest worse-direction change the intervals allow (below 0: surely better)."""
+        if self.ratio is not None:
+            return self._of_ratio(self.ratio.high)
         if self.metric.worse > 0:
             return self.measure.change(self.baseline.low, self.now.high)
         return self.measure.change(self.baseline.high, self.now.low)
@@ -68,7 +98,19 @@ class Change:
 
     @property
     def failed(self) -> bool:
-        return self.gated and self.least > self.measure.limit
+        if not self.gated:
+            return False
+        if self.ratio is not None:  # the interval excludes "no change", the ratio its limit
+            return self.least > 0 and self.change > self.measure.limit
+        return self.least > self.measure.limit
+
+    def stored_ratio(self) -> Estimate:
+        """Now over the baseline, with the interval both runs' intervals allow."""
+        if self.ratio is not None:
+            return self.ratio
+        base = self.baseline
+        return Estimate(self.now.value / base.value, self.now.low / base.high,
+                        self.now.high / base.low)
 
     def signed(self, worse_change: float) -> str:
         """A worse-direction change as the figure moved (+ up, - down)."""
@@ -86,6 +128,10 @@ class Change:
             f"{estimate.value:.2f}"
 
     def noise(self) -> str:
+        if self.ratio is not None:
+            side = "beyond" if self.beyond_noise else "within"
+            return (f"{side}: ratio {self.ratio.value:.3f} [{self.ratio.low:.3f}, "
+                    f"{self.ratio.high:.3f}], {self.rounds} rounds")
         if self.baseline.low == self.baseline.high and self.now.low == self.now.high:
             return "exact"
         if self.least > 0:
@@ -103,8 +149,17 @@ class Change:
             return "better"
         return "ok"
 
+    def word(self) -> str:
+        """The verdict as one machine-readable word."""
+        if self.failed:
+            return "regressed"
+        return "worse" if self.least > 0 else "better" if self.most < 0 else "ok"
+
     def describe(self) -> str:
         noise = self.noise()
+        if self.ratio is not None:
+            return (f"{self.metric.name} {self.value(self.baseline)} -> {self.value(self.now)} "
+                    f"re-timed side by side ({self.signed(self.change)}; paired {noise})")
         said = "exact figures, no noise" if noise == "exact" else f"{noise} the noise"
         return (f"{self.metric.name} {self.value(self.baseline)} -> {self.value(self.now)} "
                 f"({self.signed(self.change)}; {said})")
@@ -121,6 +176,21 @@ class WorkloadComparison:
 
     #: Earlier timings of this run that looked regressed, each re-timed to confirm.
     earlier: tuple[WorkloadComparison, ...] = ()
+    #: PAIRED, STORED or UNCHANGED (gate/pairing.py), and why stored where it changed.
+    mode: str = STORED
+    reason: str | None = None
+
+    def verdict(self) -> GateVerdict | None:
+        """The median's verdict as the workload's results row carries it."""
+        median = next((c for c in self.changes if c.metric.name == "median"), None)
+        if median is None:
+            return None
+        ratio = median.stored_ratio()
+        return GateVerdict(self.mode, ratio.value, ratio.low, ratio.high, median.rounds,
+                           median.word(), "median", median.measure.text or None, self.reason)
+
+    def mode_text(self) -> str:
+        return self.mode if self.reason is None else f"{self.mode} ({self.reason})"
 
     @property
     def failed(self) -> bool:
@@ -133,7 +203,7 @@ class WorkloadComparison:
     def failure_message(self, baseline: Baseline) -> str:
         failed = [change for change in self.changes if change.failed]
         lines = [f"{self.key.label} on {self.key.device} regressed against the baseline "
-                 f"{baseline.where()}:"]
+                 f"{baseline.where()} ({self.mode_text()}):"]
         lines += [f"  {change.describe()} exceeds {change.measure.describe_limit()}"
                   for change in failed]
         if self.earlier:
@@ -142,6 +212,18 @@ class WorkloadComparison:
         if self.context:
             lines.append("  also changed: " + "; ".join(self.context))
         return "\n".join(lines)
+
+    def baseline_for_totals(self) -> WorkloadFigures:
+        """The baseline's figures as the device totals sum them: where the pair was re-timed,
+        its VIPS/VOPS terms at the time this session measured for it (this median over the
+        paired ratio), so drift between the sessions does not move the totals either."""
+        median = next((c for c in self.changes if c.metric.name == "median"), None)
+        if median is None or median.ratio is None or self.baseline.vips is None:
+            return self.baseline
+        retimed_s = self.now.median_s.value / median.ratio.value
+        scale = self.baseline.median_s.value / retimed_s
+        return dataclasses.replace(self.baseline, vips=_scaled(self.baseline.vips, scale),
+                                   vops=_scaled(self.baseline.vops, scale))
 
     def retimed_note(self) -> str | None:
         if not self.earlier:
@@ -180,12 +262,24 @@ class GateSummary:
 
 
 class ReleaseGate:
-    def __init__(self, baseline: Baseline, thresholds: tuple[Threshold, ...], confirm: int = 1):
+    def __init__(self, baseline: Baseline, thresholds: tuple[Threshold, ...], confirm: int = 1,
+                 *, artifacts: BaselineArtifacts | None = None, ab: str = "auto",
+                 protocol: str = "rigorous", confidence: float = 0.95):
         self.baseline = baseline
         self.thresholds = {threshold.metric.name: threshold for threshold in thresholds}
         #: How many fresh re-timings a workload's regression must survive before it fails.
         self.confirm = confirm
+        #: Where the baseline's artifacts are looked for (None: nowhere, stored figures).
+        self.artifacts = artifacts
+        self.ab = ab if artifacts is not None else "off"
+        self.protocol = protocol
+        self.confidence = confidence
         self.comparisons: dict[WorkloadKey, WorkloadComparison] = {}
+
+    def plan(self, key: WorkloadKey, sha256: str) -> PairPlan:
+        """Whether this workload's artifact is to be timed beside the baseline's."""
+        return plan(self.baseline.workloads.get(key), sha256, ab=self.ab,
+                    protocol=self.protocol, artifacts=self.artifacts)
 
     def describe(self) -> str:
         gate = (", ".join(t.text for t in self.thresholds.values())
@@ -207,21 +301,44 @@ class ReleaseGate:
         before = self.baseline.workloads.get(now.key)
         if before is None:
             return None
+        mode, reason = self._mode(before, now, result)
         names = [name for name in METRICS if METRICS[name].scope == "workload"
                  and (name in ALWAYS_SHOWN or name in self.thresholds)]
         changes = []
         for name in names:
+            quantile = METRICS[name].quantile
+            if mode == PAIRED and quantile is not None:
+                assert result.paired is not None
+                changes.append(Change.paired(self._measure(name), PairedRatio.of(
+                    result.paired, quantile, self.confidence)))
+                continue
             pair = _figures(name, before, now)
             if pair is not None:
                 changes.append(Change(self._measure(name), *pair))
         comparison = WorkloadComparison(now.key, before, now, tuple(changes),
-                                        _context(before, now), tuple(earlier))
+                                        _context(before, now), tuple(earlier), mode, reason)
         self.comparisons[now.key] = comparison
+        result.gate = comparison.verdict()
         return comparison
+
+    def _mode(self, before: WorkloadFigures, now: WorkloadFigures,
+              result: WorkloadResult) -> tuple[str, str | None]:
+        if result.paired is not None and result.paired.rounds:
+            return PAIRED, None
+        if before.artifact_sha256 == now.artifact_sha256:
+            if before.framework_version == now.framework_version:
+                return UNCHANGED, None
+            return STORED, (f"the same artifact in {now.key.framework} "
+                            f"{before.framework_version} -> {now.framework_version}: the "
+                            "baseline's runtime cannot run beside this one")
+        return STORED, self.plan(now.key, now.artifact_sha256 or "").reason
 
     def summarize(self, results: Iterable[WorkloadResult], devices: Iterable[str]) -> GateSummary:
         results = list(results)
         devices = list(devices)
+        for result in results:  # an xdist controller judges what its workers measured
+            if result.key not in self.comparisons:
+                self.judge(result)
         timed = {r.key for r in results if r.stats is not None}
         new = sorted(key for key in timed if key not in self.baseline.workloads)
         missing = sorted(key for key in self.baseline.workloads
@@ -229,7 +346,7 @@ class ReleaseGate:
         not_run = tuple(device for device in self.baseline.devices() if device not in devices)
         device_rows = []
         for device in devices:
-            pairs = [(comparison.baseline, comparison.now)
+            pairs = [(comparison.baseline_for_totals(), comparison.now)
                      for key, comparison in sorted(self.comparisons.items())
                      if key.device == device and comparison.baseline.vips is not None
                      and comparison.now.vips is not None]
@@ -249,6 +366,12 @@ def _figures(name: str, before: WorkloadFigures,
     attribute = f"{name}_s" if METRICS[name].latency else name
     first, second = getattr(before, attribute), getattr(now, attribute)
     return (first, second) if first is not None and second is not None else None
+
+
+def _scaled(estimate: Estimate | None, factor: float) -> Estimate | None:
+    if estimate is None:
+        return None
+    return Estimate(estimate.value * factor, estimate.low * factor, estimate.high * factor)
 
 
 def _sum(estimates: Iterable[Estimate | None]) -> Estimate:

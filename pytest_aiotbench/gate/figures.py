@@ -59,6 +59,8 @@ class WorkloadFigures:
     framework_version: str | None = None
     artifact_sha256: str | None = None
     runner: str | None = None
+    #: The artifact's size: where to look for the baseline's file by its hash, cheaply.
+    artifact_bytes: int | None = None
 
     @classmethod
     def of(cls, result: WorkloadResult) -> WorkloadFigures:
@@ -79,7 +81,8 @@ class WorkloadFigures:
             accuracy=_exact(result.accuracy), accuracy_source=result.accuracy_source,
             top1=_exact(result.top1), top5=_exact(result.top5), images=result.images,
             vips=vips, vops=vops, framework_version=result.framework_version,
-            artifact_sha256=(result.artifact or {}).get("sha256"), runner=result.runner)
+            artifact_sha256=(result.artifact or {}).get("sha256"), runner=result.runner,
+            artifact_bytes=(result.artifact or {}).get("bytes"))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"figures": FIGURES_SCHEMA}

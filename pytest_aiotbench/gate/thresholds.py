@@ -27,14 +27,16 @@ class Metric:
     scope: str
     #: True for seconds (absolute limits take ms/us/s); False for plain numbers.
     latency: bool
+    #: The latency quantile it is (paired rounds compare it round by round).
+    quantile: float | None = None
 
 
 #: median/p90: latency, with their order-statistic intervals as noise; accuracy: what VIPS
 #: uses (labelled top-1, else agreement with fp32); top1/top5: labelled images only;
 #: vips/vops: the device's totals over the workloads both runs scored.
 METRICS: dict[str, Metric] = {metric.name: metric for metric in (
-    Metric("median", +1, "workload", True),
-    Metric("p90", +1, "workload", True),
+    Metric("median", +1, "workload", True, 0.5),
+    Metric("p90", +1, "workload", True, 0.9),
     Metric("accuracy", -1, "workload", False),
     Metric("top1", -1, "workload", False),
     Metric("top5", -1, "workload", False),

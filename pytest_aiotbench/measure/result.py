@@ -8,11 +8,42 @@ from typing import Any
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.stats import LatencyStats
 from pytest_aiotbench.measure.validity import Validity
+from pytest_aiotbench.runner.protocol import PairedTiming
 
 PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
 #: Where a result's accuracy came from (``accuracy_source``).
 AGREEMENT = "top-1 agreement with fp32 reference"
 LABELLED = "labelled images"
+
+
+@dataclasses.dataclass(frozen=True)
+class GateVerdict:
+    """What the release gate concluded of one workload's median, as its results row says.
+
+    ``mode``: "paired" (the baseline's artifact re-timed beside this one in this session:
+    the ratio and interval are of the per-round ratios), "stored" (judged against the
+    baseline's stored figures: the ratio of the medians, the interval from both runs'),
+    "unchanged" (the same artifact and framework version: stored figures, their noise).
+    """
+
+    mode: str
+    ratio: float
+    ci_low: float
+    ci_high: float
+    #: Paired rounds (None for stored figures).
+    rounds: int | None
+    #: "regressed" (fails the gate), "worse" (beyond the noise, within the limit),
+    #: "better", or "ok".
+    verdict: str
+    metric: str = "median"
+    limit: str | None = None
+    #: Why stored figures were judged where the artifact changed (None otherwise).
+    reason: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GateVerdict:
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in data.items() if name in names})
 
 
 @dataclasses.dataclass
@@ -67,6 +98,10 @@ class WorkloadResult:
     predictions: list[int] = dataclasses.field(default_factory=list)
     measure_s: float = 0.0
     nodeid: str = ""
+    #: The baseline's artifact timed beside this one (the release gate's paired mode).
+    paired: PairedTiming | None = None
+    #: The release gate's verdict on this workload (None: no baseline, or not in it).
+    gate: GateVerdict | None = None
 
     @property
     def scored(self) -> bool:
@@ -126,6 +161,10 @@ class WorkloadResult:
                 values[name] = LatencyStats.from_json(values[name])
         if values.get("validity"):
             values["validity"] = Validity.from_json(values["validity"])
+        if values.get("paired"):
+            values["paired"] = PairedTiming.from_json(values["paired"])
+        if values.get("gate"):
+            values["gate"] = GateVerdict.from_json(values["gate"])
         return cls(**values)
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_aiotbench.gate.compare import Change, GateSummary, ReleaseGate
+from pytest_aiotbench.gate.pairing import PAIRED
 from pytest_aiotbench.report.table import grid
 
-HEADER = ("workload", "metric", "baseline", "now", "change", "noise", "verdict")
-TEXT = ("workload", "metric", "noise", "verdict")
+HEADER = ("workload", "mode", "metric", "baseline", "now", "change", "noise", "verdict")
+TEXT = ("workload", "mode", "metric", "noise", "verdict")
 
 
 def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
@@ -23,7 +24,12 @@ def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
             if comparison.key.device != device:
                 continue
             for index, change in enumerate(comparison.changes):
-                rows.append(_row(comparison.key.label if index == 0 else "", change))
+                first = index == 0
+                rows.append(_row(comparison.key.label if first else "",
+                                 comparison.mode if first else "", change))
+            if comparison.reason:
+                notes.append(f"  {comparison.key.label}: {comparison.mode} figures: "
+                             f"{comparison.reason}")
             if comparison.context:
                 notes.append(f"  {comparison.key.label}: also changed: "
                              + "; ".join(comparison.context))
@@ -32,7 +38,7 @@ def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
         for total in (d for d in summary.devices if d.device == device):
             for index, change in enumerate(total.changes):
                 label = f"device total ({total.common} workloads in both)"
-                rows.append(_row(label if index == 0 else "", change))
+                rows.append(_row(label if index == 0 else "", "", change))
         lines += [f"device {device}", *grid(HEADER, rows, TEXT), *notes]
     for total in summary.failed_devices:
         failed = [change for change in total.changes if change.failed]
@@ -47,15 +53,25 @@ def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
     if summary.devices_not_run:
         lines.append("baseline devices not benchmarked this run: "
                      + ", ".join(summary.devices_not_run))
-    lines.append("noise: the confidence intervals of both runs' medians (and p90s); a change "
-                 "fails only when even the smallest change they allow exceeds its limit, "
-                 f"and again in {gate.confirm} fresh re-timing(s)")
+    modes = {comparison.mode for comparison in summary.workloads}
+    if PAIRED in modes:
+        lines.append("paired: the baseline's artifact re-timed beside this one in alternated "
+                     "rounds of this session; the ratio is the median of the per-round ratios "
+                     "with its interval, and a change fails when it exceeds its limit and the "
+                     "interval excludes no change")
+    if modes - {PAIRED}:
+        lines.append("stored/unchanged: the confidence intervals of both runs' medians (and "
+                     "p90s); a change fails only when even the smallest change they allow "
+                     "exceeds its limit")
+    lines.append(f"a failing workload is re-timed {gate.confirm} time(s) and fails only if "
+                 "every re-timing fails too")
     return lines
 
 
-def _row(label: str, change: Change) -> tuple[str, ...]:
-    return (label, change.metric.name, change.value(change.baseline), change.value(change.now),
-            change.signed(change.change), change.noise(), change.verdict())
+def _row(label: str, mode: str, change: Change) -> tuple[str, ...]:
+    return (label, mode, change.metric.name, change.value(change.baseline),
+            change.value(change.now), change.signed(change.change), change.noise(),
+            change.verdict())
 
 
 def to_json(gate: ReleaseGate, summary: GateSummary) -> dict[str, Any]:
@@ -66,6 +82,8 @@ def to_json(gate: ReleaseGate, summary: GateSummary) -> dict[str, Any]:
                 "beyond_noise": change.beyond_noise,
                 "limit": change.measure.text or None, "failed": change.failed,
                 "verdict": change.verdict(),
+                "ratio": change.ratio.to_json() if change.ratio is not None else None,
+                "rounds": change.rounds,
                 # As the terminal table writes them (the HTML report shows these).
                 "shown": {"baseline": change.value(change.baseline),
                           "now": change.value(change.now),
@@ -76,6 +94,7 @@ def to_json(gate: ReleaseGate, summary: GateSummary) -> dict[str, Any]:
                      for run in gate.baseline.runs],
         "fail_on": [threshold.text for threshold in gate.thresholds.values()],
         "workloads": [{"device": c.key.device, "workload": c.key.label, "failed": c.failed,
+                       "mode": c.mode, "reason": c.reason,
                        "changes": [change_json(x) for x in c.changes],
                        "also_changed": list(c.context),
                        "earlier_timings": [{"changes": [change_json(x) for x in e.changes]}

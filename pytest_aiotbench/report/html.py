@@ -291,11 +291,15 @@ def _baseline(source: Source) -> str:
     baselines = ", ".join(str(run.get("path")) for run in comparison.get("baseline", []))
     rows = []
     for workload in comparison.get("workloads", []):
-        rows += [_change_row(workload["device"], workload["workload"], change)
+        mode = workload.get("mode", "stored")  # files before paired mode: stored figures
+        if workload.get("reason"):
+            mode += f" ({workload['reason']})"
+        rows += [_change_row(workload["device"], workload["workload"], mode, change)
                  for change in workload["changes"]]
     for device in comparison.get("devices", []):
         label = f"device total ({device['common_workloads']} workloads in both)"
-        rows += [_change_row(device["device"], label, change) for change in device["changes"]]
+        rows += [_change_row(device["device"], label, "", change)
+                 for change in device["changes"]]
     lists = [(title, [f"{k['workload']} on {k['device']}" for k in comparison.get(key, [])])
              for title, key in (("new (not in the baseline)", "new"),
                                 ("missing (in the baseline, not timed)", "missing"))]
@@ -304,11 +308,11 @@ def _baseline(source: Source) -> str:
     return (f"<section><h2>Against the baseline ({escape(source.name)})</h2>"
             f"<p>Baseline: {escape(baselines)}; fail on: "
             f"{escape(', '.join(comparison.get('fail_on', [])) or 'nothing (report only)')}</p>"
-            + _table(["device", "workload", "metric", "baseline", "now", "change", "noise",
-                      "verdict"], rows, sortable=True) + extra + "</section>")
+            + _table(["device", "workload", "mode", "metric", "baseline", "now", "change",
+                      "noise", "verdict"], rows, sortable=True) + extra + "</section>")
 
 
-def _change_row(device: str, workload: str, change: dict[str, Any]) -> str:
+def _change_row(device: str, workload: str, mode: str, change: dict[str, Any]) -> str:
     shown = change.get("shown")
     if shown is None:  # a file written before the shown values: the raw figures
         metric = METRICS.get(change["metric"])
@@ -317,7 +321,7 @@ def _change_row(device: str, workload: str, change: dict[str, Any]) -> str:
                  "now": f"{change['now'][0] * scale:.4g}", "change": f"{change['change']:+.4g}",
                  "noise": ""}
     verdict = change.get("verdict", "")
-    return _row([device, workload, change["metric"], shown["baseline"], shown["now"],
+    return _row([device, workload, mode, change["metric"], shown["baseline"], shown["now"],
                  shown["change"], shown["noise"], verdict],
                 css="regressed" if change.get("failed") else "")
 

@@ -207,6 +207,21 @@ class PairedTiming:
     rounds: list[PairedRound]
     stop_reason: str
 
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> PairedTiming:
+        """Read (and check) a runner's ``paired`` answer, or its copy in a results row."""
+        stop_reason = _text(raw, "stop_reason")
+        if stop_reason not in STOP_REASONS:
+            raise ValueError(f"paired stop_reason {stop_reason!r}")
+        rounds = []
+        for entry in raw["rounds"]:
+            order = _text(entry, "order")
+            if order not in PAIRED_ORDERS:
+                raise ValueError(f"paired round order {order!r}")
+            rounds.append(PairedRound(order, _floats(entry["baseline_s"]),
+                                      _floats(entry["current_s"])))
+        return cls(float(raw["load_s"]), _floats(raw["warmup_samples_s"]), rounds, stop_reason)
+
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
@@ -309,23 +324,8 @@ def _result(raw: dict[str, Any]) -> RunResult:
                                _optional_int(memory["after_timing"])),
         notes=[str(note) for note in raw["notes"]],
         peak_compute=None if peak is None else PeakCompute.from_json(peak),
-        paired=None if raw["paired"] is None else _paired(raw["paired"]),
+        paired=None if raw["paired"] is None else PairedTiming.from_json(raw["paired"]),
     )
-
-
-def _paired(raw: dict[str, Any]) -> PairedTiming:
-    stop_reason = _text(raw, "stop_reason")
-    if stop_reason not in STOP_REASONS:
-        raise ValueError(f"paired stop_reason {stop_reason!r}")
-    rounds = []
-    for entry in raw["rounds"]:
-        order = _text(entry, "order")
-        if order not in PAIRED_ORDERS:
-            raise ValueError(f"paired round order {order!r}")
-        rounds.append(PairedRound(order, _floats(entry["baseline_s"]),
-                                  _floats(entry["current_s"])))
-    return PairedTiming(float(raw["load_s"]), _floats(raw["warmup_samples_s"]), rounds,
-                        stop_reason)
 
 
 def _thermal(raw: dict[str, Any]) -> ThermalState:
