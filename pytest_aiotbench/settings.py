@@ -375,6 +375,11 @@ class Settings:
         "baseline-artifacts", None, "a folder holding the baseline's artifacts (kept with the "
         "baseline, e.g. as CI artifacts), searched by sha256 before the cache",
         existing_folder, metavar="DIR", default_text="the cache only")
+    keep_artifacts: Path | None = option(
+        "keep-artifacts", None, "copy each timed workload's artifact into this folder (a "
+        "sub-folder per sha256), to keep beside the --aiot-json results: what a later "
+        "session's --aiot-baseline-artifacts reads", folder, metavar="DIR",
+        default_text="none")
 
     @property
     def pin_big_cores(self) -> bool:

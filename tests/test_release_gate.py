@@ -218,7 +218,9 @@ def test_a_changed_artifact_is_timed_beside_the_baseline_s_in_alternated_rounds(
         "*gate_net-onnxruntime *paired *median *beyond: ratio * rounds *REGRESSED*",
         "*gate_net-tflite: stored figures: the baseline's artifact (sha256 000000000000) is "
         "not in the artifact cache *--aiot-baseline-artifacts=DIR"], consecutive=False)
-    assert "<td>paired</td>" in html.read_text()
+    page = html.read_text()
+    assert "<td>paired (the baseline&#x27;s artifact " in page
+    assert "<td>stored (the baseline&#x27;s artifact (sha256 000000000000) is not in " in page
 
     # Other weights (another artifact) at the same speed: paired, and it passes.
     monkeypatch.delenv("AIOT_TEST_WIDTH")
@@ -393,7 +395,7 @@ def test_the_release_gate_example_runs_its_workflow_steps(pytester, artifact_cac
     passed, output = job("push", PLAIN)
     assert passed, output
     assert "no accepted baseline in .aiotbench/baseline yet: measuring, not gating" in output
-    assert "baseline runs: 1" in output
+    assert "baseline runs: 1, artifacts kept: 2" in output
     passed, output = job("push", PLAIN)
     assert passed, output
     assert "against the baseline .aiotbench/baseline/" in output
@@ -403,8 +405,11 @@ def test_the_release_gate_example_runs_its_workflow_steps(pytester, artifact_cac
     assert "against the baseline 2 runs" in output
     passed, output = job("pull_request", SLOW)
     assert not passed
+    # The changed artifacts were timed beside the accepted run's own, kept with it.
     assert "gate_net-onnxruntime on local regressed against the baseline 2 runs" in output
-    assert "gate_net-tflite on local regressed" in output
+    assert "gate_net-tflite on local regressed" in output and "(paired):" in output
+    assert "gate_net-tflite: paired with the baseline's artifact .aiotbench/baseline/" \
+        "artifacts/" in output
     # A pull request is never accepted; results and pytest-benchmark's history are kept.
     assert len(list((pytester.path / ".aiotbench" / "baseline").glob("*.json"))) == 2
     results = json.loads((pytester.path / ".aiotbench" / "results.json").read_text())
@@ -414,7 +419,7 @@ def test_the_release_gate_example_runs_its_workflow_steps(pytester, artifact_cac
     # Only the newest runs stay accepted.
     passed, output = job("push", PLAIN, AIOTBENCH_BASELINE_KEEP="1")
     assert passed, output
-    assert "baseline runs: 1" in output
+    assert "baseline runs: 1, artifacts kept: 2" in output
 
     # Without PYTEST_ADDOPTS, the ini's own limits are the gate.
     done = subprocess.run([sys.executable, "-m", "pytest", *NO_UNUSED_PLUGINS, "--collect-only",

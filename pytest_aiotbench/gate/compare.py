@@ -176,7 +176,8 @@ class WorkloadComparison:
 
     #: Earlier timings of this run that looked regressed, each re-timed to confirm.
     earlier: tuple[WorkloadComparison, ...] = ()
-    #: PAIRED, STORED or UNCHANGED (gate/pairing.py), and why stored where it changed.
+    #: PAIRED, STORED or UNCHANGED (gate/pairing.py); why stored where the artifact
+    #: changed, or which file the pair was timed against.
     mode: str = STORED
     reason: str | None = None
 
@@ -187,10 +188,12 @@ class WorkloadComparison:
             return None
         ratio = median.stored_ratio()
         return GateVerdict(self.mode, ratio.value, ratio.low, ratio.high, median.rounds,
-                           median.word(), "median", median.measure.text or None, self.reason)
+                           median.word(), "median", median.measure.text or None,
+                           self.reason if self.mode == STORED else None)
 
     def mode_text(self) -> str:
-        return self.mode if self.reason is None else f"{self.mode} ({self.reason})"
+        return f"stored figures: {self.reason}" if self.mode == STORED and self.reason else \
+            self.mode
 
     @property
     def failed(self) -> bool:
@@ -324,7 +327,8 @@ class ReleaseGate:
     def _mode(self, before: WorkloadFigures, now: WorkloadFigures,
               result: WorkloadResult) -> tuple[str, str | None]:
         if result.paired is not None and result.paired.rounds:
-            return PAIRED, None
+            found = self.plan(now.key, now.artifact_sha256 or "").baseline_artifact
+            return PAIRED, None if found is None else f"the baseline's artifact {found}"
         if before.artifact_sha256 == now.artifact_sha256:
             if before.framework_version == now.framework_version:
                 return UNCHANGED, None

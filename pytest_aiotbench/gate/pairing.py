@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from pytest_aiotbench.artifacts.cache import sha256_file
 from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures
+from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.runner.aiot_runner import median_confidence_bounds
 from pytest_aiotbench.runner.protocol import PairedTiming
 
@@ -88,6 +92,24 @@ class BaselineArtifacts:
             return self._hashes[memo]
         except OSError:
             return None
+
+
+def keep_artifacts(results: Iterable[WorkloadResult], folder: Path) -> None:
+    """Copy each timed result's artifact into ``folder/<sha256 prefix>/`` (once: a file
+    already there is left), written through a temporary name so that an interrupted copy is
+    never taken for the artifact."""
+    for result in results:
+        artifact = result.artifact or {}
+        if result.stats is None or not artifact.get("sha256") or not artifact.get("path"):
+            continue
+        source = Path(artifact["path"])
+        target = folder / artifact["sha256"][:16] / source.name
+        if target.exists() or not source.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
 
 
 def plan(before: WorkloadFigures | None, sha256: str, *, ab: str, protocol: str,

@@ -28,8 +28,8 @@ def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
                 rows.append(_row(comparison.key.label if first else "",
                                  comparison.mode if first else "", change))
             if comparison.reason:
-                notes.append(f"  {comparison.key.label}: {comparison.mode} figures: "
-                             f"{comparison.reason}")
+                said = "paired with" if comparison.mode == PAIRED else "stored figures:"
+                notes.append(f"  {comparison.key.label}: {said} {comparison.reason}")
             if comparison.context:
                 notes.append(f"  {comparison.key.label}: also changed: "
                              + "; ".join(comparison.context))
