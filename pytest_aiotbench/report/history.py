@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 from collections.abc import Iterator
 from html import escape
 from pathlib import Path
@@ -28,7 +27,7 @@ from plotly.offline import get_plotlyjs
 from pytest_aiotbench.gate.baseline import AIOTBENCH_JSON, PYTEST_BENCHMARK
 from pytest_aiotbench.gate.figures import EXTRA_INFO_KEY, WorkloadFigures
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.report.html import PAGE, SORT_SCRIPT, STYLE, _chart, _number, _row, _table
+from pytest_aiotbench.report import page
 from pytest_aiotbench.report.json_file import SCHEMA, ResultsDocument, ResultsFileError
 
 #: The gate's verdicts that are marked on the latency chart: (colour, marker symbol).
@@ -294,31 +293,28 @@ def render(history: History) -> str:
     body = [f"<h1>aiotbench history: {escape(str(history.folder))}</h1>",
             _runs(history), _latency(history, changes), _vips(history),
             _verdicts(history), _version_list(changes), _figures_table(history, changes)]
-    return PAGE.format(title="aiotbench history", style=STYLE + HISTORY_STYLE,
-                       plotly=get_plotlyjs(), body="\n".join(body), sort_script=SORT_SCRIPT)
+    return page.PAGE.format(title="aiotbench history", style=page.STYLE + HISTORY_STYLE,
+                            plotly=get_plotlyjs(), body="\n".join(body),
+                            sort_script=page.SORT_SCRIPT)
 
 
 def write(path: Path, history: History) -> None:
     """Write the page through a temporary file beside it (a reader never sees half)."""
-    path = Path(path)
-    page = render(history)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, path)
+    page.write_page(path, render(history))
 
 
 def _runs(history: History) -> str:
-    rows = [_row([run.name, run.kind, run.when + (" (file time)" if run.dated_by_file else ""),
-                  _number(len(run.points), "{}"),
-                  ", ".join(sorted({point.key.device for point in run.points}))])
+    rows = [page.row([run.name, run.kind,
+                      run.when + (" (file time)" if run.dated_by_file else ""),
+                      page.number(len(run.points), "{}"),
+                      ", ".join(sorted({point.key.device for point in run.points}))])
             for run in history.runs]
     skipped = ("<p>No file was skipped.</p>" if not history.skipped else
                "<ul>" + "".join(f"<li data-file='{escape(file.name, quote=True)}'>"
                                 f"{escape(file.name)}: {escape(file.reason)}</li>"
                                 for file in history.skipped) + "</ul>")
     return ("<section id='history-runs'><h2>Runs (oldest first, times in UTC)</h2>"
-            + _table(["run", "kind", "created", "workloads", "devices"], rows)
+            + page.table(["run", "kind", "created", "workloads", "devices"], rows)
             + "</section><section id='history-skipped'><h2>Skipped files</h2>"
             + skipped + "</section>")
 
@@ -375,7 +371,7 @@ def _latency(history: History, changes: list[VersionChange]) -> str:
             "Each point: a workload's median in one run; whiskers: the median's confidence "
             "interval. Gate verdicts regressed and worse are marked; a dotted line marks the "
             "first run on another framework version.</p>"
-            + _chart(figure, "history-latency", count=len(series)) + "</section>")
+            + page.chart(figure, "history-latency", count=len(series)) + "</section>")
 
 
 def _mark_version_changes(figure: go.Figure, changes: list[VersionChange]) -> None:
@@ -409,7 +405,7 @@ def _vips(history: History) -> str:
                          margin=dict(l=10, r=10, t=30, b=40))
     return ("<section id='history-vips'><h2>VIPS per device over runs</h2><p class='hint'>"
             "VIPS is a sum over the workloads a run scored: compare runs of the same "
-            "workloads.</p>" + _chart(figure, "history-vips", count=len(devices))
+            "workloads.</p>" + page.chart(figure, "history-vips", count=len(devices))
             + "</section>")
 
 
@@ -431,13 +427,13 @@ VERDICT_COLUMNS = ["run", "created", "device", "workload", "verdict", "mode", "r
 
 
 def _verdicts(history: History) -> str:
-    rows = [_row([run.name, run.when, point.key.device, point.key.label, gate.verdict,
-                  gate.mode or "", _number(gate.ratio, "{:.3f}"), _number(gate.ci_low, "{:.3f}"),
-                  _number(gate.ci_high, "{:.3f}"), _number(gate.rounds, "{}"),
-                  gate.limit or "", gate.reason or ""],
+    rows = [page.row([run.name, run.when, point.key.device, point.key.label, gate.verdict,
+                      gate.mode or "", page.number(gate.ratio, "{:.3f}"),
+                      page.number(gate.ci_low, "{:.3f}"), page.number(gate.ci_high, "{:.3f}"),
+                      page.number(gate.rounds, "{}"), gate.limit or "", gate.reason or ""],
                  css="regressed" if gate.verdict == "regressed" else "")
             for run, point, gate in _gated(history)]
-    table = (_table(VERDICT_COLUMNS, rows, sortable=True) if rows else
+    table = (page.table(VERDICT_COLUMNS, rows, sortable=True) if rows else
              "<p>No run carries a gate verdict (a run gated with --aiot-baseline and "
              "--aiot-fail-on keeps one in each JSON row).</p>")
     return f"<section id='history-verdicts'><h2>Gate verdicts</h2>{table}</section>"
@@ -465,16 +461,16 @@ def _figures_table(history: History, changes: list[VersionChange]) -> str:
         version = point.figures.framework_version or "?"
         css = [*(["regressed"] if gate is not None and gate.verdict == "regressed" else []),
                *(["version-change"] if change is not None else [])]
-        rows.append(_row([
+        rows.append(page.row([
             run.name, run.when, key.device, key.label,
-            _number(_milliseconds(median.value), "{:.3f}"),
-            _number(_milliseconds(median.low), "{:.3f}"),
-            _number(_milliseconds(median.high), "{:.3f}"),
+            page.number(_milliseconds(median.value), "{:.3f}"),
+            page.number(_milliseconds(median.low), "{:.3f}"),
+            page.number(_milliseconds(median.high), "{:.3f}"),
             f"{version} (was {change.before})" if change is not None else version,
             gate.describe() if gate is not None else ""], css=" ".join(css)))
     return ("<section id='history-table'><h2>Every workload in every run</h2>"
             "<p class='hint'>The charts' figures; click a column to sort.</p>"
-            + _table(FIGURE_COLUMNS, rows, sortable=True) + "</section>")
+            + page.table(FIGURE_COLUMNS, rows, sortable=True) + "</section>")
 
 
 HISTORY_STYLE = """

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from html import escape
@@ -24,6 +23,7 @@ from plotly.subplots import make_subplots
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.gate.thresholds import METRICS
 from pytest_aiotbench.measure.result import WorkloadResult
+from pytest_aiotbench.report import page
 from pytest_aiotbench.report.json_file import ResultsDocument
 from pytest_aiotbench.report.table import DIFFERENT_WORKLOADS, SOURCE_SHORT
 from pytest_aiotbench.runner.protocol import PeakCompute
@@ -83,18 +83,14 @@ def render(sources: list[Source]) -> str:
     body = [_header(sources), _ranking(scores, by_name), _variants(runs)]
     body += [_device_section(by_name[score.device], score) for score in scores]
     body += [_baseline(source) for source in sources if _comparison(source)]
-    return PAGE.format(title="aiotbench report", style=STYLE, plotly=get_plotlyjs(),
-                       body="\n".join(part for part in body if part), sort_script=SORT_SCRIPT)
+    return page.PAGE.format(title="aiotbench report", style=page.STYLE, plotly=get_plotlyjs(),
+                            body="\n".join(part for part in body if part),
+                            sort_script=page.SORT_SCRIPT)
 
 
 def write(path: Path, sources: list[Source]) -> None:
     """Write the page through a temporary file beside it (a reader never sees half)."""
-    path = Path(path)
-    page = render(sources)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, path)
+    page.write_page(path, render(sources))
 
 
 def _header(sources: list[Source]) -> str:
@@ -103,12 +99,12 @@ def _header(sources: list[Source]) -> str:
         environment, settings = source.document.environment, source.document.settings
         packages = ", ".join(f"{name} {version}" for name, version in
                              (environment.get("packages") or {}).items() if version)
-        rows.append(_row([source.name, source.document.created or "?",
-                          environment.get("host", "?"), environment.get("platform", "?"),
-                          environment.get("python", "?"), settings.get("protocol", "?"),
-                          packages]))
+        rows.append(page.row([source.name, source.document.created or "?",
+                              environment.get("host", "?"), environment.get("platform", "?"),
+                              environment.get("python", "?"), settings.get("protocol", "?"),
+                              packages]))
     header = ["source", "created", "host", "platform", "python", "protocol", "versions"]
-    return f"<h1>aiotbench report</h1><section><h2>Runs</h2>{_table(header, rows)}</section>"
+    return f"<h1>aiotbench report</h1><section><h2>Runs</h2>{page.table(header, rows)}</section>"
 
 
 def _ranking(scores: list[DeviceScore], runs: dict[str, DeviceRun]) -> str:
@@ -124,14 +120,15 @@ def _ranking(scores: list[DeviceScore], runs: dict[str, DeviceRun]) -> str:
                                 showlegend=False), row=1, col=column)
         figure.update_yaxes(autorange="reversed", row=1, col=column)
     figure.update_layout(height=140 + 40 * len(scores), margin=dict(l=10, r=10, t=40, b=30))
-    rows = [_row([str(place), score.device, runs[score.device].source,
-                  _number(score.vips, "{:.2f}"), _number(score.vops, "{:.1f}"),
-                  _number(len(score.workloads), "{}"), _number(len(score.unscored), "{}")])
+    rows = [page.row([str(place), score.device, runs[score.device].source,
+                      page.number(score.vips, "{:.2f}"), page.number(score.vops, "{:.1f}"),
+                      page.number(len(score.workloads), "{}"),
+                      page.number(len(score.unscored), "{}")])
             for place, score in enumerate(scores, 1)]
     note = ("" if same_workloads(scores)
             else f"<p class='flag'>Note: {escape(DIFFERENT_WORKLOADS)}.</p>")
-    return ("<section><h2>Ranking by VIPS</h2>" + _chart(figure, "ranking") + note
-            + _table(["place", "device", "source", "VIPS", "VOPS", "scored", "not scored"],
+    return ("<section><h2>Ranking by VIPS</h2>" + page.chart(figure, "ranking") + note
+            + page.table(["place", "device", "source", "VIPS", "VOPS", "scored", "not scored"],
                      rows, sortable=True) + "</section>")
 
 
@@ -155,7 +152,7 @@ def _variants(runs: list[DeviceRun]) -> str:
                          margin=dict(l=10, r=10, t=30, b=40))
     return ("<section><h2>Quantized variants: speed-up against accuracy change</h2>"
             "<p>Each point: a variant against the fp32 artifact of the same network and "
-            "framework on the same device.</p>" + _chart(figure, "variants") + "</section>")
+            "framework on the same device.</p>" + page.chart(figure, "variants") + "</section>")
 
 
 def _device_section(run: DeviceRun, score: DeviceScore) -> str:
@@ -201,21 +198,21 @@ def _workload_table(run: DeviceRun) -> str:
         share = peak_share(r, peak)
         flags = [*(["throttled"] if r.throttled else []),
                  *([] if r.validity is None or r.validity.passed else ["outputs diverge"])]
-        rows.append(_row([
-            r.key.label, r.status, r.runner or "", _number(r.threads, "{}"),
-            _number(r.seconds_per_image * 1e3 if stats else None, "{:.3f}"),
-            _number(stats.p90_s * 1e3 if stats else None, "{:.3f}"),
-            _number(stats.median_ci_rel_half_width if stats else None, "{:.1%}"),
-            _number(len(r.samples_s), "{}"), r.stop_reason or "",
-            _number(r.accuracy, "{:.3f}"),
+        rows.append(page.row([
+            r.key.label, r.status, r.runner or "", page.number(r.threads, "{}"),
+            page.number(r.seconds_per_image * 1e3 if stats else None, "{:.3f}"),
+            page.number(stats.p90_s * 1e3 if stats else None, "{:.3f}"),
+            page.number(stats.median_ci_rel_half_width if stats else None, "{:.1%}"),
+            page.number(len(r.samples_s), "{}"), r.stop_reason or "",
+            page.number(r.accuracy, "{:.3f}"),
             SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or ""),
-            _number(vips, "{:.2f}"), _number(vops, "{:.1f}"),
-            _number(gmac_per_s(r), "{:.2f}"), _number(share, "{:.1%}"),
-            _number(r.load_s, "{:.3f}"),
-            _number(r.first_inference_s * 1e3 if r.first_inference_s is not None else None,
+            page.number(vips, "{:.2f}"), page.number(vops, "{:.1f}"),
+            page.number(gmac_per_s(r), "{:.2f}"), page.number(share, "{:.1%}"),
+            page.number(r.load_s, "{:.3f}"),
+            page.number(r.first_inference_s * 1e3 if r.first_inference_s is not None else None,
                     "{:.2f}"),
-            _number(_megabytes(r.peak_rss_after_load_bytes), "{:.0f}"),
-            _number(_megabytes(r.peak_rss_after_timing_bytes), "{:.0f}"),
+            page.number(_megabytes(r.peak_rss_after_load_bytes), "{:.0f}"),
+            page.number(_megabytes(r.peak_rss_after_timing_bytes), "{:.0f}"),
             ", ".join(flags)]))
     basis = ("t = mean seconds per image over one end-to-end pass (the paper's protocol)"
              if any(r.latency_basis == "end-to-end" for r in run.results)
@@ -223,7 +220,7 @@ def _workload_table(run: DeviceRun) -> str:
     return ("<h3>Workloads</h3><p class='hint'>Click a column to sort. " + escape(basis)
             + "; GMAC/s = multiply-accumulates per second at that t; % of peak = its FLOP/s "
             "against the device's matrix-multiply peak at the same thread count.</p>"
-            + _table(WORKLOAD_COLUMNS, rows, sortable=True))
+            + page.table(WORKLOAD_COLUMNS, rows, sortable=True))
 
 
 def _distributions(run: DeviceRun) -> str:
@@ -241,7 +238,7 @@ def _distributions(run: DeviceRun) -> str:
                          xaxis_type="log", yaxis_autorange="reversed",
                          margin=dict(l=10, r=10, t=20, b=40))
     return ("<h3>Latency distributions (every timed sample)</h3>"
-            + _chart(figure, "distribution", count=len(timed)))
+            + page.chart(figure, "distribution", count=len(timed)))
 
 
 def _efficiency(run: DeviceRun) -> str:
@@ -264,17 +261,17 @@ def _efficiency(run: DeviceRun) -> str:
     else:
         note = "The device's peak compute was not probed in this run."
     figure.update_layout(height=380, yaxis_title="GMAC/s", margin=dict(l=10, r=10, t=20, b=40))
-    return ("<h3>Efficiency: GMAC/s achieved</h3>" + _chart(figure, "efficiency")
+    return ("<h3>Efficiency: GMAC/s achieved</h3>" + page.chart(figure, "efficiency")
             + f"<p class='hint'>{note}</p>")
 
 
 def _facts(run: DeviceRun) -> str:
-    rows = [_row([key, _fact(value)]) for key, value in sorted(run.facts.to_json().items())]
+    rows = [page.row([key, _fact(value)]) for key, value in sorted(run.facts.to_json().items())]
     versions = sorted({(r.framework, r.framework_version or "?", r.runner or "?",
                         r.runner_runtime or "?") for r in run.results if r.framework_version})
-    rows += [_row([f"framework {framework}", f"{version} ({runner} runner: {runtime})"])
+    rows += [page.row([f"framework {framework}", f"{version} ({runner} runner: {runtime})"])
              for framework, version, runner, runtime in versions]
-    return _table(["fact", "value"], rows)
+    return page.table(["fact", "value"], rows)
 
 
 def _fact(value: Any) -> str:
@@ -308,7 +305,7 @@ def _baseline(source: Source) -> str:
     return (f"<section><h2>Against the baseline ({escape(source.name)})</h2>"
             f"<p>Baseline: {escape(baselines)}; fail on: "
             f"{escape(', '.join(comparison.get('fail_on', [])) or 'nothing (report only)')}</p>"
-            + _table(["device", "workload", "mode", "metric", "baseline", "now", "change",
+            + page.table(["device", "workload", "mode", "metric", "baseline", "now", "change",
                       "noise", "verdict"], rows, sortable=True) + extra + "</section>")
 
 
@@ -321,99 +318,10 @@ def _change_row(device: str, workload: str, mode: str, change: dict[str, Any]) -
                  "now": f"{change['now'][0] * scale:.4g}", "change": f"{change['change']:+.4g}",
                  "noise": ""}
     verdict = change.get("verdict", "")
-    return _row([device, workload, mode, change["metric"], shown["baseline"], shown["now"],
-                 shown["change"], shown["noise"], verdict],
-                css="regressed" if change.get("failed") else "")
-
-
-# ------------------------------------------------------------------------ HTML pieces
-def _chart(figure: go.Figure, kind: str, count: int = 1) -> str:
-    """A figure's div and script (plotly's library is in the page head once)."""
-    div = figure.to_html(full_html=False, include_plotlyjs=False,
-                         config={"displaylogo": False, "responsive": True})
-    return f"<div class='chart' data-chart='{kind}' data-traces='{count}'>{div}</div>"
-
-
-@dataclasses.dataclass(frozen=True)
-class _Cell:
-    """A table cell with the number it sorts by (None: text, sorted as text)."""
-
-    text: str
-    value: float | None = None
-
-
-def _number(value: float | int | None, form: str) -> _Cell:
-    if value is None:
-        return _Cell("-", float("-inf"))
-    return _Cell(form.format(value), float(value))
+    return page.row([device, workload, mode, change["metric"], shown["baseline"], shown["now"],
+                     shown["change"], shown["noise"], verdict],
+                    css="regressed" if change.get("failed") else "")
 
 
 def _megabytes(value: int | None) -> float | None:
     return None if value is None else value / 1e6
-
-
-def _row(cells: list[str | _Cell], css: str = "") -> str:
-    html_cells = []
-    for cell in cells:
-        if isinstance(cell, _Cell):
-            # JavaScript's parseFloat reads "-Infinity" (missing figures sort first), not "-inf".
-            value = "-Infinity" if cell.value == float("-inf") else repr(cell.value)
-            html_cells.append(f"<td class='num' data-value='{value}'>{escape(cell.text)}</td>")
-        else:
-            html_cells.append(f"<td>{escape(str(cell))}</td>")
-    attribute = f" class='{css}'" if css else ""
-    return f"<tr{attribute}>{''.join(html_cells)}</tr>"
-
-
-def _table(header: list[str], rows: list[str], sortable: bool = False) -> str:
-    css = " class='sortable'" if sortable else ""
-    head = "".join(f"<th>{escape(title)}</th>" for title in header)
-    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-# Click a header to sort by it; numbers by their data-value, text by its text.
-SORT_SCRIPT = """
-document.querySelectorAll('table.sortable th').forEach(header => {
-  header.addEventListener('click', () => {
-    const column = header.cellIndex;
-    const body = header.closest('table').tBodies[0];
-    const ascending = header.dataset.order !== 'ascending';
-    header.dataset.order = ascending ? 'ascending' : 'descending';
-    const key = row => {
-      const cell = row.cells[column];
-      return cell.dataset.value !== undefined ? parseFloat(cell.dataset.value) : cell.textContent;
-    };
-    const rows = Array.from(body.rows).sort((a, b) => {
-      const x = key(a), y = key(b);
-      const order = typeof x === 'number' ? (x > y) - (x < y) : String(x).localeCompare(y);
-      return ascending ? order : -order;
-    });
-    rows.forEach(row => body.appendChild(row));
-  });
-});
-"""
-
-STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; }
-th { background: #eee; }
-table.sortable th { cursor: pointer; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.regressed td { background: #fdd; }
-section { margin-bottom: 2em; }
-section.device { border-top: 2px solid #888; padding-top: 0.5em; }
-.flags li, .flag { color: #a00; }
-.ok { color: #070; }
-.hint { color: #555; font-size: 0.85em; }
-"""
-
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>{style}</style>
-<script>{plotly}</script>
-</head><body>
-{body}
-<script>{sort_script}</script>
-</body></html>
-"""
