@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,9 @@ def test_the_native_runner_refuses_another_protocol_version(native_runners):
      "the request's timing has no number warmup_s"),
     (RunRequest("onnxruntime", "m", "p", 1).to_json(),
      "this runner runs tflite, the request asks for onnxruntime"),
+    (json.dumps({**json.loads(RunRequest("tflite", "m", "p", 1).to_json()),
+                 "paired": {"artifact": "b"}}),
+     "the request's paired has no field block_min_samples"),
 ])
 def test_a_malformed_request_is_refused_naming_what_is_wrong(native_runners, request_text,
                                                              error):
@@ -256,6 +260,153 @@ def test_a_library_missing_beside_the_runner_is_named(native_runners, tmp_path):
     request = RunRequest("onnxruntime", "m.onnx", "p.npy", 1, Timing())
     with pytest.raises(RunnerFailed, match=r"shared library libonnxruntime\.so\.1 is missing"):
         LocalDevice().run(program, request, 60)
+
+
+# ------------------------------------------------------------------ paired timing
+#: Deterministic stopping: with max_time_s 0 the time cap stops at its floor of 2 rounds; an
+#: infinite target converges as soon as min_rounds ran; a zero target never converges.
+PAIRED_DEFAULTS = {"block_min_samples": 3, "block_min_time_s": 0.002, "min_rounds": 2,
+                   "max_rounds": 4, "max_time_s": "Infinity", "target_rel_ci": 0}
+
+
+def onnx_chain(depth: int, path: Path) -> None:
+    """Flatten, then ``depth`` 64x64 MatMuls: an ONNX model in milliseconds, no exporter."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(depth)
+    weights = [numpy_helper.from_array(rng.standard_normal((64, 64), np.float32) / 8, f"w{i}")
+               for i in range(depth)]
+    nodes = [helper.make_node("Flatten", ["x"], ["h0"], axis=1)]
+    nodes += [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"h{i + 1}"])
+              for i in range(depth)]
+    nodes.append(helper.make_node("Identity", [f"h{depth}"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                ir_version=8), path)
+
+
+@pytest.fixture(scope="module")
+def paired_artifacts(tmp_path_factory) -> dict:
+    """A cheap current model and a costlier baseline (1 and 24 layers) for ONNX Runtime and
+    PyTorch Mobile (the two quick ones to make), and one probe input."""
+    import torch
+
+    from pytest_aiotbench import frameworks
+
+    folder = tmp_path_factory.mktemp("paired")
+    artifacts: dict = {"probes": str(folder / "probes.npy")}
+    np.save(folder / "probes.npy", np.random.default_rng(0).random((1, 4, 4, 4), np.float32))
+    for side, depth in (("current", 1), ("baseline", 24)):
+        onnx_chain(depth, folder / f"{side}.onnx")
+        layers = [torch.nn.Linear(64, 64) for _ in range(depth)]
+        frameworks.get("pytorch-mobile").export(
+            torch.nn.Sequential(torch.nn.Flatten(), *layers).eval(), torch.randn(1, 4, 4, 4),
+            folder / f"{side}.ptl")
+        artifacts["onnxruntime", side] = str(folder / f"{side}.onnx")
+        artifacts["pytorch-mobile", side] = str(folder / f"{side}.ptl")
+    return artifacts
+
+
+def paired_request(artifacts: dict, framework: str, mode: str = "rigorous",
+                   baseline: str | None = None, **paired) -> str:
+    """A short request with ``paired`` set (null when ``paired`` is {"off": True})."""
+    request = json.loads(RunRequest(
+        framework, artifacts[framework, "current"], artifacts["probes"], 1,
+        Timing(mode=mode, warmup_s=0.01, warmup_min_samples=5, min_time_s=0.01,
+               max_time_s=0.05)).to_json())
+    request["paired"] = None if paired.pop("off", False) else {
+        "artifact": baseline or artifacts[framework, "baseline"], **PAIRED_DEFAULTS, **paired}
+    return json.dumps(request)
+
+
+def run_paired(runner, artifacts: dict, framework: str, **request) -> tuple[int, dict]:
+    """One real runner call; its exit code and raw result (the host's parsing of ``paired``
+    is tested with protocol.py)."""
+    done = describe(runner, "", paired_request(artifacts, framework, **request))
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("framework", ["onnxruntime", "pytorch-mobile"])
+def test_the_baseline_is_timed_beside_in_alternated_rounds(native_runners, paired_artifacts,
+                                                          framework):
+    """A second instance of the backend times the baseline's artifact after the normal
+    timing: A B, B A, ... rounds, each block with at least its samples, on the same input;
+    the 24-layer baseline is the slower side."""
+    code, raw = run_paired(native_runners[framework], paired_artifacts, framework)
+    assert code == 0, raw
+    check_result_keys(raw)
+    paired = raw["paired"]
+    check_message(paired, "paired_result")
+    assert paired["stop_reason"] == "sample_cap" and paired["load_s"] > 0
+    assert len(paired["warmup_samples_s"]) >= 5
+    assert [r["order"] for r in paired["rounds"]] == ["baseline_first", "current_first"] * 2
+    for round_ in paired["rounds"]:
+        check_message(round_, "paired_round")
+        for side in (round_["baseline_s"], round_["current_s"]):
+            assert len(side) >= 3 and min(side) > 0
+    # The normal timing is untouched: its own rule, its own samples.
+    assert raw["stop_reason"] in ("converged", "time_cap") and len(raw["samples_s"]) >= 5
+    pooled = {side: float(np.median([s for r in paired["rounds"] for s in r[f"{side}_s"]]))
+              for side in ("current", "baseline")}
+    assert pooled["current"] < pooled["baseline"], pooled
+
+
+@pytest.mark.parametrize("rule, stop_reason, rounds", [
+    ({"max_rounds": 3}, "sample_cap", 3),
+    ({"max_rounds": "Infinity", "max_time_s": 0}, "time_cap", 2),
+    ({"min_rounds": 3, "max_rounds": "Infinity", "target_rel_ci": "Infinity"}, "converged", 3),
+])
+def test_the_paired_rounds_stop_by_the_rule(native_runners, paired_artifacts, rule,
+                                           stop_reason, rounds):
+    code, raw = run_paired(native_runners["onnxruntime"], paired_artifacts, "onnxruntime",
+                           **rule)
+    assert code == 0, raw
+    assert raw["paired"]["stop_reason"] == stop_reason
+    assert len(raw["paired"]["rounds"]) == rounds
+
+
+def test_no_paired_request_means_no_paired_result(native_runners, paired_artifacts):
+    code, raw = run_paired(native_runners["onnxruntime"], paired_artifacts, "onnxruntime",
+                           off=True)
+    assert code == 0 and raw["paired"] is None
+    check_result_keys(raw)
+
+
+@pytest.mark.parametrize("content", [None, b"not a model"])
+def test_a_baseline_that_cannot_load_fails_naming_the_baseline(native_runners,
+                                                               paired_artifacts, tmp_path,
+                                                               content):
+    baseline = tmp_path / "baseline.onnx"
+    if content is not None:
+        baseline.write_bytes(content)
+    code, raw = run_paired(native_runners["onnxruntime"], paired_artifacts, "onnxruntime",
+                           baseline=str(baseline))
+    assert code == 2 and raw["ok"] is False and raw["stage"] == "load", raw
+    check_message(raw, "failure")
+    assert raw["error"].startswith(f"cannot load the baseline's artifact {baseline}: "
+                                   f"onnxruntime: cannot load {baseline}: "), raw["error"]
+
+
+def test_paired_timing_in_the_paper_mode_is_refused(native_runners, paired_artifacts):
+    code, raw = run_paired(native_runners["onnxruntime"], paired_artifacts, "onnxruntime",
+                           mode="paper")
+    assert code == 2 and raw["stage"] == "request"
+    assert raw["error"] == "paired timing needs the rigorous timing mode"
+
+
+def test_the_test_build_can_crash_after_the_baseline_loads(artifact_cache, paired_artifacts):
+    """AIOT_RUNNER_FAULT=<framework>:segfault-after-baseline-load: a real SIGSEGV with the
+    second model loaded, for the host's crash handling (the test build the crash tests
+    share)."""
+    runner = NativeBuilder(artifact_cache, progress=lambda line: None,
+                           test_faults=["onnxruntime"]).build("onnxruntime")
+    done = describe(runner, "", paired_request(paired_artifacts, "onnxruntime"),
+                    AIOT_RUNNER_FAULT="onnxruntime:segfault-after-baseline-load")
+    assert done.returncode == -signal.SIGSEGV and done.stdout == "", done.stderr
+    assert "segfault-after-baseline-load: raising SIGSEGV" in done.stderr
 
 
 def test_the_local_matrix_through_the_native_runner(pytester, run_plugin, native_runners):

@@ -134,11 +134,11 @@ void paper_pass(Backend& backend, const Inputs& inputs, Result& result) {
 }
 
 // Probes (the first inference timed alone: it pays for lazy allocation and packing),
-// warm-up, the labelled pass, then samples until the stopping rule is met.
+// warm-up, the labelled pass, then samples until the stopping rule is met. `output` is the
+// backend's own buffer, kept by the caller for paired timing.
 void rigorous_timing(Backend& backend, const Inputs& inputs, const Timing& timing,
-                     Result& result) {
+                     std::vector<float>& output, Result& result) {
   const NpyArray& probes = *inputs.probes;
-  std::vector<float> output;
   result.first_inference_s = answer_probes(backend, probes, output, result.probe_outputs);
   const std::vector<int64_t> shape = probes.row_shape();
   std::vector<float> timed_input(probes.row(0), probes.row(0) + probes.row_size());
@@ -154,7 +154,101 @@ void rigorous_timing(Backend& backend, const Inputs& inputs, const Timing& timin
   result.thermal_after = read_thermal_state();
 }
 
+// One side's block of a paired round: at least its samples and its time, at least one sample.
+void time_block(Backend& backend, const std::vector<int64_t>& shape, const float* input,
+                std::vector<float>& output, const PairedRequest& rule,
+                std::vector<double>& samples) {
+  const Clock::time_point started = Clock::now();
+  do {
+    const Clock::time_point t0 = Clock::now();
+    backend.infer(shape, input, output);
+    samples.push_back(seconds_since(t0));
+  } while (static_cast<long>(samples.size()) < rule.block_min_samples ||
+           seconds_since(started) < rule.block_min_time_s);
+}
+
+double median_of(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return median_of_sorted(values);
+}
+
+// After each round; empty while the rounds go on. The same checks, in the same order, as
+// aiot_runner.py's: converged, then the round cap, then the time cap (never before 2 rounds:
+// one ratio has no spread to judge).
+std::string paired_stop_reason(const std::vector<PairedRound>& rounds, const PairedRequest& rule,
+                               double elapsed_s, double confidence) {
+  const long count = static_cast<long>(rounds.size());
+  if (count >= rule.min_rounds) {
+    std::vector<double> ratios;
+    for (const PairedRound& round : rounds)
+      ratios.push_back(median_of(round.current_s) / median_of(round.baseline_s));
+    if (median_relative_half_width(ratios, confidence) <= rule.target_rel_ci)
+      return protocol::stop_reason::converged;
+  }
+  if (count >= rule.max_rounds) return protocol::stop_reason::sample_cap;
+  if (count >= 2 && elapsed_s >= rule.max_time_s) return protocol::stop_reason::time_cap;
+  return "";
+}
+
+// The baseline's artifact in a second instance of the same backend, timed beside this one in
+// rounds whose order alternates (A B, B A, A B, ...): drift over the run (thermal, other
+// load) hits both sides alike, and the host judges the per-round ratio of medians. Runs
+// after the normal timing, so the normal result is untouched by the second model.
+PairedResult paired_timing(Backend& current, std::vector<float>& current_output,
+                           const Request& request, const NpyArray& probes) {
+  const PairedRequest& rule = *request.paired;
+  const Timing& timing = request.timing;
+  PairedResult paired;
+  std::unique_ptr<Backend> baseline = make_backend();
+  const Clock::time_point load_started = Clock::now();
+  try {
+    baseline->load(rule.artifact, request.threads);
+  } catch (const std::exception& error) {
+    // Whatever the framework threw, the host must see that the baseline failed to load.
+    throw RunnerError("load", "cannot load the baseline's artifact " + rule.artifact + ": " +
+                                  error.what());
+  }
+  paired.load_s = seconds_since(load_started);
+  inject_test_fault("baseline-load");
+
+  const std::vector<int64_t> shape = probes.row_shape();
+  const std::vector<float> input(probes.row(0), probes.row(0) + probes.row_size());
+  std::vector<float> baseline_output;
+  // The first call pays lazy allocation and packing: untimed, as in aiot_runner.py.
+  baseline->infer(shape, input.data(), baseline_output);
+  time_loop(*baseline, shape, input.data(), baseline_output, timing.warmup_min_samples,
+            timing.warmup_s, timing.warmup_s, 1000000, 0, timing.confidence,
+            paired.warmup_samples_s);
+
+  const Clock::time_point started = Clock::now();
+  while (paired.stop_reason.empty()) {
+    PairedRound round;
+    const bool baseline_first = paired.rounds.size() % 2 == 0;
+    round.order = baseline_first ? protocol::paired_order::baseline_first
+                                 : protocol::paired_order::current_first;
+    auto time_baseline = [&] {
+      time_block(*baseline, shape, input.data(), baseline_output, rule, round.baseline_s);
+    };
+    auto time_current = [&] {
+      time_block(current, shape, input.data(), current_output, rule, round.current_s);
+    };
+    if (baseline_first) {
+      time_baseline();
+      time_current();
+    } else {
+      time_current();
+      time_baseline();
+    }
+    paired.rounds.push_back(std::move(round));
+    paired.stop_reason =
+        paired_stop_reason(paired.rounds, rule, seconds_since(started), timing.confidence);
+  }
+  return paired;
+}
+
 Result measure(const Request& request, Backend& backend) {
+  if (request.paired && request.timing.mode == protocol::timing_mode::paper)
+    throw RunnerError("request", "paired timing needs the rigorous timing mode");
   const Inputs inputs = open_request_inputs(request);
   Result result;
   result.threads = request.threads;
@@ -164,13 +258,15 @@ Result measure(const Request& request, Backend& backend) {
   result.load_s = seconds_since(load_started);
   result.rss_after_load = peak_resident_bytes();
   inject_test_fault("load");
+  std::vector<float> output;
   if (request.timing.mode == protocol::timing_mode::paper)
     paper_pass(backend, inputs, result);
   else if (request.timing.mode == protocol::timing_mode::rigorous)
-    rigorous_timing(backend, inputs, request.timing, result);
+    rigorous_timing(backend, inputs, request.timing, output, result);
   else
     throw RunnerError("request", "unknown timing mode '" + request.timing.mode + "'");
   result.rss_after_timing = peak_resident_bytes();
+  if (request.paired) result.paired = paired_timing(backend, output, request, *inputs.probes);
   result.runtime = runtime_description();
   result.framework_version = backend.version();
   result.notes = backend.notes();

@@ -1,6 +1,7 @@
 #include "protocol_io.hpp"
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "backend.hpp"
@@ -58,6 +59,15 @@ class Fields {
     }
     throw RunnerError("request", where_ + " has no number " + key);
   }
+  // A count: "Infinity" (no cap) saturates, where a plain cast to long would be undefined.
+  long count(const char* key) const {
+    const double value = number(key);
+    using Limits = std::numeric_limits<long>;
+    if (std::isnan(value)) throw RunnerError("request", where_ + " has no count " + key);
+    if (value >= static_cast<double>(Limits::max())) return Limits::max();
+    if (value <= static_cast<double>(Limits::min())) return Limits::min();
+    return static_cast<long>(value);
+  }
   std::string text(const char* key) const {
     const Json& value = get(key);
     if (!value.is_string()) throw RunnerError("request", where_ + " has no string " + key);
@@ -96,14 +106,29 @@ Timing read_timing(const Fields& request) {
   Timing t;
   t.mode = json.absent(field::mode) ? "" : json.text(field::mode);
   t.warmup_s = json.number(field::warmup_s);
-  t.warmup_min_samples = static_cast<long>(json.number(field::warmup_min_samples));
-  t.min_samples = static_cast<long>(json.number(field::min_samples));
+  t.warmup_min_samples = json.count(field::warmup_min_samples);
+  t.min_samples = json.count(field::min_samples);
   t.min_time_s = json.number(field::min_time_s);
   t.max_time_s = json.number(field::max_time_s);
-  t.max_samples = static_cast<long>(json.number(field::max_samples));
+  t.max_samples = json.count(field::max_samples);
   t.target_rel_ci = json.number(field::target_rel_ci);
   t.confidence = json.number(field::confidence);
   return t;
+}
+
+std::optional<PairedRequest> read_paired(const Fields& request) {
+  namespace field = protocol::paired_request;
+  if (request.absent(protocol::request::paired)) return std::nullopt;
+  const Fields json(request.get(protocol::request::paired), "the request's paired");
+  PairedRequest p;
+  p.artifact = json.text(field::artifact);
+  p.block_min_samples = json.count(field::block_min_samples);
+  p.block_min_time_s = json.number(field::block_min_time_s);
+  p.min_rounds = json.count(field::min_rounds);
+  p.max_rounds = json.count(field::max_rounds);
+  p.max_time_s = json.number(field::max_time_s);
+  p.target_rel_ci = json.number(field::target_rel_ci);
+  return p;
 }
 
 Json thermal_state(const ThermalState& state) {
@@ -143,6 +168,24 @@ Json peak_compute(bool asked) {
   return json;
 }
 
+Json paired(const PairedResult& result) {
+  namespace field = protocol::paired_result;
+  Json rounds = Json::array();
+  for (const PairedRound& round : result.rounds) {
+    Json json;
+    json[protocol::paired_round::order] = round.order;
+    json[protocol::paired_round::baseline_s] = numbers(round.baseline_s);
+    json[protocol::paired_round::current_s] = numbers(round.current_s);
+    rounds.push_back(std::move(json));
+  }
+  Json json;
+  json[field::load_s] = number(result.load_s);
+  json[field::warmup_samples_s] = numbers(result.warmup_samples_s);
+  json[field::rounds] = std::move(rounds);
+  json[field::stop_reason] = result.stop_reason;
+  return json;
+}
+
 }  // namespace
 
 Request parse_request(const std::string& text) {
@@ -160,6 +203,7 @@ Request parse_request(const std::string& text) {
   request.probe_inputs = fields.text(field::probe_inputs);
   if (!fields.absent(field::labelled_inputs))
     request.labelled_inputs = fields.text(field::labelled_inputs);
+  request.paired = read_paired(fields);
   return request;
 }
 
@@ -189,6 +233,7 @@ std::string result_json(const Result& result) {
   rss[protocol::peak_rss_bytes::after_timing] = bytes_or_null(result.rss_after_timing);
   json[field::notes] = result.notes;
   json[field::peak_compute] = peak_compute(result.peak_asked);
+  json[field::paired] = result.paired ? paired(*result.paired) : Json(nullptr);
   return line(json);
 }
 

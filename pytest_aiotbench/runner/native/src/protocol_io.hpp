@@ -29,12 +29,20 @@ struct Timing {
   long warmup_min_samples = 0, min_samples = 0, max_samples = 0;
 };
 
+// The baseline's artifact, timed beside the request's own in rounds of alternating order.
+struct PairedRequest {
+  std::string artifact;
+  long block_min_samples = 0, min_rounds = 0, max_rounds = 0;
+  double block_min_time_s = 0, max_time_s = 0, target_rel_ci = 0;
+};
+
 struct Request {
   std::string framework, artifact, probe_inputs;
   std::optional<std::string> labelled_inputs;
   int threads = 1;
   bool peak_asked = false;  // peak_probe_threads not empty
   Timing timing;
+  std::optional<PairedRequest> paired;  // null: not asked
 };
 
 // Throws RunnerError: "protocol" for another version, "request" for anything malformed.
@@ -43,6 +51,18 @@ Request parse_request(const std::string& text);
 struct LabelledPass {
   std::vector<double> end_to_end_s, inference_s;
   std::vector<std::vector<long>> top_k;
+};
+
+struct PairedRound {
+  std::string order;  // a protocol::paired_order value
+  std::vector<double> baseline_s, current_s;
+};
+
+struct PairedResult {
+  double load_s = 0;
+  std::vector<double> warmup_samples_s;
+  std::vector<PairedRound> rounds;
+  std::string stop_reason;
 };
 
 struct Result {
@@ -56,6 +76,7 @@ struct Result {
   int64_t rss_after_load = -1, rss_after_timing = -1;  // -1: unknown (null)
   std::vector<std::string> notes;
   bool peak_asked = false;  // answered "not measured" when asked, null otherwise
+  std::optional<PairedResult> paired;  // null when not asked
 };
 
 // Each one line of JSON, newline-terminated.
