@@ -323,8 +323,7 @@ def paired_request(artifacts: dict, framework: str, mode: str = "rigorous",
 
 
 def run_paired(runner, artifacts: dict, framework: str, **request) -> tuple[int, dict]:
-    """One real runner call; its exit code and raw result (the host's parsing of ``paired``
-    is tested with protocol.py)."""
+    """One real runner call: its exit code and its raw result."""
     done = describe(runner, "", paired_request(artifacts, framework, **request))
     return done.returncode, json.loads(done.stdout)
 
@@ -352,6 +351,11 @@ def test_the_baseline_is_timed_beside_in_alternated_rounds(native_runners, paire
     pooled = {side: float(np.median([s for r in paired["rounds"] for s in r[f"{side}_s"]]))
               for side in ("current", "baseline")}
     assert pooled["current"] < pooled["baseline"], pooled
+    # The host reads it as the Python runner's.
+    parsed = parse_result(json.dumps(raw))
+    assert isinstance(parsed, RunResult) and parsed.paired is not None
+    assert [r.current_s for r in parsed.paired.rounds] == [r["current_s"] for r in
+                                                           paired["rounds"]]
 
 
 @pytest.mark.parametrize("rule, stop_reason, rounds", [
@@ -373,6 +377,7 @@ def test_no_paired_request_means_no_paired_result(native_runners, paired_artifac
                            off=True)
     assert code == 0 and raw["paired"] is None
     check_result_keys(raw)
+    assert parse_result(json.dumps(raw)).paired is None
 
 
 @pytest.mark.parametrize("content", [None, b"not a model"])
