@@ -106,7 +106,7 @@ class Backend:
     name = ""
     module = ""
 
-    def load(self, path: str, threads: int) -> None:
+    def load(self, path: str, threads: int, quiet: bool = False) -> None:
         raise NotImplementedError
 
     def infer(self, batch):  # numpy array in, numpy array out
@@ -119,12 +119,17 @@ class Backend:
     def notes(self) -> list[str]:
         return []
 
+    #: Paired rounds switch between two loaded instances. Where idle threads spin-wait (ONNX
+    #: Runtime's intra-op pool does), the idle side takes the cores the timed side needs: the
+    #: rounds then time two fresh instances loaded with ``quiet=True``.
+    spins_when_idle = False
+
 
 class TFLiteBackend(Backend):
     name = "tflite"
     module = "ai_edge_litert"
 
-    def load(self, path: str, threads: int) -> None:
+    def load(self, path: str, threads: int, quiet: bool = False) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # older boards ship the slim tflite_runtime wheel instead
@@ -153,14 +158,17 @@ class TFLiteBackend(Backend):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     module = "onnxruntime"
+    spins_when_idle = True
 
-    def load(self, path: str, threads: int) -> None:
+    def load(self, path: str, threads: int, quiet: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        if quiet:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
@@ -172,7 +180,7 @@ class PyTorchMobileBackend(Backend):
     name = "pytorch-mobile"
     module = "torch"
 
-    def load(self, path: str, threads: int) -> None:
+    def load(self, path: str, threads: int, quiet: bool = False) -> None:
         import torch
         from torch.jit.mobile import _load_for_lite_interpreter
 
@@ -189,7 +197,7 @@ class ExecuTorchBackend(Backend):
     name = "executorch"
     module = "executorch"
 
-    def load(self, path: str, threads: int) -> None:
+    def load(self, path: str, threads: int, quiet: bool = False) -> None:
         import torch
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
@@ -424,9 +432,10 @@ def measure(request: dict) -> dict:
     else:
         timed = _rigorous_timing(backend, name, probes, labelled_source, timing, np)
     memory["after_timing"] = peak_resident_bytes()
-    paired = _paired_if_asked(request, backend, name, threads, probes, timing)
+    notes = backend.notes()
+    paired = _paired_if_asked(request, backend, name, threads, probes, timing, notes)
     return _result(backend, name, threads, load_s, timed, memory, np, _peak_if_asked(request),
-                   paired)
+                   paired, notes)
 
 
 def _import_numpy():
@@ -461,11 +470,12 @@ def _read_probes(path: str, np):
     return np.ascontiguousarray(probes, dtype=np.float32)
 
 
-def _load(backend: Backend, name: str, artifact: str, threads: int) -> float:
+def _load(backend: Backend, name: str, artifact: str, threads: int,
+          quiet: bool = False) -> float:
     """Load the artifact; the seconds it took."""
     started = time.perf_counter()
     try:
-        backend.load(artifact, threads)
+        backend.load(artifact, threads, quiet)
     except ImportError as exc:
         raise RunnerError("import", f"{name} is not installed here ({exc}); install the "
                                     f"Python package that provides {backend.module}") from exc
@@ -520,26 +530,38 @@ def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple
 
 
 def _paired_if_asked(request: dict, current: Backend, name: str, threads: int, probes,
-                     timing: dict) -> dict | None:
+                     timing: dict, notes: list[str]) -> dict | None:
     """The baseline's artifact timed beside this one, after this one's timing: alternated
     rounds (A B, B A, ...), each a short block of each side, until the per-round ratio's
     median is known within the target or a cap is hit. Drift hits both sides alike."""
     paired = request.get("paired")
     if paired is None:
         return None
+    artifact = request["artifact"]
+    quiet = current.spins_when_idle
     baseline = BACKENDS[name]()
     try:
-        load_s = _load(baseline, name, paired["artifact"], threads)
+        load_s = _load(baseline, name, paired["artifact"], threads, quiet)
     except RunnerError as exc:
         raise RunnerError(exc.stage, f"cannot load the baseline's artifact: {exc}") from exc
+    if quiet:  # both sides of the rounds alike; the instance timed above keeps the defaults
+        current = BACKENDS[name]()
+        _load(current, name, artifact, threads, quiet)
+        notes.append(f"paired rounds: both artifacts loaded again with {name}'s idle "
+                     "spin-wait off (an idle pool that spins takes the cores the timed side "
+                     "needs)")
     clock = time.perf_counter
     timed_input = probes[0:1]
     try:
-        baseline.infer(timed_input)
-        warmup = _time_loop(baseline.infer, timed_input, clock,
-                            min_samples=int(timing["warmup_min_samples"]),
-                            min_time_s=float(timing["warmup_s"]),
-                            max_time_s=float(timing["warmup_s"]), max_samples=10**6)[0]
+        warmups = []
+        for side in (current, baseline) if quiet else (baseline,):
+            side.infer(timed_input)
+            warmups.append(_time_loop(side.infer, timed_input, clock,
+                                      min_samples=int(timing["warmup_min_samples"]),
+                                      min_time_s=float(timing["warmup_s"]),
+                                      max_time_s=float(timing["warmup_s"]),
+                                      max_samples=10**6)[0])
+        warmup = warmups[-1]  # the baseline's
         rounds, stop_reason = paired_rounds(baseline.infer, current.infer, timed_input, clock,
                                             paired, float(timing["confidence"]))
     except Exception as exc:
@@ -641,7 +663,8 @@ def _run_labelled(backend: Backend, source: tuple, clock) -> dict:
 
 
 def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Timed,
-            memory: dict, np, peak: dict | None, paired: dict | None) -> dict:
+            memory: dict, np, peak: dict | None, paired: dict | None,
+            notes: list[str]) -> dict:
     return {
         "ok": True,
         "protocol_version": PROTOCOL_VERSION,
@@ -659,7 +682,7 @@ def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Tim
         "labelled": timed.labelled,
         "thermal": {"before": timed.thermal_before, "after": timed.thermal_after},
         "peak_rss_bytes": memory,
-        "notes": backend.notes(),
+        "notes": notes,
         "peak_compute": peak,
         "paired": paired,
     }

@@ -45,6 +45,12 @@ class Backend {
 
   // Facts worth reporting beside the numbers (delegation, fallbacks).
   virtual std::vector<std::string> notes() const { return {}; }
+
+  // Paired rounds switch between two loaded instances. Where idle threads spin-wait (ONNX
+  // Runtime's intra-op pool does), the idle side takes the cores the timed side needs: the
+  // rounds then time two fresh instances told quiet_idle_threads() before load().
+  virtual bool spins_when_idle() const { return false; }
+  virtual void quiet_idle_threads() {}
 };
 
 // Defined by exactly one backend_<framework>.cpp per executable.

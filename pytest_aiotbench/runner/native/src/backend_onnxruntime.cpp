@@ -49,6 +49,9 @@ size_t element_count(const std::vector<int64_t>& shape) {
 
 class OnnxRuntimeBackend : public Backend {
  public:
+  bool spins_when_idle() const override { return true; }
+  void quiet_idle_threads() override { quiet_ = true; }
+
   void load(const std::string& path, int threads) override {
     const std::string where = std::string(kFrameworkName) + ": cannot load " + path + ": ";
     api_ = OrtGetApiBase()->GetApi(ORT_API_VERSION);
@@ -71,6 +74,8 @@ class OnnxRuntimeBackend : public Backend {
     check(api_->SetIntraOpNumThreads(raw_options, threads));
     check(api_->SetInterOpNumThreads(raw_options, 1));
     check(api_->SetSessionExecutionMode(raw_options, ORT_SEQUENTIAL));
+    if (quiet_) check(api_->AddSessionConfigEntry(raw_options, "session.intra_op.allow_spinning",
+                                                  "0"));
     // No provider appended: the CPU execution provider is the default and the only one.
 
     OrtSession* session = nullptr;
@@ -240,6 +245,7 @@ class OnnxRuntimeBackend : public Backend {
   std::vector<OrtValue*> fetched_;  // Run's view of outputs_
   size_t first_output_elements_ = 0;
   int threads_ = 0;
+  bool quiet_ = false;  // idle intra-op threads sleep instead of spin-waiting
 };
 
 }  // namespace
