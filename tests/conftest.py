@@ -217,3 +217,22 @@ def digits_set(tmp_path_factory):
     val, weights, host_top1 = make_digits(root)
     return {"val": val, "module": network_module(weights), "host_top1": host_top1,
             "train": root / "train"}
+
+
+def onnx_chain(depth: int, path: Path) -> None:
+    """Flatten, then ``depth`` 64x64 MatMuls: an ONNX model in milliseconds, no exporter."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(depth)
+    weights = [numpy_helper.from_array(rng.standard_normal((64, 64), np.float32) / 8, f"w{i}")
+               for i in range(depth)]
+    nodes = [helper.make_node("Flatten", ["x"], ["h0"], axis=1)]
+    nodes += [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"h{i + 1}"])
+              for i in range(depth)]
+    nodes.append(helper.make_node("Identity", [f"h{depth}"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                ir_version=8), path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CNN_MODULE
+from conftest import TINY_CNN_MODULE, onnx_chain
 from test_runner_protocol import check_message, check_result_keys
 
 from pytest_aiotbench.devices import LocalDevice, RunnerFailed
@@ -267,25 +267,6 @@ def test_a_library_missing_beside_the_runner_is_named(native_runners, tmp_path):
 #: infinite target converges as soon as min_rounds ran; a zero target never converges.
 PAIRED_DEFAULTS = {"block_min_samples": 3, "block_min_time_s": 0.002, "min_rounds": 2,
                    "max_rounds": 4, "max_time_s": "Infinity", "target_rel_ci": 0}
-
-
-def onnx_chain(depth: int, path: Path) -> None:
-    """Flatten, then ``depth`` 64x64 MatMuls: an ONNX model in milliseconds, no exporter."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(depth)
-    weights = [numpy_helper.from_array(rng.standard_normal((64, 64), np.float32) / 8, f"w{i}")
-               for i in range(depth)]
-    nodes = [helper.make_node("Flatten", ["x"], ["h0"], axis=1)]
-    nodes += [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"h{i + 1}"])
-              for i in range(depth)]
-    nodes.append(helper.make_node("Identity", [f"h{depth}"], ["y"]))
-    graph = helper.make_graph(
-        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                                ir_version=8), path)
 
 
 @pytest.fixture(scope="module")

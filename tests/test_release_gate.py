@@ -131,6 +131,10 @@ def test_benchmark_skip_skips_workload_items_and_benchmark_only_keeps_them(gate_
 
 def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, run_plugin,
                                                                 monkeypatch, tmp_path):
+    """The slowed network fails, the fixed one passes, in each of the gate's modes: the
+    slowed ONNX file is timed beside the baseline's own (paired); the baseline's TFLite file
+    was not kept, so its stored figures are judged, and the table says why; the fixed
+    network's files are unchanged (stored figures, their noise)."""
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     result, _ = run_plugin(FRAMEWORKS, f"--aiot-json={first}", json_report=False)
     result.assert_outcomes(passed=4)
@@ -143,62 +147,37 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
     result, document = run_plugin(FRAMEWORKS, f"--aiot-baseline={first}", limits)
     result.assert_outcomes(passed=4)
     assert not any(w["failed"] for w in document["baseline_comparison"]["workloads"])
+    assert {w["gate"]["mode"] for w in document["devices"]["local"]["workloads"]} == {
+        "unchanged"}
     second.write_text(json.dumps(document))
+    # The runs' gate_net TFLite file was not kept (as from another machine's cache).
+    for path in (first, second):
+        kept = json.loads(path.read_text())
+        lost = next(w for w in kept["devices"]["local"]["workloads"]
+                    if (w["network"], w["framework"]) == ("gate_net", "tflite"))
+        lost["artifact"]["sha256"] = "0" * 64
+        path.write_text(json.dumps(kept))
 
-    # Stored figures (the paired mode has its own test below).
     slowed(monkeypatch)
+    html = tmp_path / "report.html"
     result, document = run_plugin(FRAMEWORKS, "-v", f"--aiot-baseline={first},{second}", limits,
-                                  "--aiot-ab=off")
+                                  f"--aiot-html={html}")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
         "*test_gate.py::test_workload?gate_net-onnxruntime-local? FAILED*",
         "*test_tiny.py::test_workload?tiny_cnn-onnxruntime-local? PASSED*"], consecutive=False)
     output = result.stdout.str()
     assert "gate_net-onnxruntime on local regressed against the baseline 2 runs" in output
-    assert "exceeds +400%" in output and "beyond (at least +" in output
-    assert "also changed: artifact" in output
+    assert "exceeds +400%" in output and "also changed: artifact" in output
     # Each regression was re-timed once before it failed, and the re-timing is the result.
     assert output.count("looks regressed (median +") == 2
     assert "confirmed: 2 timings all regressed (median +" in output
     comparison = document["baseline_comparison"]
     failed = {w["workload"] for w in comparison["workloads"] if w["failed"]}
     assert failed == {"gate_net-onnxruntime", "gate_net-tflite"}
-    median = next(c for w in comparison["workloads"] if w["workload"] == "gate_net-tflite"
-                  for c in w["changes"] if c["metric"] == "median")
-    assert median["least_change"] > 1.0 and median["beyond_noise"]
-    # The baseline's interval spans both runs' intervals; "now" is this run's median.
-    runs = [json.loads(path.read_text())["devices"]["local"]["workloads"]
-            for path in (first, second)]
-    stats = [next(w["stats"] for w in run if w["network"] == "gate_net"
-                  and w["framework"] == "tflite") for run in runs]
-    assert median["baseline"][1] == min(s["median_ci_low_s"] for s in stats)
-    assert median["baseline"][2] == max(s["median_ci_high_s"] for s in stats)
-    now = next(w for w in document["devices"]["local"]["workloads"]
-               if w["network"] == "gate_net" and w["framework"] == "tflite")
-    assert median["now"][0] == now["stats"]["median_s"]
-
-
-def test_a_changed_artifact_is_timed_beside_the_baseline_s_in_alternated_rounds(
-        gate_project, run_plugin, monkeypatch, tmp_path):
-    """Paired mode: where the artifact changed and the baseline's file is in the cache, both
-    are timed in alternated rounds of one runner call and the ratio is judged; an unchanged
-    artifact is judged on stored figures; a baseline file that cannot be found falls back to
-    stored figures, saying why."""
-    baseline = tmp_path / "baseline.json"
-    run_plugin(FRAMEWORKS, f"--aiot-json={baseline}", json_report=False)
-    # The baseline's tflite file was not kept (a run from another machine's cache).
-    kept = json.loads(baseline.read_text())
-    lost = next(w for w in kept["devices"]["local"]["workloads"]
-                if (w["network"], w["framework"]) == ("gate_net", "tflite"))
-    lost["artifact"]["sha256"] = "0" * 64
-    baseline.write_text(json.dumps(kept))
-
-    slowed(monkeypatch)
-    html = tmp_path / "report.html"
-    result, document = run_plugin(FRAMEWORKS, "-v", f"--aiot-baseline={baseline}",
-                                  "--aiot-fail-on=median:+400%", f"--aiot-html={html}")
-    result.assert_outcomes(passed=2, failed=2)
     rows = {(w["network"], w["framework"]): w for w in document["devices"]["local"]["workloads"]}
+
+    # Paired: the ratio of the rounds, its interval, the rounds themselves.
     gate = rows["gate_net", "onnxruntime"]["gate"]
     assert (gate["mode"], gate["verdict"], gate["limit"]) == ("paired", "regressed",
                                                                "median:+400%")
@@ -206,26 +185,38 @@ def test_a_changed_artifact_is_timed_beside_the_baseline_s_in_alternated_rounds(
     paired = rows["gate_net", "onnxruntime"]["paired"]
     assert gate["rounds"] == len(paired["rounds"]) >= 2
     assert [r["order"] for r in paired["rounds"][:2]] == ["baseline_first", "current_first"]
-    stored = rows["gate_net", "tflite"]["gate"]
-    assert (stored["mode"], stored["verdict"], stored["rounds"]) == ("stored", "regressed", None)
-    assert "is not in the artifact cache" in stored["reason"]
-    assert rows["gate_net", "tflite"]["paired"] is None
-    for framework in ("onnxruntime", "tflite"):
-        assert rows["tiny_cnn", framework]["gate"]["mode"] == "unchanged"
-    output = result.stdout.str()
-    assert "regressed against the baseline" in output and "(paired):" in output
+    assert "second.json) (paired):" in output
     result.stdout.fnmatch_lines([
         "*gate_net-onnxruntime *paired *median *beyond: ratio * rounds *REGRESSED*",
         "*gate_net-tflite: stored figures: the baseline's artifact (sha256 000000000000) is "
         "not in the artifact cache *--aiot-baseline-artifacts=DIR"], consecutive=False)
+    for framework in ("onnxruntime", "tflite"):
+        assert rows["tiny_cnn", framework]["gate"]["mode"] == "unchanged"
     page = html.read_text()
     assert "<td>paired (the baseline&#x27;s artifact " in page
     assert "<td>stored (the baseline&#x27;s artifact (sha256 000000000000) is not in " in page
 
+    # Stored: beyond the noise, the baseline's interval spanning both runs' intervals; "now"
+    # is this run's median.
+    stored = rows["gate_net", "tflite"]
+    assert (stored["gate"]["mode"], stored["gate"]["verdict"]) == ("stored", "regressed")
+    assert stored["gate"]["rounds"] is None and stored["paired"] is None
+    assert "beyond (at least +" in output
+    median = next(c for w in comparison["workloads"] if w["workload"] == "gate_net-tflite"
+                  for c in w["changes"] if c["metric"] == "median")
+    assert median["least_change"] > 1.0 and median["beyond_noise"]
+    runs = [json.loads(path.read_text())["devices"]["local"]["workloads"]
+            for path in (first, second)]
+    stats = [next(w["stats"] for w in run if w["network"] == "gate_net"
+                  and w["framework"] == "tflite") for run in runs]
+    assert median["baseline"][1] == min(s["median_ci_low_s"] for s in stats)
+    assert median["baseline"][2] == max(s["median_ci_high_s"] for s in stats)
+    assert median["now"][0] == stored["stats"]["median_s"]
+
     # Other weights (another artifact) at the same speed: paired, and it passes.
     monkeypatch.delenv("AIOT_TEST_WIDTH")
     result, document = run_plugin("--aiot-framework=onnxruntime", "--aiot-network=gate_net",
-                                  "--aiot-seed=1", f"--aiot-baseline={baseline}",
+                                  "--aiot-seed=1", f"--aiot-baseline={first},{second}",
                                   "--aiot-fail-on=median:+100%")
     result.assert_outcomes(passed=1)
     (row,) = document["devices"]["local"]["workloads"]

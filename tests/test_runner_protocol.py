@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import onnx_chain
 
 from pytest_aiotbench.runner.aiot_runner import PROTOCOL_VERSION as PYTHON_RUNNER_VERSION
 from pytest_aiotbench.runner.native.build import NATIVE_DIR
@@ -191,26 +192,14 @@ def test_the_python_runner_measures_peak_compute_when_asked(tmp_path):
     assert "matmul" in peak.method and elapsed < 30
 
 
-def linear_onnx(path, features: int):
-    """A one-layer ONNX model whose cost grows with ``features``."""
-    import torch
-
-    from pytest_aiotbench import frameworks
-
-    torch.manual_seed(features)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, features),
-                                torch.nn.Linear(features, 5)).eval()
-    frameworks.get("onnxruntime").export(model, torch.randn(1, 3, 2, 2), path)
-    return path
-
-
 def test_the_python_runner_times_a_pair_in_alternated_rounds(tmp_path):
     """Protocol 4: the baseline's artifact beside this one, after this one's own timing:
     the side that runs first alternates, every block has its samples and time, the rounds
     stop at the cap asked, and a much heavier current side reads as slower in every round."""
-    light = linear_onnx(tmp_path / "light.onnx", 8)
-    heavy = linear_onnx(tmp_path / "heavy.onnx", 4096)
-    np.save(tmp_path / "probes.npy", np.random.default_rng(0).random((1, 3, 2, 2), np.float32))
+    light, heavy = tmp_path / "light.onnx", tmp_path / "heavy.onnx"
+    onnx_chain(1, light)
+    onnx_chain(48, heavy)
+    np.save(tmp_path / "probes.npy", np.random.default_rng(0).random((1, 4, 4, 4), np.float32))
     paired = PairedRequest(str(light), block_min_samples=3, block_min_time_s=0.002,
                            min_rounds=4, max_rounds=6, max_time_s=30, target_rel_ci=0.0)
     request = RunRequest("onnxruntime", str(heavy), str(tmp_path / "probes.npy"), 1,
@@ -233,9 +222,10 @@ def test_the_python_runner_times_a_pair_in_alternated_rounds(tmp_path):
 
 
 def test_the_python_runner_names_the_baseline_artifact_it_cannot_load(tmp_path):
-    current = linear_onnx(tmp_path / "current.onnx", 8)
+    current = tmp_path / "current.onnx"
+    onnx_chain(1, current)
     (tmp_path / "baseline.onnx").write_bytes(b"not a model")
-    np.save(tmp_path / "probes.npy", np.zeros((1, 3, 2, 2), np.float32))
+    np.save(tmp_path / "probes.npy", np.zeros((1, 4, 4, 4), np.float32))
     request = RunRequest("onnxruntime", str(current), str(tmp_path / "probes.npy"), 1,
                          Timing(warmup_s=0.0, min_time_s=0.01, max_time_s=0.05),
                          paired=PairedRequest(str(tmp_path / "baseline.onnx")))
