@@ -133,9 +133,13 @@ def test_a_paired_change_fails_beyond_its_limit_when_its_interval_excludes_no_ch
     assert slower.failed and slower.verdict() == "REGRESSED (limit +10%)"
     assert slower.word() == "regressed" and slower.change == pytest.approx(0.2)
     assert slower.noise().startswith("beyond: ratio 1.200 [1.1") and "8 rounds" in slower.noise()
-    # As slow, but some rounds say "no change": the interval does not exclude it.
+    # As slow, but some rounds say "no change": the interval does not exclude it. It passes,
+    # and says that the rounds could not tell.
     unsure = paired_change("+10%", [1.2, 0.9, 1.5, 1.2, 0.95, 1.3, 1.2, 0.97])
-    assert unsure.least < 0 and not unsure.failed and unsure.word() == "ok"
+    assert unsure.least < 0 and not unsure.failed and unsure.word() == "inconclusive"
+    assert unsure.verdict() == "inconclusive (the interval reaches +50.0%, beyond +10%)"
+    steady = paired_change("+10%", [1.0, 0.99, 1.01, 1.0, 1.02, 0.98, 1.0, 1.01])
+    assert steady.word() == "ok" and steady.verdict() == "ok"
     within = paired_change("+10%", [1.05, 1.04, 1.06, 1.05, 1.05, 1.06, 1.04, 1.05])
     assert not within.failed and within.verdict() == "worse, within +10%"
     faster = paired_change("+10%", [0.8] * 8)

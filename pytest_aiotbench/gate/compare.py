@@ -140,9 +140,19 @@ class Change:
             return f"beyond (at least {self.signed(self.most)})"
         return "within"
 
+    @property
+    def inconclusive(self) -> bool:
+        """Paired, not failed, yet the interval reaches beyond the limit: the rounds could not
+        tell (a machine so loaded that both sides wait alike); it passes, said so."""
+        return (self.ratio is not None and self.gated and not self.failed
+                and self.most > self.measure.limit)
+
     def verdict(self) -> str:
         if self.failed:
             return f"REGRESSED (limit {self.measure.describe_limit()})"
+        if self.inconclusive:
+            return (f"inconclusive (the interval reaches {self.signed(self.most)}, beyond "
+                    f"{self.measure.describe_limit()})")
         if self.least > 0:
             return f"worse, within {self.measure.describe_limit()}" if self.gated else "worse"
         if self.most < 0:
@@ -153,6 +163,8 @@ class Change:
         """The verdict as one machine-readable word."""
         if self.failed:
             return "regressed"
+        if self.inconclusive:
+            return "inconclusive"
         return "worse" if self.least > 0 else "better" if self.most < 0 else "ok"
 
     def describe(self) -> str:

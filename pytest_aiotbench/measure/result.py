@@ -33,7 +33,8 @@ class GateVerdict:
     #: Paired rounds (None for stored figures).
     rounds: int | None
     #: "regressed" (fails the gate), "worse" (beyond the noise, within the limit),
-    #: "better", or "ok".
+    #: "better", "ok", or "inconclusive" (paired, passes, but the interval reaches beyond
+    #: the limit: the rounds could not tell).
     verdict: str
     metric: str = "median"
     limit: str | None = None

@@ -58,7 +58,8 @@ def render(gate: ReleaseGate, summary: GateSummary) -> list[str]:
         lines.append("paired: the baseline's artifact re-timed beside this one in alternated "
                      "rounds of this session; the ratio is the median of the per-round ratios "
                      "with its interval, and a change fails when it exceeds its limit and the "
-                     "interval excludes no change")
+                     "interval excludes no change (inconclusive: the interval reaches beyond the "
+                     "limit without that; it passes)")
     if modes - {PAIRED}:
         lines.append("stored/unchanged: the confidence intervals of both runs' medians (and "
                      "p90s); a change fails only when even the smallest change they allow "
