@@ -16,7 +16,7 @@ import pytest
 from pytest_aiotbench import networks
 from pytest_aiotbench.devices import DeployStats, DeviceFacts
 from pytest_aiotbench.gate import GateSummary, ReleaseGate
-from pytest_aiotbench.gate.pairing import keep_artifacts
+from pytest_aiotbench.gate.pairing import keep_artifact
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure import WorkloadResult
 from pytest_aiotbench.measure.result import FAILED, SKIPPED
@@ -97,7 +97,7 @@ class BenchSession:
             self.results.append(result)
         self._latest[key] = result
         if self.settings.keep_artifacts is not None:
-            keep_artifacts([result], self.settings.keep_artifacts)
+            keep_artifact(result, self.settings.keep_artifacts)
         if self.forward:
             self._outgoing.append(result)
         elif self.settings.json_path:

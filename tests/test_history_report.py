@@ -16,10 +16,9 @@ from headless_chromium import Chromium
 from test_html_report import ARTEFACTS, chromium  # noqa: F401 (the browser fixture, shared)
 
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.measure.result import AGREEMENT, PASSED, WorkloadResult
+from pytest_aiotbench.measure.result import AGREEMENT, PASSED, GateVerdict, WorkloadResult
 from pytest_aiotbench.measure.stats import summarize
 from pytest_aiotbench.report.benchmark_records import BenchmarkRecords
-from pytest_aiotbench.report.history import GateMark
 from pytest_aiotbench.report.json_file import SCHEMA, ResultsDocument
 from pytest_aiotbench.score.vips import score_all
 from pytest_aiotbench.settings import Settings
@@ -312,10 +311,10 @@ def test_an_output_folder_is_refused(history_folder, tmp_path, capsys):
     (None, None),
     ({"mode": "stored"}, None),  # no verdict: nothing to show
     ({"verdict": "worse", "ratio": "1.3", "rounds": True, "extra": 1},  # odd types: absent
-     GateMark("worse")),
-    (REGRESSED, GateMark("regressed", "paired", 1.214, 1.15, 1.27, 12, "median",
-                            "median:+10%")),
-    (GateMark("better", "unchanged"), GateMark("better", "unchanged")),  # typed
+     GateVerdict("worse")),
+    (REGRESSED, GateVerdict("regressed", "paired", 1.214, 1.15, 1.27, 12, "median",
+                               "median:+10%")),
+    (GateVerdict("better", "unchanged"), GateVerdict("better", "unchanged")),  # typed
     ("regressed", None)])
 def test_a_rows_gate_is_read_defensively(written, read):
-    assert GateMark.read(written) == read
+    assert GateVerdict.read(written) == read

@@ -6,19 +6,6 @@ from pytest_aiotbench.gate.figures import Estimate, WorkloadFigures
 from pytest_aiotbench.gate.pairing import BaselineArtifacts, PairPlan
 from pytest_aiotbench.gate.thresholds import METRICS, Threshold, ThresholdError, parse_fail_on
 
-__all__ = [
-           "METRICS",
-           "Baseline",
-           "BaselineArtifacts",
-           "BaselineError",
-           "Estimate",
-           "GateSummary",
-           "PairPlan",
-           "ReleaseGate",
-           "Threshold",
-           "ThresholdError",
-           "WorkloadComparison",
-           "WorkloadFigures",
-           "load_baseline",
-           "parse_fail_on",
-]
+__all__ = ["METRICS", "Baseline", "BaselineArtifacts", "BaselineError", "Estimate",
+           "GateSummary", "PairPlan", "ReleaseGate", "Threshold", "ThresholdError",
+           "WorkloadComparison", "WorkloadFigures", "load_baseline", "parse_fail_on"]

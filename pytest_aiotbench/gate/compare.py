@@ -193,14 +193,18 @@ class WorkloadComparison:
     mode: str = STORED
     reason: str | None = None
 
+    @property
+    def median(self) -> Change | None:
+        return next((c for c in self.changes if c.metric.name == "median"), None)
+
     def verdict(self) -> GateVerdict | None:
         """The median's verdict as the workload's results row carries it."""
-        median = next((c for c in self.changes if c.metric.name == "median"), None)
+        median = self.median
         if median is None:
             return None
         ratio = median.stored_ratio()
-        return GateVerdict(self.mode, ratio.value, ratio.low, ratio.high, median.rounds,
-                           median.word(), "median", median.measure.text or None,
+        return GateVerdict(median.word(), self.mode, ratio.value, ratio.low, ratio.high,
+                           median.rounds, "median", median.measure.text or None,
                            self.reason if self.mode == STORED else None)
 
     def mode_text(self) -> str:
@@ -232,7 +236,7 @@ class WorkloadComparison:
         """The baseline's figures as the device totals sum them: where the pair was re-timed,
         its VIPS/VOPS terms at the time this session measured for it (this median over the
         paired ratio), so drift between the sessions does not move the totals either."""
-        median = next((c for c in self.changes if c.metric.name == "median"), None)
+        median = self.median
         if median is None or median.ratio is None or self.baseline.vips is None:
             return self.baseline
         retimed_s = self.now.median_s.value / median.ratio.value
@@ -290,11 +294,16 @@ class ReleaseGate:
         self.protocol = protocol
         self.confidence = confidence
         self.comparisons: dict[WorkloadKey, WorkloadComparison] = {}
+        self._plans: dict[tuple[WorkloadKey, str], PairPlan] = {}
 
     def plan(self, key: WorkloadKey, sha256: str) -> PairPlan:
-        """Whether this workload's artifact is to be timed beside the baseline's."""
-        return plan(self.baseline.workloads.get(key), sha256, ab=self.ab,
-                    protocol=self.protocol, artifacts=self.artifacts)
+        """Whether this workload's artifact is to be timed beside the baseline's (looked up
+        once: deploying, judging and the summary ask alike)."""
+        if (key, sha256) not in self._plans:
+            self._plans[key, sha256] = plan(self.baseline.workloads.get(key), sha256,
+                                            ab=self.ab, protocol=self.protocol,
+                                            artifacts=self.artifacts)
+        return self._plans[key, sha256]
 
     def describe(self) -> str:
         gate = (", ".join(t.text for t in self.thresholds.values())

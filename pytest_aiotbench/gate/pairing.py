@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -94,22 +93,21 @@ class BaselineArtifacts:
             return None
 
 
-def keep_artifacts(results: Iterable[WorkloadResult], folder: Path) -> None:
-    """Copy each timed result's artifact into ``folder/<sha256 prefix>/`` (once: a file
-    already there is left), written through a temporary name so that an interrupted copy is
-    never taken for the artifact."""
-    for result in results:
-        artifact = result.artifact or {}
-        if result.stats is None or not artifact.get("sha256") or not artifact.get("path"):
-            continue
-        source = Path(artifact["path"])
-        target = folder / artifact["sha256"][:16] / source.name
-        if target.exists() or not source.is_file():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
+def keep_artifact(result: WorkloadResult, folder: Path) -> None:
+    """Copy a timed result's artifact into ``folder/<sha256 prefix>/`` (once: a file already
+    there is left), written through a temporary name so that an interrupted copy is never
+    taken for the artifact."""
+    artifact = result.artifact or {}
+    if result.stats is None or not artifact.get("sha256") or not artifact.get("path"):
+        return
+    source = Path(artifact["path"])
+    target = folder / artifact["sha256"][:16] / source.name
+    if target.exists() or not source.is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
 
 
 def plan(before: WorkloadFigures | None, sha256: str, *, ab: str, protocol: str,

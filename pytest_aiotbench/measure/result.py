@@ -24,27 +24,48 @@ class GateVerdict:
     the ratio and interval are of the per-round ratios), "stored" (judged against the
     baseline's stored figures: the ratio of the medians, the interval from both runs'),
     "unchanged" (the same artifact and framework version: stored figures, their noise).
+    The gate fills every field it knows; a row a gate of another version wrote may lack any
+    but the verdict.
     """
 
-    mode: str
-    ratio: float
-    ci_low: float
-    ci_high: float
-    #: Paired rounds (None for stored figures).
-    rounds: int | None
     #: "regressed" (fails the gate), "worse" (beyond the noise, within the limit),
     #: "better", "ok", or "inconclusive" (paired, passes, but the interval reaches beyond
     #: the limit: the rounds could not tell).
     verdict: str
-    metric: str = "median"
+    mode: str | None = None
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    #: Paired rounds (None for stored figures).
+    rounds: int | None = None
+    metric: str | None = None
     limit: str | None = None
     #: Why stored figures were judged where the artifact changed (None otherwise).
     reason: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GateVerdict:
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{name: value for name, value in data.items() if name in names})
+    def read(cls, value: Any) -> GateVerdict | None:
+        """A row's ``gate`` as a gate older or newer than this reader wrote it: a dict, this
+        class, or nothing; None where it carries no verdict. Unknown fields are ignored and a
+        field of the wrong type reads as absent, so one odd row never hides a run."""
+        if isinstance(value, GateVerdict):
+            return value
+        if not isinstance(value, dict) or not value.get("verdict"):
+            return None
+
+        def number(name: str) -> float | None:
+            found = value.get(name)
+            return float(found) if isinstance(found, int | float) and \
+                not isinstance(found, bool) else None
+
+        def text(name: str) -> str | None:
+            found = value.get(name)
+            return str(found) if found not in (None, "") else None
+
+        rounds = number("rounds")
+        return cls(str(value["verdict"]), text("mode"), number("ratio"), number("ci_low"),
+                   number("ci_high"), None if rounds is None else int(rounds), text("metric"),
+                   text("limit"), text("reason"))
 
 
 @dataclasses.dataclass
@@ -164,8 +185,7 @@ class WorkloadResult:
             values["validity"] = Validity.from_json(values["validity"])
         if values.get("paired"):
             values["paired"] = PairedTiming.from_json(values["paired"])
-        if values.get("gate"):
-            values["gate"] = GateVerdict.from_json(values["gate"])
+        values["gate"] = GateVerdict.read(values.get("gate"))
         return cls(**values)
 
 

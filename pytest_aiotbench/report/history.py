@@ -27,6 +27,7 @@ from plotly.offline import get_plotlyjs
 from pytest_aiotbench.gate.baseline import AIOTBENCH_JSON, PYTEST_BENCHMARK
 from pytest_aiotbench.gate.figures import EXTRA_INFO_KEY, WorkloadFigures
 from pytest_aiotbench.identity import WorkloadKey
+from pytest_aiotbench.measure.result import GateVerdict
 from pytest_aiotbench.report import page
 from pytest_aiotbench.report.json_file import SCHEMA, ResultsDocument, ResultsFileError
 
@@ -42,63 +43,20 @@ class _NotARun(ValueError):
     """A file of the folder that is no usable run; the message is the reason it is skipped."""
 
 
-@dataclasses.dataclass(frozen=True)
-class GateMark:
-    """The release gate's judgement of one workload in one run (a results row's ``gate``), as
-    the page shows it: every field but the verdict may be missing, since the page reads
-    runs that gates of other versions wrote."""
-
-    verdict: str
-    mode: str | None = None
-    ratio: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    rounds: int | None = None
-    metric: str | None = None
-    limit: str | None = None
-    reason: str | None = None
-
-    @classmethod
-    def read(cls, value: Any) -> GateMark | None:
-        """A row's ``gate`` as a gate older or newer than this reader wrote it: a dict, a typed
-        object, or nothing; None where it carries no verdict. Unknown fields are ignored and
-        a field of the wrong type reads as absent, so one odd row never hides a run."""
-        if value is not None and not isinstance(value, dict):
-            if hasattr(value, "to_json"):
-                value = value.to_json()
-            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-                value = dataclasses.asdict(value)
-        if not isinstance(value, dict) or not value.get("verdict"):
-            return None
-
-        def number(name: str) -> float | None:
-            found = value.get(name)
-            return float(found) if isinstance(found, int | float) and \
-                not isinstance(found, bool) else None
-
-        def text(name: str) -> str | None:
-            found = value.get(name)
-            return str(found) if found not in (None, "") else None
-
-        rounds = number("rounds")
-        return cls(str(value["verdict"]), text("mode"), number("ratio"), number("ci_low"),
-                   number("ci_high"), None if rounds is None else int(rounds), text("metric"),
-                   text("limit"), text("reason"))
-
-    def describe(self) -> str:
-        """One line: ``regressed: paired, ratio 1.210 [1.150, 1.270], 12 rounds, ...``."""
-        parts = [self.mode or "mode not recorded"]
-        if self.ratio is not None:
-            interval = (f" [{self.ci_low:.3f}, {self.ci_high:.3f}]"
-                        if self.ci_low is not None and self.ci_high is not None else "")
-            parts.append(f"{self.metric or 'median'} ratio {self.ratio:.3f}{interval}")
-        if self.rounds is not None:
-            parts.append(f"{self.rounds} rounds")
-        if self.limit:
-            parts.append(f"limit {self.limit}")
-        if self.reason:
-            parts.append(self.reason)
-        return f"{self.verdict}: {', '.join(parts)}"
+def describe_gate(gate: GateVerdict) -> str:
+    """One line: ``regressed: paired, ratio 1.210 [1.150, 1.270], 12 rounds, ...``."""
+    parts = [gate.mode or "mode not recorded"]
+    if gate.ratio is not None:
+        interval = (f" [{gate.ci_low:.3f}, {gate.ci_high:.3f}]"
+                    if gate.ci_low is not None and gate.ci_high is not None else "")
+        parts.append(f"{gate.metric or 'median'} ratio {gate.ratio:.3f}{interval}")
+    if gate.rounds is not None:
+        parts.append(f"{gate.rounds} rounds")
+    if gate.limit:
+        parts.append(f"limit {gate.limit}")
+    if gate.reason:
+        parts.append(gate.reason)
+    return f"{gate.verdict}: {', '.join(parts)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +64,7 @@ class HistoryPoint:
     """One workload in one run."""
 
     figures: WorkloadFigures
-    gate: GateMark | None = None
+    gate: GateVerdict | None = None
 
     @property
     def key(self) -> WorkloadKey:
@@ -235,15 +193,10 @@ def _from_results(data: dict[str, Any]) -> tuple[list[HistoryPoint], dict[str, f
         document = ResultsDocument.from_json(data)
     except ResultsFileError as exc:
         raise _NotARun(str(exc)) from None
-    points = []
-    for alias, device in document.devices.items():
-        # The gate's field is read from the file's own row as well: this reader may be older
-        # than the gate that wrote it, and the typed row then drops it.
-        written = data["devices"][alias]["workloads"]
-        for row, raw in zip(device.workloads, written, strict=True):
-            if row.result.stats is not None:
-                gate = GateMark.read(getattr(row.result, "gate", None) or raw.get("gate"))
-                points.append(HistoryPoint(WorkloadFigures.of(row.result), gate))
+    # A row's gate is read leniently (GateVerdict.read): a gate of another version wrote it.
+    points = [HistoryPoint(WorkloadFigures.of(row.result), row.result.gate)
+              for device in document.devices.values() for row in device.workloads
+              if row.result.stats is not None]
     vips = {alias: device.vips for alias, device in document.devices.items()
             if any(row.vips is not None for row in device.workloads)}
     return points, vips, document.created
@@ -262,7 +215,7 @@ def _from_pytest_benchmark(data: dict[str, Any]
         except (KeyError, TypeError, ValueError) as exc:
             raise _NotARun(f"record {record.get('name')!r} holds malformed aiotbench figures "
                            f"({type(exc).__name__}: {exc})") from None
-        points.append(HistoryPoint(figures, GateMark.read(extra.get("gate"))))
+        points.append(HistoryPoint(figures, GateVerdict.read(extra.get("gate"))))
     if not points:
         raise _NotARun(f"a pytest-benchmark run with no aiotbench records ({others} other "
                        "benchmark(s))")
@@ -334,7 +287,7 @@ def _hover(run: HistoryRun, point: HistoryPoint) -> str:
              f"[{_milliseconds(median.low):.3f}, {_milliseconds(median.high):.3f}]",
              f"{point.key.framework} {point.figures.framework_version or '?'}"]
     if point.gate is not None:
-        lines.append(f"gate {point.gate.describe()}")
+        lines.append(f"gate {describe_gate(point.gate)}")
     return "<br>".join(escape(line) for line in lines)
 
 
@@ -416,7 +369,7 @@ def _by_run(history: History) -> Iterator[tuple[HistoryRun, HistoryPoint]]:
             yield run, point
 
 
-def _gated(history: History) -> Iterator[tuple[HistoryRun, HistoryPoint, GateMark]]:
+def _gated(history: History) -> Iterator[tuple[HistoryRun, HistoryPoint, GateVerdict]]:
     for run, point in _by_run(history):
         if point.gate is not None:
             yield run, point, point.gate
@@ -467,7 +420,7 @@ def _figures_table(history: History, changes: list[VersionChange]) -> str:
             page.number(_milliseconds(median.low), "{:.3f}"),
             page.number(_milliseconds(median.high), "{:.3f}"),
             f"{version} (was {change.before})" if change is not None else version,
-            gate.describe() if gate is not None else ""], css=" ".join(css)))
+            describe_gate(gate) if gate is not None else ""], css=" ".join(css)))
     return ("<section id='history-table'><h2>Every workload in every run</h2>"
             "<p class='hint'>The charts' figures; click a column to sort.</p>"
             + page.table(FIGURE_COLUMNS, rows, sortable=True) + "</section>")

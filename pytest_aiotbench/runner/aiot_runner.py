@@ -552,16 +552,18 @@ def _paired_if_asked(request: dict, current: Backend, name: str, threads: int, p
                      "needs)")
     clock = time.perf_counter
     timed_input = probes[0:1]
+
+    def warm_up(side: Backend) -> list[float]:
+        side.infer(timed_input)  # the first call pays lazy allocation and packing: untimed
+        return _time_loop(side.infer, timed_input, clock,
+                          min_samples=int(timing["warmup_min_samples"]),
+                          min_time_s=float(timing["warmup_s"]),
+                          max_time_s=float(timing["warmup_s"]), max_samples=10**6)[0]
+
     try:
-        warmups = []
-        for side in (current, baseline) if quiet else (baseline,):
-            side.infer(timed_input)
-            warmups.append(_time_loop(side.infer, timed_input, clock,
-                                      min_samples=int(timing["warmup_min_samples"]),
-                                      min_time_s=float(timing["warmup_s"]),
-                                      max_time_s=float(timing["warmup_s"]),
-                                      max_samples=10**6)[0])
-        warmup = warmups[-1]  # the baseline's
+        if quiet:
+            warm_up(current)
+        warmup = warm_up(baseline)  # the one reported
         rounds, stop_reason = paired_rounds(baseline.infer, current.infer, timed_input, clock,
                                             paired, float(timing["confidence"]))
     except Exception as exc:

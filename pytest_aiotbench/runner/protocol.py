@@ -93,8 +93,9 @@ class PairedRequest:
     block_min_time_s: float = 0.05
     min_rounds: int = 10
     max_rounds: int = 1000
-    max_time_s: float = 10.0
-    target_rel_ci: float = 0.01
+    #: The session's own timing cap and target (the plugin passes its settings').
+    max_time_s: float = Timing.max_time_s
+    target_rel_ci: float = Timing.target_rel_ci
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,16 +175,12 @@ double median_of(std::vector<double> values) {
 // After each round; empty while the rounds go on. The same checks, in the same order, as
 // aiot_runner.py's: converged, then the round cap, then the time cap (never before 2 rounds:
 // one ratio has no spread to judge).
-std::string paired_stop_reason(const std::vector<PairedRound>& rounds, const PairedRequest& rule,
+std::string paired_stop_reason(const std::vector<double>& ratios, const PairedRequest& rule,
                                double elapsed_s, double confidence) {
-  const long count = static_cast<long>(rounds.size());
-  if (count >= rule.min_rounds) {
-    std::vector<double> ratios;
-    for (const PairedRound& round : rounds)
-      ratios.push_back(median_of(round.current_s) / median_of(round.baseline_s));
-    if (median_relative_half_width(ratios, confidence) <= rule.target_rel_ci)
-      return protocol::stop_reason::converged;
-  }
+  const long count = static_cast<long>(ratios.size());
+  if (count >= rule.min_rounds &&
+      median_relative_half_width(ratios, confidence) <= rule.target_rel_ci)
+    return protocol::stop_reason::converged;
   if (count >= rule.max_rounds) return protocol::stop_reason::sample_cap;
   if (count >= 2 && elapsed_s >= rule.max_time_s) return protocol::stop_reason::time_cap;
   return "";
@@ -216,6 +212,12 @@ PairedResult paired_timing(Backend& timed, std::vector<float>& timed_output,
 
   const std::vector<int64_t> shape = probes.row_shape();
   const std::vector<float> input(probes.row(0), probes.row(0) + probes.row_size());
+  // The first call pays lazy allocation and packing: untimed, as in aiot_runner.py.
+  auto warm_up = [&](Backend& side, std::vector<float>& output, std::vector<double>& samples) {
+    side.infer(shape, input.data(), output);
+    time_loop(side, shape, input.data(), output, timing.warmup_min_samples, timing.warmup_s,
+              timing.warmup_s, 1000000, 0, timing.confidence, samples);
+  };
   // Both sides of the rounds alike: where idle threads spin, this artifact is loaded again,
   // quiet as the baseline (the instance timed above keeps the framework's defaults).
   std::unique_ptr<Backend> quiet_current;
@@ -224,10 +226,8 @@ PairedResult paired_timing(Backend& timed, std::vector<float>& timed_output,
     quiet_current = make_backend();
     quiet_current->quiet_idle_threads();
     quiet_current->load(request.artifact, request.threads);
-    quiet_current->infer(shape, input.data(), quiet_output);
     std::vector<double> unused_warmup;  // the timed instance's warm-up is the one reported
-    time_loop(*quiet_current, shape, input.data(), quiet_output, timing.warmup_min_samples,
-              timing.warmup_s, timing.warmup_s, 1000000, 0, timing.confidence, unused_warmup);
+    warm_up(*quiet_current, quiet_output, unused_warmup);
     notes.push_back(std::string("paired rounds: both artifacts loaded again with ") +
                     kFrameworkName + "'s idle spin-wait off (an idle pool that spins takes the "
                     "cores the timed side needs)");
@@ -235,12 +235,9 @@ PairedResult paired_timing(Backend& timed, std::vector<float>& timed_output,
   Backend& current = quiet ? *quiet_current : timed;
   std::vector<float>& current_output = quiet ? quiet_output : timed_output;
   std::vector<float> baseline_output;
-  // The first call pays lazy allocation and packing: untimed, as in aiot_runner.py.
-  baseline->infer(shape, input.data(), baseline_output);
-  time_loop(*baseline, shape, input.data(), baseline_output, timing.warmup_min_samples,
-            timing.warmup_s, timing.warmup_s, 1000000, 0, timing.confidence,
-            paired.warmup_samples_s);
+  warm_up(*baseline, baseline_output, paired.warmup_samples_s);
 
+  std::vector<double> ratios;  // per round: current's median over the baseline's
   const Clock::time_point started = Clock::now();
   while (paired.stop_reason.empty()) {
     PairedRound round;
@@ -260,9 +257,10 @@ PairedResult paired_timing(Backend& timed, std::vector<float>& timed_output,
       time_current();
       time_baseline();
     }
+    ratios.push_back(median_of(round.current_s) / median_of(round.baseline_s));
     paired.rounds.push_back(std::move(round));
     paired.stop_reason =
-        paired_stop_reason(paired.rounds, rule, seconds_since(started), timing.confidence);
+        paired_stop_reason(ratios, rule, seconds_since(started), timing.confidence);
   }
   return paired;
 }
