@@ -30,7 +30,7 @@ import traceback
 #: The runner protocol version this file implements. This file is pushed to a device alone
 #: and cannot read protocol_schema.json, so it states the version its code implements; the
 #: tests check it, and the keys it writes, against the schema (tests/test_runner_protocol.py).
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 
 # ---------------------------------------------------------------------------- statistics

@@ -28,6 +28,9 @@ Version history:
   4  ``paired`` in requests and results: the baseline's artifact timed beside this one in
      the same call, in alternated rounds (the release gate's paired mode); null when not
      asked. ``PAIRED_ORDERS`` names which side ran first in a round.
+  5  ``profile`` in requests and results: a per-operator profiling pass after timing, on an
+     instance of its own (``--aiot-profile``); each operator's mean time per inference and
+     the kernel library that ran it, or the reason the runner cannot profile the framework.
 """
 
 from __future__ import annotations
@@ -99,6 +102,15 @@ class PairedRequest:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProfileRequest:
+    """A per-operator profiling pass after timing: ``warmup_runs`` untimed inferences, then
+    ``runs`` profiled ones, on an instance of its own with the framework's profiler on."""
+
+    runs: int = 10
+    warmup_runs: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
 class RunRequest:
     framework: str
     artifact: str  # paths as the device sees them
@@ -115,6 +127,8 @@ class RunRequest:
     peak_probe_threads: tuple[int, ...] = ()
     #: The release gate's paired timing (None: not asked).
     paired: PairedRequest | None = None
+    #: The per-operator profile (None: not asked).
+    profile: ProfileRequest | None = None
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -224,6 +238,66 @@ class PairedTiming:
         return cls(float(raw["load_s"]), _floats(raw["warmup_samples_s"]), rounds, stop_reason)
 
 
+#: The ``delegate`` of an operator the framework ran with its own kernels, outside any delegate.
+NO_DELEGATE = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfiledOp:
+    op_type: str
+    name: str
+    time_s: float  # mean per profiled inference
+    delegate: str  # the kernel library that ran it, or NO_DELEGATE
+
+    @property
+    def fell_back(self) -> bool:
+        return self.delegate == NO_DELEGATE
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Where one inference spends its time, operator by operator, as the framework's own
+    profiler saw it in a pass of its own after timing; or why there is no such record."""
+
+    ops: tuple[ProfiledOp, ...] = ()
+    total_s: float | None = None  # the mean profiled inference, on the runner's clock
+    runs: int = 0
+    source: str = ""
+    unavailable: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable is None
+
+    def by_op_type(self) -> dict[str, float]:
+        """Mean seconds per inference of each operator kind, the costliest first."""
+        totals: dict[str, float] = {}
+        for op in self.ops:
+            totals[op.op_type] = totals.get(op.op_type, 0.0) + op.time_s
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    @property
+    def ops_s(self) -> float:
+        """The operators' times summed: what the profiler accounts for of ``total_s``."""
+        return sum(op.time_s for op in self.ops)
+
+    def to_json(self) -> dict[str, Any]:
+        """The results file's form: the records, or only the reason."""
+        if self.unavailable is not None:
+            return {"unavailable": self.unavailable}
+        return {"ops": [dataclasses.asdict(op) for op in self.ops], "total_s": self.total_s,
+                "runs": self.runs, "source": self.source}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Profile:
+        """A runner's ``profile`` answer, or its copy in a results file."""
+        if raw.get("unavailable") is not None:
+            return cls(unavailable=str(raw["unavailable"]), source=str(raw.get("source", "")))
+        ops = tuple(ProfiledOp(_text(op, "op_type"), _text(op, "name"), float(op["time_s"]),
+                               _text(op, "delegate")) for op in raw["ops"])
+        return cls(ops, float(raw["total_s"]), int(raw["runs"]), _text(raw, "source"))
+
+
 @dataclasses.dataclass(frozen=True)
 class RunResult:
     runner: str
@@ -246,6 +320,8 @@ class RunResult:
     peak_compute: PeakCompute | None = None
     #: The paired timing's answer (None: the request did not ask for it).
     paired: PairedTiming | None = None
+    #: The per-operator profile (None: the request did not ask for it).
+    profile: Profile | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +402,7 @@ def _result(raw: dict[str, Any]) -> RunResult:
         notes=[str(note) for note in raw["notes"]],
         peak_compute=None if peak is None else PeakCompute.from_json(peak),
         paired=None if raw["paired"] is None else PairedTiming.from_json(raw["paired"]),
+        profile=None if raw["profile"] is None else Profile.from_json(raw["profile"]),
     )
 
 

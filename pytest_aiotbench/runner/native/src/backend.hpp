@@ -15,6 +15,19 @@
 
 namespace aiot {
 
+// The framework's name as the host knows it: "onnxruntime", "tflite", ...; defined by the
+// backend_<framework>.cpp of each executable.
+extern const char* const kFrameworkName;
+
+// One operator's time in a profiling pass, as the framework's profiler reports it: one record
+// per operator and inference, or already summed over the inferences (the core sums records of
+// the same operator either way). `delegate` is the kernel library that ran it, "none" for the
+// framework's own kernels (an operator outside the delegate).
+struct OpRecord {
+  std::string op_type, name, delegate;
+  double time_s = 0;
+};
+
 // A failure the host should see with the stage it happened in ("load", "infer", ...).
 class RunnerError : public std::runtime_error {
  public:
@@ -51,11 +64,22 @@ class Backend {
   // rounds then time two fresh instances told quiet_idle_threads() before load().
   virtual bool spins_when_idle() const { return false; }
   virtual void quiet_idle_threads() {}
+
+  // Per-operator profiling (--aiot-profile), on an instance of its own, after timing, so the
+  // profiler's cost never touches a timed sample: enable_profiling() before load(), then
+  // start_profile(), the profiled infer() calls, and stop_profile() with the records of every
+  // operator run since start_profile(). enable_profiling() returns why this backend cannot
+  // profile ("" where it can); profile_source() names the profiler.
+  virtual std::string enable_profiling() {
+    return std::string("the native runner's ") + kFrameworkName +
+           " backend has no per-operator profiler";
+  }
+  virtual std::string profile_source() const { return ""; }
+  virtual void start_profile() {}
+  virtual std::vector<OpRecord> stop_profile() { return {}; }
 };
 
 // Defined by exactly one backend_<framework>.cpp per executable.
 std::unique_ptr<Backend> make_backend();
-// The framework's name as the host knows it: "onnxruntime", "tflite", ...
-extern const char* const kFrameworkName;
 
 }  // namespace aiot

@@ -131,6 +131,17 @@ std::optional<PairedRequest> read_paired(const Fields& request) {
   return p;
 }
 
+std::optional<ProfileRequest> read_profile(const Fields& request) {
+  namespace field = protocol::profile_request;
+  if (request.absent(protocol::request::profile)) return std::nullopt;
+  const Fields json(request.get(protocol::request::profile), "the request's profile");
+  ProfileRequest p;
+  p.runs = json.count(field::runs);
+  p.warmup_runs = json.count(field::warmup_runs);
+  if (p.runs < 1) throw RunnerError("request", "the request's profile asks for no runs");
+  return p;
+}
+
 Json thermal_state(const ThermalState& state) {
   namespace field = protocol::thermal_state;
   Json temperatures = Json::object();
@@ -186,6 +197,27 @@ Json paired(const PairedResult& result) {
   return json;
 }
 
+Json profile(const ProfileResult& result) {
+  namespace field = protocol::profile_result;
+  Json ops = Json::array();
+  for (const ProfiledOp& op : result.ops) {
+    Json json;
+    json[protocol::profiled_op::op_type] = op.op_type;
+    json[protocol::profiled_op::name] = op.name;
+    json[protocol::profiled_op::time_s] = number(op.time_s);
+    json[protocol::profiled_op::delegate] = op.delegate;
+    ops.push_back(std::move(json));
+  }
+  const bool available = result.unavailable.empty();
+  Json json;
+  json[field::ops] = std::move(ops);
+  json[field::total_s] = available ? number(result.total_s) : Json(nullptr);
+  json[field::runs] = result.runs;
+  json[field::source] = result.source;
+  json[field::unavailable] = available ? Json(nullptr) : Json(result.unavailable);
+  return json;
+}
+
 }  // namespace
 
 Request parse_request(const std::string& text) {
@@ -204,6 +236,7 @@ Request parse_request(const std::string& text) {
   if (!fields.absent(field::labelled_inputs))
     request.labelled_inputs = fields.text(field::labelled_inputs);
   request.paired = read_paired(fields);
+  request.profile = read_profile(fields);
   return request;
 }
 
@@ -234,6 +267,7 @@ std::string result_json(const Result& result) {
   json[field::notes] = result.notes;
   json[field::peak_compute] = peak_compute(result.peak_asked);
   json[field::paired] = result.paired ? paired(*result.paired) : Json(nullptr);
+  json[field::profile] = result.profile ? profile(*result.profile) : Json(nullptr);
   return line(json);
 }
 

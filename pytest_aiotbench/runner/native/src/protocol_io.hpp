@@ -36,6 +36,11 @@ struct PairedRequest {
   double block_min_time_s = 0, max_time_s = 0, target_rel_ci = 0;
 };
 
+// The per-operator profiling pass, after timing.
+struct ProfileRequest {
+  long runs = 0, warmup_runs = 0;
+};
+
 struct Request {
   std::string framework, artifact, probe_inputs;
   std::optional<std::string> labelled_inputs;
@@ -43,6 +48,7 @@ struct Request {
   bool peak_asked = false;  // peak_probe_threads not empty
   Timing timing;
   std::optional<PairedRequest> paired;  // null: not asked
+  std::optional<ProfileRequest> profile;  // null: not asked
 };
 
 // Throws RunnerError: "protocol" for another version, "request" for anything malformed.
@@ -65,6 +71,19 @@ struct PairedResult {
   std::string stop_reason;
 };
 
+struct ProfiledOp {
+  std::string op_type, name, delegate;
+  double time_s = 0;  // mean per profiled inference
+};
+
+struct ProfileResult {
+  std::vector<ProfiledOp> ops;
+  double total_s = 0;  // mean profiled inference
+  long runs = 0;
+  std::string source;
+  std::string unavailable;  // why not ("" where profiled)
+};
+
 struct Result {
   std::string runtime, framework_version, stop_reason;
   int threads = 1;
@@ -77,6 +96,7 @@ struct Result {
   std::vector<std::string> notes;
   bool peak_asked = false;  // answered "not measured" when asked, null otherwise
   std::optional<PairedResult> paired;  // null when not asked
+  std::optional<ProfileResult> profile;  // null when not asked
 };
 
 // Each one line of JSON, newline-terminated.
