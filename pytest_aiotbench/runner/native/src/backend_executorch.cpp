@@ -3,11 +3,17 @@
 // thread pool sized before the method loads, the file memory-mapped, full internal
 // consistency verification. Everything a run needs (planned memory, allocators, the input
 // tensor) is set up in load(); infer() only copies the input in, executes and copies out.
+//
+// Per-operator profiles come from the runtime's event tracer hooks (ProfileTracer below), the
+// ones ETDumpGen implements, recorded directly instead of serialised to an ETDump.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <executorch/extension/data_loader/mmap_data_loader.h>
@@ -15,6 +21,7 @@
 #include <executorch/runtime/backend/interface.h>
 #include <executorch/runtime/core/error.h>
 #include <executorch/runtime/core/evalue.h>
+#include <executorch/runtime/core/event_tracer.h>
 #include <executorch/runtime/core/hierarchical_allocator.h>
 #include <executorch/runtime/core/span.h>
 #include <executorch/runtime/executor/memory_manager.h>
@@ -22,6 +29,7 @@
 #include <executorch/runtime/executor/method_meta.h>
 #include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/kernel/operator_registry.h>
+#include <executorch/runtime/platform/platform.h>
 #include <executorch/runtime/platform/runtime.h>
 
 #include "backend.hpp"
@@ -71,6 +79,249 @@ std::string shape_text(const Sizes& sizes) {
   }
   return text + "]";
 }
+
+// The name a report gives a delegate: XNNPACK as the other runners spell it, any other
+// backend as it registers.
+std::string delegate_display_name(const std::string& backend) {
+  return backend == kXnnpackBackendName ? "XNNPACK" : backend;
+}
+
+// Records the runtime's profiling events as operator records.
+//
+// Per inference the runtime opens "Method::execute" and, inside it, one span per instruction:
+// "OPERATOR_CALL" around a kernel, whose registration wrapper opens "native_call_<op>.<overload>"
+// inside, or "DELEGATE_CALL" around a delegated subgraph, inside which the XNNPACK delegate
+// logs one finished event per XNNPACK operator ("<kind> #<n>", timed by XNNPACK in
+// microseconds). Each instruction becomes records once: an OPERATOR_CALL is one record of the
+// kernel it wraps (its argument handling included); a DELEGATE_CALL is its delegate's
+// operators plus the rest of the call (input/output setup), or one record where the delegate
+// logged nothing. Method-level spans only wrap these and are never recorded.
+class ProfileTracer final : public et::EventTracer {
+ public:
+  void set_delegate(std::string delegate) { delegate_ = std::move(delegate); }
+
+  // Warm-up and loading events are seen (so a silent runtime is told apart from an idle one)
+  // but recorded only between start() and stop().
+  void start() {
+    records_.clear();
+    recording_ = true;
+  }
+  std::vector<OpRecord> stop() {
+    recording_ = false;
+    return std::move(records_);
+  }
+  size_t events_seen() const { return events_seen_; }
+
+  void create_event_block(const char*) override {}
+
+  et::EventTracerEntry start_profiling(const char* name, et::ChainID chain_id,
+                                       et::DebugHandle debug_handle) override {
+    // Instructions leave their chain and index on the tracer (set_chain_debug_handle) rather
+    // than passing them, as ETDumpGen reads them too.
+    return open(name, chain_id == et::kUnsetChainId ? chain_id_ : chain_id,
+                debug_handle == et::kUnsetDebugHandle ? debug_handle_ : debug_handle, true);
+  }
+
+  void end_profiling(et::EventTracerEntry entry) override { close(entry); }
+
+  et::EventTracerEntry start_profiling_delegate(const char* name,
+                                                et::DelegateDebugIntId index) override {
+    const std::string label = name ? name : "delegate event " + std::to_string(index);
+    return open(label.c_str(), chain_id_, debug_handle_, false);
+  }
+
+  void end_profiling_delegate(et::EventTracerEntry entry, const void*, size_t) override {
+    close(entry);
+  }
+
+  void log_profiling_delegate(const char* name, et::DelegateDebugIntId index,
+                              et_timestamp_t start_time, et_timestamp_t end_time, const void*,
+                              size_t) override {
+    ++events_seen_;
+    const double seconds = ticks_to_s(end_time >= start_time ? end_time - start_time : 0);
+    Span* call = stack_.empty() ? nullptr : &stack_.back();
+    if (call) {
+      call->inner_s += seconds;
+      call->has_inner = true;
+    }
+    if (!recording_) return;
+    const std::string label = name ? name : "delegate event " + std::to_string(index);
+    records_.push_back({delegate_op_type(label),
+                        label + where(call ? call->chain : chain_id_,
+                                      call ? call->handle : debug_handle_),
+                        delegate_, seconds});
+  }
+
+  // Memory, values and intermediate outputs: not asked for (debug level kNoLogging).
+  void track_allocation(et::AllocatorID, size_t) override {}
+  et::AllocatorID track_allocator(const char*) override { return 0; }
+  et::Result<bool> log_evalue(const et::EValue&, et::LoggedEValueType) override { return false; }
+  et::Result<bool> log_intermediate_output_delegate(const char*, et::DelegateDebugIntId,
+                                                    const executorch::aten::Tensor&) override {
+    return false;
+  }
+  et::Result<bool> log_intermediate_output_delegate(
+      const char*, et::DelegateDebugIntId,
+      const et::ArrayRef<executorch::aten::Tensor>) override {
+    return false;
+  }
+  et::Result<bool> log_intermediate_output_delegate(const char*, et::DelegateDebugIntId,
+                                                    const int&) override {
+    return false;
+  }
+  et::Result<bool> log_intermediate_output_delegate(const char*, et::DelegateDebugIntId,
+                                                    const bool&) override {
+    return false;
+  }
+  et::Result<bool> log_intermediate_output_delegate(const char*, et::DelegateDebugIntId,
+                                                    const double&) override {
+    return false;
+  }
+  void set_delegation_intermediate_output_filter(et::EventTracerFilterBase*) override {}
+
+ private:
+  struct Span {
+    int64_t id;
+    std::string name;
+    et::ChainID chain;
+    et::DebugHandle handle;
+    et_timestamp_t start;
+    bool runtime_event;    // from start_profiling, not a delegate's own span
+    bool has_inner = false;
+    double inner_s = 0;    // the time of the records made inside it
+    std::string kernel;    // the native_call_ event inside an OPERATOR_CALL
+  };
+
+  et::EventTracerEntry open(const char* name, et::ChainID chain, et::DebugHandle handle,
+                            bool runtime_event) {
+    ++events_seen_;
+    const et_timestamp_t now = et::pal_current_ticks();
+    Span span;
+    span.id = next_id_;
+    span.name = name ? name : "";
+    span.chain = chain;
+    span.handle = handle;
+    span.start = now;
+    span.runtime_event = runtime_event;
+    stack_.push_back(std::move(span));
+    et::EventTracerEntry entry{};
+    entry.event_id = next_id_++;
+    entry.chain_id = chain;
+    entry.debug_handle = handle;
+    entry.start_time = now;
+    entry.delegate_event_id_type =
+        runtime_event ? et::DelegateDebugIdType::kNone : et::DelegateDebugIdType::kStr;
+    return entry;
+  }
+
+  void close(const et::EventTracerEntry& entry) {
+    const et_timestamp_t now = et::pal_current_ticks();
+    // Spans nest; one left open by an error is dropped with whatever it enclosed.
+    while (!stack_.empty() && stack_.back().id > entry.event_id) stack_.pop_back();
+    if (stack_.empty() || stack_.back().id != entry.event_id) return;
+    Span span = std::move(stack_.back());
+    stack_.pop_back();
+    Span* parent = stack_.empty() ? nullptr : &stack_.back();
+    const double seconds = ticks_to_s(now >= span.start ? now - span.start : 0);
+    const bool kernel = span.runtime_event && span.name.rfind(kKernelPrefix, 0) == 0;
+    if (kernel && parent && parent->name == "OPERATOR_CALL") {
+      parent->kernel = std::move(span.name);  // recorded with its instruction's whole span
+      return;
+    }
+    // Recorded on its own below, so not again as part of what encloses it.
+    if ((kernel || !span.runtime_event) && parent) {
+      parent->inner_s += seconds;
+      parent->has_inner = true;
+    }
+    if (!recording_) return;
+
+    if (kernel) {
+      record(kernel_op_type(span.name), span.name, span.chain, span.handle, "none", seconds);
+    } else if (span.runtime_event && span.name == "OPERATOR_CALL") {
+      const std::string& label = span.kernel.empty() ? span.name : span.kernel;
+      record(span.kernel.empty() ? "operator (kernel not named)" : kernel_op_type(span.kernel),
+             label, span.chain, span.handle, "none", seconds);
+    } else if (span.runtime_event && span.name == "DELEGATE_CALL") {
+      if (!span.has_inner) {
+        record(delegate_ + " delegate call (no per-operator events)", span.name, span.chain,
+               span.handle, delegate_, seconds);
+      } else {
+        // What the call spent outside the delegate's operators: its inputs, outputs and setup.
+        record(delegate_ + " delegate call outside its operators", span.name, span.chain,
+               span.handle, delegate_, std::max(0.0, seconds - span.inner_s));
+      }
+    } else if (!span.runtime_event) {
+      // A delegate's own span (start/end_profiling_delegate), one of its operators.
+      record(delegate_op_type(span.name), span.name, span.chain, span.handle, delegate_, seconds);
+    }
+    // Anything else (Method::execute, loading, ...) wraps the records above.
+  }
+
+  void record(std::string op_type, const std::string& label, et::ChainID chain,
+              et::DebugHandle handle, const std::string& delegate, double seconds) {
+    records_.push_back({std::move(op_type), label + where(chain, handle), delegate, seconds});
+  }
+
+  // Names repeat across instructions (XNNPACK numbers operators per delegated subgraph), so
+  // the instruction a record came from makes its name unique within an inference.
+  static std::string where(et::ChainID chain, et::DebugHandle handle) {
+    std::string text = " @ instruction " + std::to_string(handle);
+    if (chain > 0) text += " of chain " + std::to_string(chain);
+    return text;
+  }
+
+  // "native_call_avg_pool2d.out" -> "aten::avg_pool2d" (the namespace from the kernel
+  // registry, "aten" where not found; the out-variant overload dropped). Looked up once per
+  // kernel: the registry holds hundreds.
+  const std::string& kernel_op_type(const std::string& event) {
+    auto known = kernel_op_types_.find(event);
+    if (known != kernel_op_types_.end()) return known->second;
+    std::string op = event.substr(std::strlen(kKernelPrefix));
+    std::string qualified = "aten::" + op;
+    for (const auto& kernel : et::get_registered_kernels()) {
+      const char* name = kernel.name_;
+      const char* sep = name ? std::strstr(name, "::") : nullptr;
+      if (sep && op == sep + 2) {
+        qualified = name;
+        break;
+      }
+    }
+    for (const char* suffix : {".out", "_out"}) {
+      const size_t n = std::strlen(suffix);
+      if (qualified.size() > n && qualified.compare(qualified.size() - n, n, suffix) == 0) {
+        qualified.resize(qualified.size() - n);
+        break;
+      }
+    }
+    return kernel_op_types_[event] = qualified;
+  }
+
+  // "Convolution (NC, F32) IGEMM #3" -> "Convolution (NC, F32) IGEMM".
+  static std::string delegate_op_type(const std::string& event) {
+    const size_t mark = event.rfind(" #");
+    if (mark == std::string::npos || mark + 2 == event.size()) return event;
+    for (size_t i = mark + 2; i < event.size(); ++i) {
+      if (event[i] < '0' || event[i] > '9') return event;
+    }
+    return event.substr(0, mark);
+  }
+
+  static double ticks_to_s(et_timestamp_t ticks) {
+    static const et_tick_ratio_t ratio = et::pal_ticks_to_ns_multiplier();
+    return static_cast<double>(ticks) * static_cast<double>(ratio.numerator) /
+           static_cast<double>(ratio.denominator) * 1e-9;
+  }
+
+  static constexpr const char* kKernelPrefix = "native_call_";
+
+  std::string delegate_ = "XNNPACK";
+  std::vector<Span> stack_;
+  std::vector<OpRecord> records_;
+  std::unordered_map<std::string, std::string> kernel_op_types_;
+  int64_t next_id_ = 0;
+  size_t events_seen_ = 0;
+  bool recording_ = false;
+};
 
 class ExecuTorchBackend final : public Backend {
  public:
@@ -150,7 +401,16 @@ class ExecuTorchBackend final : public Backend {
     memory_manager_ = std::make_unique<et::MemoryManager>(&method_allocator_, planned_memory_.get(),
                                                           &temp_allocator_);
 
-    auto method = program_->load_method(method_name, memory_manager_.get());
+    if (tracer_) {
+      std::string delegates;
+      for (const auto& name : program_backends_) {
+        delegates += (delegates.empty() ? "" : "/") + delegate_display_name(name);
+      }
+      // A program lowered to one delegate (the runner's case) names it on every record; with
+      // several, the events do not say which delegate a call went to.
+      tracer_->set_delegate(delegates.empty() ? "none" : delegates);
+    }
+    auto method = program_->load_method(method_name, memory_manager_.get(), tracer_.get());
     if (!method.ok()) {
       std::string message = "cannot load method 'forward': " + describe(method.error());
       if (method.error() == et::Error::OperatorMissing) {
@@ -189,6 +449,33 @@ class ExecuTorchBackend final : public Backend {
   }
 
   std::string version() const override { return AIOT_EXECUTORCH_VERSION; }
+
+  // The tracer has to be handed to load_method: the runtime reads it when the method loads.
+  std::string enable_profiling() override {
+    tracer_ = std::make_unique<ProfileTracer>();
+    return "";
+  }
+
+  std::string profile_source() const override {
+    return std::string("ExecuTorch ") + AIOT_EXECUTORCH_VERSION + " event tracer";
+  }
+
+  void start_profile() override {
+    if (!tracer_) return;
+    // Loading and the warm-up inferences have passed through the tracer by now; a runtime
+    // built without its hooks calls it never.
+    if (tracer_->events_seen() == 0) {
+      throw RunnerError("profile", std::string(kFrameworkName) +
+                                       ": the runtime reported no profiling event while loading "
+                                       "and running the program: libexecutorch was built without "
+                                       "ET_EVENT_TRACER_ENABLED");
+    }
+    tracer_->start();
+  }
+
+  std::vector<OpRecord> stop_profile() override {
+    return tracer_ ? tracer_->stop() : std::vector<OpRecord>{};
+  }
 
   std::vector<std::string> notes() const override {
     std::vector<std::string> notes;
@@ -280,7 +567,9 @@ class ExecuTorchBackend final : public Backend {
   }
 
   // Declared in dependency order: members are destroyed in reverse, so the method goes
-  // before the memory it was planned into, and the program before the mapping it reads.
+  // before the memory it was planned into, and the program before the mapping it reads. The
+  // tracer (set only for a profiling instance) outlives the method, which keeps a pointer to it.
+  std::unique_ptr<ProfileTracer> tracer_;
   std::unique_ptr<MmapDataLoader> loader_;
   std::unique_ptr<et::Program> program_;
   MallocMemoryAllocator method_allocator_;  // the method's own structures, filled at load
