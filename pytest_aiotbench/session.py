@@ -20,7 +20,7 @@ from pytest_aiotbench.gate.pairing import keep_artifact
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure import WorkloadResult
 from pytest_aiotbench.measure.result import FAILED, SKIPPED
-from pytest_aiotbench.report import gate_table, json_file, table
+from pytest_aiotbench.report import gate_table, json_file, operators, table
 from pytest_aiotbench.report.benchmark_records import BenchmarkRecords
 from pytest_aiotbench.report.json_file import ResultsDocument
 from pytest_aiotbench.score import score_all
@@ -207,6 +207,7 @@ class BenchSession:
         lines = table.render(score_all(self.results), run.device_facts)
         if self.gate is not None and self._gate_summary is not None:
             lines += ["", *gate_table.render(self.gate, self._gate_summary), ""]
+        lines += operators.terminal_lines(self.results)
         for alias, deploy in run.deploy.items():
             lines.append(f"deploy to {alias}: {deploy.pushed} files pushed "
                          f"({deploy.bytes_pushed / 1e6:.1f} MB), "

@@ -20,7 +20,7 @@ from pytest_aiotbench.gate.pairing import AB_CHOICES
 from pytest_aiotbench.gate.thresholds import METRICS, Threshold, ThresholdError, parse_fail_on
 from pytest_aiotbench.identity import VARIANTS
 from pytest_aiotbench.runner.program import RUNNER_CHOICES
-from pytest_aiotbench.runner.protocol import TIMING_MODES, Timing
+from pytest_aiotbench.runner.protocol import TIMING_MODES, ProfileRequest, Timing
 
 WEIGHTS = ("random", "pretrained")
 PIN_CHOICES = ("big", "none")
@@ -380,6 +380,12 @@ class Settings:
         "sub-folder per sha256), to keep beside the --aiot-json results: what a later "
         "session's --aiot-baseline-artifacts reads", folder, metavar="DIR",
         default_text="none")
+    profile: bool = option(
+        "profile", False, "after each workload's timing, a separate pass of "
+        f"{ProfileRequest.runs} inferences with the framework's own profiler on (never in "
+        "the timed samples): each operator's time and the kernel library that ran it, in the "
+        "terminal (top operator types), the JSON and the HTML report's operators section",
+        metavar=None)
 
     @property
     def pin_big_cores(self) -> bool:

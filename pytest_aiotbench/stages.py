@@ -46,7 +46,13 @@ from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.runner.native.build import NativeBuilder
 from pytest_aiotbench.runner.native.targets import NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
-from pytest_aiotbench.runner.protocol import LabelledPass, PairedRequest, RunRequest, RunResult
+from pytest_aiotbench.runner.protocol import (
+    LabelledPass,
+    PairedRequest,
+    ProfileRequest,
+    RunRequest,
+    RunResult,
+)
 from pytest_aiotbench.settings import Settings
 
 CALIBRATION_IMAGES = 16
@@ -226,6 +232,7 @@ class Stages:
                 threads=threads,
                 timing=self.settings.timing(),
                 paired=self._paired_request(exported, device),
+                profile=ProfileRequest() if self.settings.profile else None,
                 **self._labelled_request(device, network.card, program))
         except RunnerUnavailable as exc:
             raise StageSkipped("deploy", str(exc)) from None
@@ -336,6 +343,7 @@ class Stages:
         result.peak_rss_after_timing_bytes = raw.peak_memory.after_timing
         result.notes.extend(raw.notes)
         result.paired = raw.paired
+        result.profile = raw.profile
         result.thermal = {"before": raw.thermal_before.to_json(),
                           "after": raw.thermal_after.to_json()}
         result.throttled = throttle_findings(

@@ -8,7 +8,7 @@ from typing import Any
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure.stats import LatencyStats
 from pytest_aiotbench.measure.validity import Validity
-from pytest_aiotbench.runner.protocol import PairedTiming
+from pytest_aiotbench.runner.protocol import PairedTiming, Profile
 
 PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
 #: Where a result's accuracy came from (``accuracy_source``).
@@ -124,6 +124,8 @@ class WorkloadResult:
     paired: PairedTiming | None = None
     #: The release gate's verdict on this workload (None: no baseline, or not in it).
     gate: GateVerdict | None = None
+    #: Where one inference spends its time, operator by operator (None: not asked).
+    profile: Profile | None = None
 
     @property
     def scored(self) -> bool:
@@ -169,6 +171,7 @@ class WorkloadResult:
             value = getattr(self, name)
             data[name] = value.to_json() if value else None
         data["validity"] = self.validity.to_json() if self.validity else None
+        data["profile"] = self.profile.to_json() if self.profile else None
         return data
 
     @classmethod
@@ -185,6 +188,8 @@ class WorkloadResult:
             values["validity"] = Validity.from_json(values["validity"])
         if values.get("paired"):
             values["paired"] = PairedTiming.from_json(values["paired"])
+        if values.get("profile"):
+            values["profile"] = Profile.from_json(values["profile"])
         values["gate"] = GateVerdict.read(values.get("gate"))
         return cls(**values)
 

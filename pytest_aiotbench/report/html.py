@@ -23,7 +23,7 @@ from plotly.subplots import make_subplots
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.gate.thresholds import METRICS
 from pytest_aiotbench.measure.result import WorkloadResult
-from pytest_aiotbench.report import page
+from pytest_aiotbench.report import operators, page
 from pytest_aiotbench.report.json_file import ResultsDocument
 from pytest_aiotbench.report.table import DIFFERENT_WORKLOADS, SOURCE_SHORT
 from pytest_aiotbench.runner.protocol import PeakCompute
@@ -82,6 +82,9 @@ def render(sources: list[Source]) -> str:
     by_name = {run.name: run for run in runs}
     body = [_header(sources), _ranking(scores, by_name), _variants(runs)]
     body += [_device_section(by_name[score.device], score) for score in scores]
+    every_result = [result for run in runs for result in run.results]
+    body += [operators.operators_section(every_result),
+             operators.delegation_section(every_result)]
     body += [_baseline(source) for source in sources if _comparison(source)]
     return page.PAGE.format(title="aiotbench report", style=page.STYLE, plotly=get_plotlyjs(),
                             body="\n".join(part for part in body if part),

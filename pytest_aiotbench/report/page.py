@@ -91,6 +91,7 @@ th { background: #eee; }
 table.sortable th { cursor: pointer; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.regressed td { background: #fdd; }
+tr.fallback td, tr.unavailable td { background: #fff4e0; }
 section { margin-bottom: 2em; }
 section.device { border-top: 2px solid #888; padding-top: 0.5em; }
 .flags li, .flag { color: #a00; }

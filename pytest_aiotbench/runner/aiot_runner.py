@@ -32,6 +32,10 @@ import traceback
 #: tests check it, and the keys it writes, against the schema (tests/test_runner_protocol.py).
 PROTOCOL_VERSION = 5
 
+#: An operator's ``delegate`` where the framework ran it with its own kernels, outside any
+#: delegate (the schema's enum no_delegate; the tests check it).
+NO_DELEGATE = "none"
+
 
 # ---------------------------------------------------------------------------- statistics
 def median_confidence_bounds(n: int, confidence: float = 0.95) -> tuple[int, int]:
@@ -124,6 +128,35 @@ class Backend:
     #: rounds then time two fresh instances loaded with ``quiet=True``.
     spins_when_idle = False
 
+    # Per-operator profiling, on an instance of its own after timing (the profiler's cost
+    # never touches a timed sample): enable_profiling() before load(), then start_profile(),
+    # the profiled infer() calls, and stop_profile() with (op_type, name, delegate, seconds)
+    # records of every operator run since start_profile(), one per operator and inference or
+    # already summed (the caller sums records of one operator either way).
+    profile_source = ""
+
+    def enable_profiling(self) -> str:
+        """Why this backend cannot profile ("" where it can)."""
+        return f"the Python runner's {self.name} backend has no per-operator profiler"
+
+    def start_profile(self) -> None:
+        pass
+
+    def stop_profile(self) -> list[tuple[str, str, str, float]]:
+        return []
+
+    def _count_calls(self) -> None:
+        """Make infer() count its calls (profiling instances only: the profilers record every
+        call since load, and the calls before start_profile() are warm-up)."""
+        infer = self.infer
+        self.calls = 0
+
+        def counted(batch):
+            self.calls += 1
+            return infer(batch)
+
+        self.infer = counted
+
 
 class TFLiteBackend(Backend):
     name = "tflite"
@@ -145,6 +178,10 @@ class TFLiteBackend(Backend):
         self.interpreter.set_tensor(self.input_index, batch)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output_index)
+
+    def enable_profiling(self) -> str:
+        return ("LiteRT's Python Interpreter has no per-operator profiler (its C API's profiler "
+                "is the native runner's: --aiot-runner=native)")
 
     def version(self) -> str:
         try:
@@ -169,11 +206,51 @@ class OnnxRuntimeBackend(Backend):
         options.inter_op_num_threads = 1
         if quiet:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if self.profiling:
+            import tempfile
+            self.trace_dir = tempfile.mkdtemp(prefix="aiotbench-ort-profile-")
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(self.trace_dir, "trace")
+            self.profile_source = f"onnxruntime {ort.__version__} session profiling"
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def infer(self, batch):
         return self.session.run(None, {self.input_name: batch})[0]
+
+    profiling = False
+
+    def enable_profiling(self) -> str:
+        self.profiling = True
+        self._count_calls()
+        return ""
+
+    def start_profile(self) -> None:
+        self.warmup_calls = self.calls
+
+    def stop_profile(self) -> list[tuple[str, str, str, float]]:
+        """The session's trace: one ``Node`` event per kernel run (``<node>_kernel_time``,
+        with the op type and the execution provider), one ``model_run`` per call; the events
+        of the warm-up calls (the first model_runs) are left out."""
+        import shutil
+
+        try:
+            with open(self.session.end_profiling()) as handle:
+                events = json.load(handle)
+        finally:
+            shutil.rmtree(self.trace_dir, ignore_errors=True)
+        runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                      if e.get("cat") == "Session" and e.get("name") == "model_run")
+        profiled = runs[self.warmup_calls:]
+        if not profiled:
+            return []
+        begin = profiled[0][0]
+        suffix = "_kernel_time"
+        return [(e["args"]["op_name"], e["name"][:-len(suffix)],
+                 e["args"].get("provider", NO_DELEGATE), e["dur"] / 1e6)
+                for e in events
+                if e.get("cat") == "Node" and e.get("name", "").endswith(suffix)
+                and e["ts"] >= begin]
 
 
 class PyTorchMobileBackend(Backend):
@@ -192,6 +269,47 @@ class PyTorchMobileBackend(Backend):
         with self.torch.inference_mode():
             return self.module_(self.torch.from_numpy(batch)).numpy()
 
+    #: Marks each profiled inference, so that operators are numbered within one.
+    INFERENCE_MARK = "aiotbench::inference"
+
+    def enable_profiling(self) -> str:
+        infer = self.infer
+
+        def marked(batch):
+            from torch.autograd.profiler import record_function
+            with record_function(self.INFERENCE_MARK):
+                return infer(batch)
+
+        self.infer = marked
+        return ""
+
+    def start_profile(self) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        self.profile_source = f"torch {self.torch.__version__} profiler (self times)"
+        self.profiler = profile(activities=[ProfilerActivity.CPU])
+        self.profiler.__enter__()
+
+    def stop_profile(self) -> list[tuple[str, str, str, float]]:
+        """Self times, so that nothing counts twice: each op's own time is booked to the op
+        that spent it (aten::_slow_conv2d_forward, aten::add_, ...) under the name of the
+        inference's top-level op it ran in and that op's position (aten::conv2d#3), as the
+        native runner does."""
+        self.profiler.__exit__(None, None, None)
+        records = []
+        for inference in self.profiler.events():
+            if inference.name != self.INFERENCE_MARK:
+                continue
+            for position, top in enumerate(inference.cpu_children):
+                name = f"{top.name}#{position}"
+                pending = [top]
+                while pending:
+                    event = pending.pop()
+                    pending.extend(event.cpu_children)
+                    delegate = "XNNPACK" if event.name.startswith("prepacked::") else NO_DELEGATE
+                    records.append((event.name, name, delegate, event.self_cpu_time_total / 1e6))
+        return records
+
 
 class ExecuTorchBackend(Backend):
     name = "executorch"
@@ -205,11 +323,69 @@ class ExecuTorchBackend(Backend):
         # XNNPACK's threadpool is process-wide; size it before the method is loaded.
         portable_lib._unsafe_reset_threadpool(threads)
         self.torch = torch
-        program = Runtime.get().load_program(path)
-        self.method = program.load_method("forward")
+        if self.profiling:  # the pybindings' module is the one that can record an ETDump
+            self.module_ = portable_lib._load_for_executorch(path, enable_etdump=True,
+                                                             debug_buffer_size=0)
+            self.forward = self.module_.forward
+            return
+        self.forward = Runtime.get().load_program(path).load_method("forward").execute
 
     def infer(self, batch):
-        return self.method.execute([self.torch.from_numpy(batch)])[0].numpy()
+        return self.forward([self.torch.from_numpy(batch)])[0].numpy()
+
+    profiling = False
+    #: ETDump events that wrap others (the whole call, a delegate call, a kernel call):
+    #: summing them with what they wrap would count it twice.
+    WRAPPERS = ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL")
+
+    def enable_profiling(self) -> str:
+        self.profiling = True
+        self._count_calls()
+        return ""
+
+    def start_profile(self) -> None:
+        self.warmup_calls = self.calls
+
+    def stop_profile(self) -> list[tuple[str, str, str, float]]:
+        """The ETDump through ExecuTorch's Inspector (no ETRecord needed): per inference, one
+        event per XNNPACK node inside the delegate and one per kernel the program calls
+        itself (``native_call_<op>.out``, outside the delegate)."""
+        import re
+        import shutil
+        import tempfile
+
+        from executorch.devtools import Inspector
+
+        self.profile_source = f"ExecuTorch {self.version()} ETDump (Inspector)"
+        folder = tempfile.mkdtemp(prefix="aiotbench-etdump-")
+        try:
+            path = os.path.join(folder, "profile.etdp")
+            self.module_.write_etdump_result_to_file(path)
+            blocks = Inspector(etdump_path=path).event_blocks
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        records = []
+        for block in blocks:
+            if block.name != "Execute":
+                continue
+            for position, event in enumerate(block.events):
+                if event.name in self.WRAPPERS or event.perf_data is None:
+                    continue
+                kernel = re.fullmatch(r"native_call_(\w+?)(\.\w+)?", event.name)
+                if event.is_delegated_op:
+                    # This project lowers ExecuTorch programs to XNNPACK only; the ETDump
+                    # names the backend only with an ETRecord.
+                    delegate = event.delegate_backend_name or "XNNPACK"
+                    # XNNPACK numbers its nodes per delegated subgraph: the position in the
+                    # inference tells apart the nodes of different subgraphs.
+                    op_type = re.sub(r" #\d+$", "", event.name)
+                else:
+                    delegate = NO_DELEGATE
+                    op_type = f"aten::{kernel.group(1)}" if kernel else event.name
+                name = f"{op_type}#{position}"
+                for ms in event.perf_data.raw[self.warmup_calls:]:
+                    records.append((op_type, name, delegate, ms / 1e3))
+        return records
 
     def version(self) -> str:
         try:
@@ -434,8 +610,9 @@ def measure(request: dict) -> dict:
     memory["after_timing"] = peak_resident_bytes()
     notes = backend.notes()
     paired = _paired_if_asked(request, backend, name, threads, probes, timing, notes)
+    profile = _profile_if_asked(request, name, threads, probes)
     return _result(backend, name, threads, load_s, timed, memory, np, _peak_if_asked(request),
-                   paired, notes)
+                   paired, profile, notes)
 
 
 def _import_numpy():
@@ -609,6 +786,54 @@ def paired_rounds(baseline_infer, current_infer, batch, clock, paired: dict,
             return rounds, "time_cap"
 
 
+def _profile_if_asked(request: dict, name: str, threads: int, probes) -> dict | None:
+    """The per-operator profile: a fresh instance with the framework's profiler on, a few
+    untimed inferences, then the profiled ones on this runner's clock. After every timing,
+    so the profiler's cost (2-4x per call) never touches a timed sample; a fresh instance,
+    so neither does anything the profiler leaves behind. A failure here is the profile's
+    reason, never the run's: the timing already measured is kept."""
+    asked = request.get("profile")
+    if asked is None:
+        return None
+    runs, warmup_runs = int(asked["runs"]), int(asked["warmup_runs"])
+    profiled = BACKENDS[name]()
+    try:
+        why_not = profiled.enable_profiling()
+        if why_not:
+            return _no_profile(why_not, profiled.profile_source)
+        _load(profiled, name, request["artifact"], threads)
+        batch = probes[0:1]
+        for _ in range(warmup_runs):
+            profiled.infer(batch)
+        profiled.start_profile()
+        clock = time.perf_counter
+        total_s = 0.0
+        for _ in range(runs):
+            t0 = clock()
+            profiled.infer(batch)
+            total_s += clock() - t0
+        records = profiled.stop_profile()
+    except Exception as exc:
+        return _no_profile(f"the profiling pass failed: {type(exc).__name__}: {exc}",
+                           profiled.profile_source)
+    ops: dict[tuple[str, str, str], float] = {}  # in the order first seen
+    for op_type, op_name, delegate, seconds in records:
+        key = (op_type, op_name, delegate)
+        ops[key] = ops.get(key, 0.0) + seconds
+    if not ops:
+        return _no_profile(f"{profiled.profile_source} recorded no operator in {runs} "
+                           "inferences", profiled.profile_source)
+    return {"ops": [{"op_type": op_type, "name": op_name, "time_s": seconds / runs,
+                     "delegate": delegate}
+                    for (op_type, op_name, delegate), seconds in ops.items()],
+            "total_s": total_s / runs, "runs": runs, "source": profiled.profile_source,
+            "unavailable": None}
+
+
+def _no_profile(reason: str, source: str) -> dict:
+    return {"ops": [], "total_s": None, "runs": 0, "source": source, "unavailable": reason}
+
+
 def _peak_if_asked(request: dict) -> dict | None:
     """The peak probe, after timing so that its heat never touches the timed samples."""
     counts = [int(count) for count in request.get("peak_probe_threads") or []]
@@ -665,7 +890,7 @@ def _run_labelled(backend: Backend, source: tuple, clock) -> dict:
 
 
 def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Timed,
-            memory: dict, np, peak: dict | None, paired: dict | None,
+            memory: dict, np, peak: dict | None, paired: dict | None, profile: dict | None,
             notes: list[str]) -> dict:
     return {
         "ok": True,
@@ -687,6 +912,7 @@ def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Tim
         "notes": notes,
         "peak_compute": peak,
         "paired": paired,
+        "profile": profile,
     }
 
 

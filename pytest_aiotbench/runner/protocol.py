@@ -239,7 +239,7 @@ class PairedTiming:
 
 
 #: The ``delegate`` of an operator the framework ran with its own kernels, outside any delegate.
-NO_DELEGATE = "none"
+NO_DELEGATE: str = SCHEMA["enums"]["no_delegate"][0]
 
 
 @dataclasses.dataclass(frozen=True)
