@@ -11,6 +11,14 @@ stored: a file that changed behind the cache's back (a flipped bit, an edit, a t
 a corrupt entry. It is reported (a ``CorruptCacheEntry`` warning naming the file), discarded
 and exported again, so no result is ever measured from a file that is not the one its sha256
 names. The hashing is part of the export stage, never of a timing.
+
+Each entry also records its delegation facts (``delegation.Delegation``: which operators the
+framework hands to its delegate), found by ``describe`` when the entry is built. An entry
+stored before the cache recorded them is described once when it is next served, and its
+``meta.json`` rewritten: the facts come from reading the file (seconds), so every artifact
+exported since the adapters' last ``export_revision`` keeps its bytes rather than being
+exported again (minutes a network). An analysis that fails is recorded as none, with a note,
+and never fails the export.
 """
 
 from __future__ import annotations
@@ -29,6 +37,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pytest_aiotbench.artifacts.delegation import Delegation
+
+#: What ``describe`` is: the delegation facts of the artifact at a path.
+Describe = Callable[[Path], Delegation]
+#: ``meta.json``'s key for the delegation facts (null where the analysis failed).
+DELEGATION_KEY = "delegation"
+
 
 class CorruptCacheEntry(UserWarning):
     """A cached artifact no longer has the bytes it was stored with; it is exported again."""
@@ -43,11 +58,15 @@ class Artifact:
     built: bool
     build_s: float
     notes: tuple[str, ...]
+    #: Which operators the framework hands to its delegate; None where it was not analysed
+    #: (the notes say why).
+    delegation: Delegation | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256, "bytes": self.size_bytes,
                 "cache_key": self.key, "built_this_session": self.built,
-                "build_s": self.build_s, "notes": list(self.notes)}
+                "build_s": self.build_s, "notes": list(self.notes),
+                "delegation": self.delegation.to_json() if self.delegation else None}
 
 
 class ArtifactCache:
@@ -65,15 +84,17 @@ class ArtifactCache:
         filename: str,
         build: Callable[[Path], list[str]],
         on_build_start: Callable[[str], None] | None = None,
+        describe: Describe | None = None,
     ) -> Artifact:
-        """Return the cached artifact for ``parts``, building it with ``build(path)`` if absent."""
+        """Return the cached artifact for ``parts``, building it with ``build(path)`` if absent;
+        ``describe(path)`` finds its delegation facts (none recorded without it)."""
         key = self.key(parts)
         entry = self.root / f"{label}-{key}"
         self.root.mkdir(parents=True, exist_ok=True)
         with _locked(self.root / f".{label}-{key}.lock"):
             cached = _read_entry(entry, filename, key)
             if cached is not None:
-                return cached
+                return _described_once(entry, cached, describe)
             if on_build_start is not None:
                 on_build_start(label)
             started = time.perf_counter()
@@ -83,10 +104,14 @@ class ArtifactCache:
                 if not (staging / filename).is_file():
                     raise RuntimeError(f"the export wrote no {filename}")
                 build_s = time.perf_counter() - started
+                delegation, note = _analysed(describe, staging / filename)
+                notes = [*notes, *note]
                 digest = sha256_file(staging / filename)
                 meta = {"key": key, "parts": parts, "sha256": digest, "notes": notes,
                         "bytes": (staging / filename).stat().st_size,
                         "build_s": build_s, "created": time.time(), "filename": filename}
+                if describe is not None:
+                    meta[DELEGATION_KEY] = delegation.to_json() if delegation else None
                 (staging / "meta.json").write_text(json.dumps(meta, indent=1))
                 if entry.exists():  # an incomplete entry left by a killed session
                     shutil.rmtree(entry)
@@ -94,7 +119,42 @@ class ArtifactCache:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             return Artifact(entry / filename, digest, (entry / filename).stat().st_size, key,
-                            True, build_s, tuple(notes))
+                            True, build_s, tuple(notes), delegation)
+
+
+def _analysed(describe: Describe | None, path: Path) -> tuple[Delegation | None, list[str]]:
+    """The artifact's delegation facts, or None and the note that says why not: whatever
+    the analysis raises, the export stands."""
+    if describe is None:
+        return None, []
+    try:
+        return describe(path), []
+    except Exception as exc:
+        return None, [f"delegation not analysed: {type(exc).__name__}: {exc}"]
+
+
+def _described_once(entry: Path, artifact: Artifact, describe: Describe | None) -> Artifact:
+    """A served entry with its delegation facts: those recorded, or (an entry stored before
+    they were recorded) found now and recorded in its ``meta.json``."""
+    if artifact.delegation is not None or describe is None:
+        return artifact
+    meta_path = entry / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return artifact
+    if DELEGATION_KEY in meta and meta[DELEGATION_KEY] is None:
+        return artifact  # analysed before, and it failed: its note is among the notes
+    delegation, note = _analysed(describe, artifact.path)
+    meta[DELEGATION_KEY] = delegation.to_json() if delegation else None
+    meta["notes"] = [*meta.get("notes", ()), *note]
+    staged = entry / ".meta.json.new"
+    try:
+        staged.write_text(json.dumps(meta, indent=1))
+        os.replace(staged, meta_path)
+    except OSError:  # a read-only cache: this session still has the facts
+        staged.unlink(missing_ok=True)
+    return dataclasses.replace(artifact, notes=(*artifact.notes, *note), delegation=delegation)
 
 
 def _read_entry(entry: Path, filename: str, key: str) -> Artifact | None:
@@ -116,7 +176,13 @@ def _read_entry(entry: Path, filename: str, key: str) -> Artifact | None:
             f"aiotbench: corrupt cache entry {path}: {found} when it was stored; discarded, "
             "exporting it again"), stacklevel=2)
         return None
-    return Artifact(path, recorded, size, key, False, 0.0, tuple(meta.get("notes", ())))
+    recorded_delegation = meta.get(DELEGATION_KEY)
+    try:
+        delegation = Delegation.from_json(recorded_delegation) if recorded_delegation else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        delegation = None  # unreadable: not recorded (it is not part of the artifact's bytes)
+    return Artifact(path, recorded, size, key, False, 0.0, tuple(meta.get("notes", ())),
+                    delegation)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,10 @@ first export that is not in the cache, keeps torch, TensorFlow and the converter
 from one export to the next, and ends with the session (or when its socket closes). The
 cache's file lock is held by the session around the whole round trip, so two sessions still
 never export the same artifact twice.
+
+The worker also finds an artifact's delegation facts (``Analyse``: which operators its
+framework hands to its delegate), with the framework it already has imported: the cache asks
+once per entry, after the export.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_aiotbench.artifacts.delegation import Delegation
 from pytest_aiotbench.frameworks.base import Framework, VariantUnsupported
 from pytest_aiotbench.networks import implementations
 from pytest_aiotbench.networks.card import NetworkCard
@@ -129,8 +134,26 @@ class Job:
 
 
 @dataclasses.dataclass(frozen=True)
+class Analyse:
+    """Find the delegation facts of the artifact at ``artifact`` with the framework's
+    adapter for ``implementation``."""
+
+    framework: Source
+    framework_name: str
+    implementation: str
+    artifact: str
+    sys_path: tuple[str, ...]
+    cwd: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Done:
     notes: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysed:
+    delegation: Delegation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +175,7 @@ class CannotRebuild:
     reason: str
 
 
-Reply = Done | Failed | NeedWeights | CannotRebuild
+Reply = Done | Analysed | Failed | NeedWeights | CannotRebuild
 
 
 class WorkerDied(Exception):
@@ -195,6 +218,28 @@ def job_for(network: Any, framework: Framework, variant: str, example: np.ndarra
         variant=variant, example=example, calibration=tuple(calibration),
         fp32_artifact=str(fp32_artifact) if fp32_artifact else None,
         destination=str(destination), sys_path=tuple(sys.path), cwd=os.getcwd())
+
+
+def delegation(framework: Framework, implementation: str, artifact: Path) -> Delegation:
+    """The artifact's delegation facts, found in the export worker (where the framework is
+    imported already), or here where the worker cannot load the adapter (or
+    AIOTBENCH_EXPORT_IN_PROCESS=1 asks for it). Raises what the analysis raised."""
+    if not in_process():
+        job = Analyse(Source.of(type(framework)), framework.name, implementation,
+                      str(artifact), tuple(sys.path), os.getcwd())
+        reply = shared_worker().analyse(job)
+        if isinstance(reply, Analysed):
+            return reply.delegation
+        if isinstance(reply, Failed):
+            raise RuntimeError(f"{reply.error_type}: {reply.message}")
+    return analyse(framework, artifact)
+
+
+def analyse(framework: Framework, artifact: Path) -> Delegation:
+    """The analysis itself, wherever it runs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the frameworks' deprecation notices: noise here
+        return framework.delegation(artifact)
 
 
 def _unbuildable(pretrained: bool) -> Any:
@@ -248,6 +293,11 @@ class ExportWorker:
                 job, weights_file=str(self._weights_file(job.network, model))))
         return reply
 
+    def analyse(self, job: Analyse) -> Reply:
+        """The worker's answer to ``job``. Raises WorkerDied when the worker ends during
+        it."""
+        return self._round_trip(job)
+
     def _weights_file(self, network: NetworkSource, model: Any) -> Path:
         if network.weights_sha256 not in self._weights:
             path = self._scratch / f"weights-{network.weights_sha256[:24]}"
@@ -255,7 +305,7 @@ class ExportWorker:
             self._weights[network.weights_sha256] = path
         return self._weights[network.weights_sha256]
 
-    def _round_trip(self, job: Job) -> Reply:
+    def _round_trip(self, job: Job | Analyse) -> Reply:
         try:
             payload = pickle.dumps(job)
         except Exception as exc:  # a card's field of the user's own making
@@ -502,10 +552,13 @@ class _Worker:
     def __init__(self) -> None:
         self._model: tuple[tuple[str, str, str], Any] | None = None
 
-    def handle(self, job: Job) -> Reply:
+    def handle(self, job: Job | Analyse) -> Reply:
         self._follow_session(job)
+        if isinstance(job, Analyse):
+            return self._analysed(job)
         try:
-            framework = self._framework(job)
+            framework = self._framework(job.framework, job.framework_name,
+                                        job.network.card.implementation)
             model = self._model_for(job)
         except _Rebuild as outcome:
             return outcome.reply
@@ -520,8 +573,18 @@ class _Worker:
         except Exception as exc:
             return Failed(type(exc).__name__, str(exc))
 
+    def _analysed(self, job: Analyse) -> Reply:
+        try:
+            framework = self._framework(job.framework, job.framework_name, job.implementation)
+        except _Rebuild as outcome:
+            return outcome.reply
+        try:
+            return Analysed(analyse(framework, Path(job.artifact)))
+        except Exception as exc:
+            return Failed(type(exc).__name__, str(exc))
+
     @staticmethod
-    def _follow_session(job: Job) -> None:
+    def _follow_session(job: Job | Analyse) -> None:
         """The session's import path and folder: a builder may import its neighbours or
         read a weights file by a relative path."""
         sys.path[:] = [*job.sys_path, *(p for p in sys.path if p not in job.sys_path)]
@@ -529,17 +592,16 @@ class _Worker:
             os.chdir(job.cwd)
 
     @staticmethod
-    def _framework(job: Job) -> Framework:
+    def _framework(source: Source, name: str, implementation: str) -> Framework:
         from pytest_aiotbench import frameworks
 
         try:
-            job.framework.load()  # registers the adapter where a user's module defines it
-            return frameworks.adapter(job.framework_name, job.network.card.implementation)
+            source.load()  # registers the adapter where a user's module defines it
+            return frameworks.adapter(name, implementation)
         except Exception as exc:
             raise _Rebuild(CannotRebuild(
-                f"the {job.framework_name} adapter {job.framework.module}."
-                f"{job.framework.qualname} could not be loaded here: "
-                f"{type(exc).__name__}: {exc}")) from None
+                f"the {name} adapter {source.module}.{source.qualname} could not be loaded "
+                f"here: {type(exc).__name__}: {exc}")) from None
 
     def _model_for(self, job: Job) -> Any:
         network = job.network

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from pytest_aiotbench.artifacts import export_worker
-from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache
+from pytest_aiotbench.artifacts.cache import Artifact, ArtifactCache, Describe
+from pytest_aiotbench.artifacts.delegation import Delegation
 from pytest_aiotbench.frameworks.base import (
     ExportError,
     Framework,
@@ -114,10 +115,14 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
         "tools": framework.tool_versions(),
     }
     example = network.probes[0:1]
+
+    def describe(artifact: Path) -> Delegation:
+        return export_worker.delegation(framework, card.implementation, artifact)
+
     fp32 = _cached(cache, f"{card.label}-{framework.name}", parts,
                    f"{card.name}{framework.suffix}", on_build_start,
                    lambda destination: _export(network, framework, "fp32", example, [], None,
-                                               destination))
+                                               destination), describe)
     if variant == "fp32":
         return fp32
     samples = calibration if calibration is not None else network.probes
@@ -128,15 +133,16 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
     return _cached(cache, f"{card.label}-{framework.name}-{variant}", variant_parts,
                    f"{card.name}-{variant}{framework.suffix}", on_build_start,
                    lambda destination: _export(network, framework, variant, example, batches,
-                                               fp32.path, destination))
+                                               fp32.path, destination), describe)
 
 
 def _cached(cache: ArtifactCache, label: str, parts: dict[str, Any], filename: str,
-            on_build_start: Callable[[str], None] | None,
-            build: Callable[[Path], list[str]]) -> Artifact:
-    """The cache's entry; the cache's own failures (a full disk) as an ExportError."""
+            on_build_start: Callable[[str], None] | None, build: Callable[[Path], list[str]],
+            describe: Describe) -> Artifact:
+    """The cache's entry, with its delegation facts; the cache's own failures (a full disk)
+    as an ExportError."""
     try:
-        return cache.get_or_build(label, parts, filename, build, on_build_start)
+        return cache.get_or_build(label, parts, filename, build, on_build_start, describe)
     except OSError as exc:
         raise ExportError(f"the artifact cache {cache.root} failed while storing {filename}: "
                           f"{type(exc).__name__}: {exc}") from exc

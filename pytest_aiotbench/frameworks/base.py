@@ -12,7 +12,12 @@ import abc
 import importlib
 import importlib.metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # Imported where it is made, in each adapter's ``delegation``: importing
+    # pytest_aiotbench.artifacts runs that package, whose export worker imports this module.
+    from pytest_aiotbench.artifacts.delegation import Delegation
 
 #: framework name -> implementation -> adapter, in registration order.
 _FRAMEWORKS: dict[str, dict[str, Framework]] = {}
@@ -69,6 +74,13 @@ class Framework(abc.ABC):
         """Write a quantized or reduced-precision variant; ``calibration`` holds a few
         preprocessed inputs (numpy, batch 1) for the variants that need them."""
         raise NotImplementedError(variant)
+
+    def delegation(self, artifact: Path) -> Delegation:
+        """Which operators of ``artifact`` (fp32 or any variant) this framework hands to its
+        delegate and which it runs on its own kernels, read from the file with the framework
+        installed on the host. Export calls it once per artifact (the export worker); a
+        failure is reported as a missing analysis, never as a failed export."""
+        raise NotImplementedError(f"the {self.name} adapter has no delegation analysis")
 
     def tool_versions(self) -> dict[str, str]:
         return {package: _version(package) for package in self.export_packages}

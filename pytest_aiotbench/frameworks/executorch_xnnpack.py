@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_aiotbench.frameworks.base import Framework, register_framework
+from pytest_aiotbench.frameworks.base import Framework, _version, register_framework
+
+if TYPE_CHECKING:
+    from pytest_aiotbench.artifacts.delegation import Delegation
+
+#: The id ExecuTorch gives the XNNPACK backend in a program's delegates.
+XNNPACK_BACKEND = "XnnpackBackend"
 
 
 @register_framework
@@ -26,7 +34,7 @@ class ExecuTorch(Framework):
         program = to_edge_transform_and_lower(
             exported, partitioner=[XnnpackPartitioner()]).to_executorch()
         destination.write_bytes(program.buffer)
-        return ["torch.export lowered to XNNPACK", *_delegation_notes(program)]
+        return ["torch.export lowered to XNNPACK"]
 
     variants = ("int8",)
 
@@ -51,23 +59,75 @@ class ExecuTorch(Framework):
             quantized, partitioner=[XnnpackPartitioner()]).to_executorch()
         destination.write_bytes(program.buffer)
         return [f"int8 (PT2E XNNPACKQuantizer, per-channel), calibrated on {len(calibration)} "
-                "inputs", *_delegation_notes(program)]
+                "inputs"]
+
+    def delegation(self, artifact: Path) -> Delegation:
+        """The program's execution plan: each KernelCall runs an operator on ExecuTorch's
+        own kernels (portable or optimized: outside the delegate); each DelegateCall runs an
+        XNNPACK graph, whose nodes are counted by type where the installed executorch reads
+        its payload."""
+        from executorch.exir._serialize._program import deserialize_pte_binary
+        from executorch.exir.schema import DataLocation, DelegateCall, KernelCall
+
+        from pytest_aiotbench.artifacts.delegation import Delegation, counted
+
+        program = deserialize_pte_binary(artifact.read_bytes()).program
+        fallback: list[str] = []
+        payloads: list[bytes] = []
+        other: list[str] = []  # delegate calls whose graph is not read: one count a call
+        for plan in program.execution_plan:
+            for chain in plan.chains:
+                for instruction in chain.instructions:
+                    call = instruction.instr_args
+                    if isinstance(call, KernelCall):
+                        fallback.append(plan.operators[call.op_index].name)
+                    elif isinstance(call, DelegateCall):
+                        delegate = plan.delegates[call.delegate_index]
+                        if delegate.id != XNNPACK_BACKEND:
+                            other.append(f"{delegate.id} call")
+                        elif delegate.processed.location == DataLocation.INLINE:
+                            payloads.append(bytes(
+                                program.backend_delegate_data[delegate.processed.index].data))
+                        else:  # not restored by the reader: counted as a call
+                            other.append("XNNPACK call (payload in a segment)")
+        source = (f"executorch {_version('executorch')}: the program's execution plan "
+                  "(KernelCall operators outside the delegate) and its XNNPACK payloads")
+        try:
+            delegated = _xnnpack_node_types(payloads)
+        except Exception as exc:  # the payload's layout is XNNPACK's own; the calls still count
+            delegated = ["XNNPACK call"] * len(payloads)
+            source += (f" (their nodes could not be read: {type(exc).__name__}: {exc}; each "
+                       "counted as one call)")
+        return Delegation("XNNPACK", counted([*delegated, *other]), counted(fallback), source)
 
 
-def _delegation_notes(program: Any) -> list[str]:
-    delegated, total = _delegation(program)
-    if total and delegated < total:
-        return [f"{total - delegated} of {total} operator calls not delegated to XNNPACK"]
-    return []
+def _xnnpack_node_types(payloads: list[bytes]) -> list[str]:
+    """The node types (XNNConv2d, XNNFullyConnected, ...) of XNNPACK graphs as the
+    XNNPACK backend serialised them: its header, then its flatbuffer, which flatc (shipped
+    with executorch) turns into JSON with the backend's own schema."""
+    if not payloads:
+        return []
+    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import (
+        XNNHeader,
+        _get_schema_bytes,
+    )
+    from executorch.exir._serialize._flatbuffer import _run_flatc
+
+    with tempfile.TemporaryDirectory(prefix="aiotbench-xnnpack-") as scratch:
+        folder = Path(scratch)
+        (folder / "schema.fbs").write_bytes(_get_schema_bytes())
+        graphs = []
+        for number, payload in enumerate(payloads):
+            header = XNNHeader.from_bytes(payload[:XNNHeader.EXPECTED_LENGTH])
+            start = header.flatbuffer_offset
+            graphs.append(folder / f"graph{number}.bin")
+            graphs[-1].write_bytes(payload[start:start + header.flatbuffer_size])
+        _run_flatc(["--json", "--strict-json", "--defaults-json", "-o", scratch,
+                    str(folder / "schema.fbs"), "--", *map(str, graphs)])
+        return [node_type for graph in graphs for node_type in _XNODE_TYPE.findall(
+            graph.with_suffix(".json").read_text())]
 
 
-def _delegation(program: Any) -> tuple[int, int]:
-    """(delegated, total) top-level calls in the program's forward plan."""
-    try:
-        plan = program.executorch_program.execution_plan[0]
-        calls = [chain_instr for chain in plan.chains for chain_instr in chain.instructions]
-        delegated = sum(type(c.instr_args).__name__ == "DelegateCall" for c in calls)
-        total = sum(type(c.instr_args).__name__ in ("DelegateCall", "KernelCall") for c in calls)
-        return delegated, total
-    except Exception:  # the program's layout is internal; the note is optional
-        return 0, 0
+#: A node's type in flatc's JSON of an XNNPACK graph (reading the whole JSON would need
+#: its non-standard ``inf`` bounds rewritten first).
+_XNODE_TYPE = re.compile(r'"xnode_union_type":\s*"(\w+)"')

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_aiotbench.frameworks.base import (
     Framework,
     ImplementationUnsupported,
+    _version,
     register_framework,
 )
 
+if TYPE_CHECKING:
+    import onnx
+
+    from pytest_aiotbench.artifacts.delegation import Delegation
+
 #: The ONNX opset tf2onnx writes (the torch exporter picks its own).
 ONNX_OPSET = 17
+#: The execution provider the runners ask for: its kernels (MLAS) run every node.
+PROVIDER = "CPUExecutionProvider"
+#: The ONNX domains whose operators are named without their domain.
+DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 @register_framework
@@ -69,6 +80,42 @@ class OnnxRuntime(Framework):
         return [f"static int8 QDQ (uint8 activations, int8 per-channel weights), calibrated on "
                 f"{len(calibration)} inputs"]
 
+    def delegation(self, artifact: Path) -> Delegation:
+        """The graph a runner's session really runs: the file after ONNX Runtime's
+        optimisations (fusions, QDQ folding, NCHWc layouts), by operator type. Every node is
+        placed on the one provider the session is given."""
+        import onnx
+        import onnxruntime as ort
+
+        from pytest_aiotbench.artifacts.delegation import Delegation, counted
+
+        with tempfile.TemporaryDirectory(prefix="aiotbench-ort-graph-") as scratch:
+            optimized = Path(scratch) / "optimized.onnx"
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = 1
+            # Its warning that an NCHWc graph suits this CPU only: the source says so.
+            options.log_severity_level = 3
+            options.optimized_model_filepath = str(optimized)
+            # Weights beside the graph, so that reading the graph does not read them.
+            options.add_session_config_entry(
+                "session.optimized_model_external_initializers_file_name", "weights.bin")
+            options.add_session_config_entry(
+                "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+            session = ort.InferenceSession(str(artifact), options, providers=[PROVIDER])
+            providers = session.get_providers()
+            del session
+            op_types = [_op_type(node) for node in
+                        _nodes(onnx.load(str(optimized), load_external_data=False).graph)]
+        if providers != [PROVIDER]:
+            raise RuntimeError(f"the session placed nodes on {', '.join(providers)}, not on "
+                               f"{PROVIDER} alone: which node runs where is not known")
+        return Delegation(
+            PROVIDER, counted(op_types), {},
+            f"onnxruntime {_version('onnxruntime')}: the graph its session optimised "
+            f"(ORT_ENABLE_ALL, {PROVIDER}, this host's CPU: layout choices such as NCHWc "
+            "may differ on another), every node on that provider")
+
 
 @register_framework
 class OnnxRuntimeFromKeras(OnnxRuntime):
@@ -93,3 +140,21 @@ class OnnxRuntimeFromKeras(OnnxRuntime):
             opset=ONNX_OPSET, output_path=str(destination))
         return [f"converted by tf2onnx (opset {ONNX_OPSET}) from the Keras model; input NHWC; "
                 "CPU provider, ORT_ENABLE_ALL"]
+
+
+def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """The graph's nodes and those of its subgraphs (an If's branches, a Loop's body)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.type == attribute.GRAPH:
+                yield from _nodes(attribute.g)
+            elif attribute.type == attribute.GRAPHS:
+                for subgraph in attribute.graphs:
+                    yield from _nodes(subgraph)
+
+
+def _op_type(node: onnx.NodeProto) -> str:
+    """The operator's type, with its domain where that is not ONNX's own: ONNX Runtime's
+    ``com.microsoft.nchwc:Conv`` is another kernel than ``Conv``."""
+    return node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}:{node.op_type}"

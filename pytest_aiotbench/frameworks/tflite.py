@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_aiotbench.frameworks.base import Framework, register_framework
+from pytest_aiotbench.frameworks.base import Framework, _version, register_framework
+
+if TYPE_CHECKING:
+    from pytest_aiotbench.artifacts.delegation import Delegation
+
+#: The interpreter's node that stands for one partition its delegate took.
+DELEGATE_NODE = "DELEGATE"
 
 
 @register_framework
@@ -62,6 +68,46 @@ class TFLite(Framework):
                                                                          overwrite=True)
         return [f"full int8 weights and activations, calibrated on {len(calibration)} inputs; "
                 "float input/output"]
+
+    def delegation(self, artifact: Path) -> Delegation:
+        """The nodes LiteRT's default delegate (XNNPACK) replaced when the interpreter
+        allocated its tensors, as the runner's interpreter does, by builtin operator."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        from pytest_aiotbench.artifacts.delegation import Delegation, counted
+
+        interpreter = Interpreter(model_path=str(artifact), num_threads=1)
+        interpreter.allocate_tensors()  # the default delegate takes its partitions here
+        ops = interpreter._get_ops_details()  # the primary subgraph's nodes, delegates last
+        taken = _delegated_nodes(ops)
+        return Delegation(
+            "XNNPACK",
+            counted(ops[index]["op_name"] for index in sorted(taken)),
+            counted(op["op_name"] for op in ops
+                    if op["op_name"] != DELEGATE_NODE and op["index"] not in taken),
+            f"ai-edge-litert {_version('ai-edge-litert')} Interpreter with its default XNNPACK "
+            f"delegate: the nodes each {DELEGATE_NODE} node replaced, traced from its outputs "
+            "back to its inputs")
+
+
+def _delegated_nodes(ops: list[dict[str, Any]]) -> set[int]:
+    """The indices of the nodes inside the delegate's partitions. The interpreter does not
+    show its execution plan, but each delegate node keeps its partition's boundary: every
+    node that computes one of its outputs from its inputs is one it replaced."""
+    producer = {int(tensor): op["index"] for op in ops if op["op_name"] != DELEGATE_NODE
+                for tensor in op["outputs"]}
+    taken: set[int] = set()
+    for node in (op for op in ops if op["op_name"] == DELEGATE_NODE):
+        boundary = {int(tensor) for tensor in node["inputs"]}
+        pending = [int(tensor) for tensor in node["outputs"]]
+        while pending:
+            tensor = pending.pop()
+            index = producer.get(tensor)
+            if tensor in boundary or index is None or index in taken:
+                continue
+            taken.add(index)
+            pending.extend(int(t) for t in ops[index]["inputs"] if t >= 0)
+    return taken
 
 
 @register_framework
