@@ -53,3 +53,5 @@ endif()
 # By path: the library's SONAME (libLiteRt.so) is what the executable records, and it is
 # found through LD_LIBRARY_PATH at run time.
 target_link_libraries(${AIOT_RUNNER_TARGET} PRIVATE "${AIOT_TFLITE_LIBRARY}")
+# dlsym: the profiler calls are looked up at run time (libdl before glibc 2.34, Android).
+target_link_libraries(${AIOT_RUNNER_TARGET} PRIVATE ${CMAKE_DL_LIBS})

@@ -7,13 +7,21 @@
 // few calls the runner needs are declared below from LiteRT's public C API
 // (litert/c/*.h, google-ai-edge/LiteRT at the 2.3.0 version bump). Every declared function
 // is exported by libLiteRt.so 2.3.0; the structs carry the ABI asserts LiteRT documents.
+// The profiler calls (--aiot-profile) are looked up at run time instead of linked, so a
+// libLiteRt.so without them still times: only its profile is then unavailable.
 #include "backend.hpp"
 
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <unordered_map>
 
 namespace aiot {
 
@@ -32,6 +40,7 @@ struct OpaqueOptionsT;
 struct CompiledModelT;
 struct TensorBufferT;
 struct TensorBufferRequirementsT;
+struct ProfilerT;
 using Environment = EnvironmentT*;
 using Model = ModelT*;
 using Signature = SignatureT*;
@@ -42,6 +51,7 @@ using OpaqueOptions = OpaqueOptionsT*;
 using CompiledModel = CompiledModelT*;
 using TensorBuffer = TensorBufferT*;
 using TensorBufferRequirements = TensorBufferRequirementsT*;
+using Profiler = ProfilerT*;
 using ParamIndex = size_t;
 
 // LiteRtStatus: a C enum, so int-sized. Only the values the runner names.
@@ -93,7 +103,40 @@ struct EnvOption {
   Any value;
 };
 
+// LiteRtProfilerEventType (litert_profiler_event.h, tflite::Profiler::EventType's values).
+// Only the operator kinds the runner reads.
+enum ProfilerEventType : int {
+  kOperatorInvokeEvent = 1 << 1,          // an op of the interpreter's execution plan
+  kDelegateOperatorInvokeEvent = 1 << 2,  // an op inside a delegate (scoped)
+  kDelegateProfiledOperatorInvokeEvent = 1 << 3,  // the same, added with its time (XNNPACK)
+};
+// LiteRtMemoryUsage.
+struct MemoryUsage {
+  size_t total_allocated_bytes;
+  size_t in_use_allocated_bytes;
+  size_t private_footprint_bytes;
+};
+// ProfiledEventSource: a C enum, not read (LiteRT 2.3.0 files XNNPACK's events as LITERT).
+using ProfiledEventSource = int;
+// ProfiledEventData. Times in microseconds; for an OPERATOR_INVOKE_EVENT metadata1 is the node
+// index and metadata2 the subgraph index; events added with a time (XNNPACK's) start at 0.
+struct ProfiledEventData {
+  const char* tag;  // owned by the profiler
+  ProfilerEventType event_type;
+  uint64_t start_timestamp_us;
+  uint64_t elapsed_time_us;
+  MemoryUsage begin_mem_usage;
+  MemoryUsage end_mem_usage;
+  uint64_t event_metadata1;
+  uint64_t event_metadata2;
+  ProfiledEventSource event_source;
+};
+
 #if defined(__SIZEOF_POINTER__) && __SIZEOF_POINTER__ == 8
+static_assert(sizeof(ProfiledEventData) == 104, "ProfiledEventData ABI");
+static_assert(offsetof(ProfiledEventData, start_timestamp_us) == 16, "ProfiledEventData ABI");
+static_assert(offsetof(ProfiledEventData, event_metadata1) == 80, "ProfiledEventData ABI");
+static_assert(offsetof(ProfiledEventData, event_source) == 96, "ProfiledEventData ABI");
 static_assert(sizeof(Layout) == 68, "LiteRtLayout ABI");
 static_assert(sizeof(RankedTensorType) == 72, "LiteRtRankedTensorType ABI");
 static_assert(sizeof(Any) == 16, "LiteRtAny ABI");
@@ -155,7 +198,19 @@ Status LiteRtGetTensorBufferPackedSize(TensorBuffer buffer, size_t* size);
 Status LiteRtLockTensorBuffer(TensorBuffer buffer, void** host_memory, LockMode lock_mode);
 Status LiteRtUnlockTensorBuffer(TensorBuffer buffer);
 void LiteRtDestroyTensorBuffer(TensorBuffer buffer);
+// litert_compiled_model.h, litert_profiler.h: never called directly (no link-time
+// reference), only their types, for the pointers dlsym finds (ProfilerApi).
+Status LiteRtCompiledModelGetProfiler(CompiledModel compiled_model, Profiler* profiler);
+Status LiteRtStartProfiler(Profiler profiler);
+Status LiteRtStopProfiler(Profiler profiler);
+Status LiteRtResetProfiler(Profiler profiler);
+Status LiteRtGetNumProfilerEvents(Profiler profiler, int* num_events);
+Status LiteRtGetProfilerEvents(Profiler profiler, int num_events, ProfiledEventData* events);
 }  // extern "C"
+
+// The opaque options LrtRuntimeOptions (litert/c/options/litert_runtime_options.cc, not part
+// of libLiteRt.so) serialises: a TOML text under this identifier.
+constexpr const char* kRuntimeOptionsIdentifier = "runtime_options_string";
 
 }  // namespace litert_c
 
@@ -232,6 +287,138 @@ std::string shape_text(const lc::Layout& layout) {
   return text + "]";
 }
 
+// Adds a TOML text as the opaque options `identifier` (what LiteRT's client-side option
+// classes serialise).
+void add_toml_options(lc::Options options, const char* identifier, const std::string& toml,
+                      const std::string& where) {
+  auto check = [&](const char* call, lc::Status status) {
+    if (status != lc::kStatusOk) throw RunnerError("load", where + describe(call, status));
+  };
+  char* payload = static_cast<char*>(std::malloc(toml.size() + 1));
+  if (payload == nullptr) throw RunnerError("load", where + "out of memory");
+  std::memcpy(payload, toml.c_str(), toml.size() + 1);
+  lc::OpaqueOptions opaque = nullptr;
+  const lc::Status created = lc::LiteRtCreateOpaqueOptions(identifier, payload, std::free, &opaque);
+  if (created != lc::kStatusOk) std::free(payload);
+  check("LiteRtCreateOpaqueOptions", created);
+  OwnedOpaqueOptions owned(opaque);
+  check("LiteRtAddOpaqueOptions", lc::LiteRtAddOpaqueOptions(options, opaque));
+  owned.release();  // now owned by options
+}
+
+// The profiler calls, found in the loaded libLiteRt.so at run time: linking them would make
+// a LiteRT without them (an older AAR) fail to start, timing included.
+struct ProfilerApi {
+  decltype(&lc::LiteRtCompiledModelGetProfiler) get_profiler = nullptr;
+  decltype(&lc::LiteRtStartProfiler) start = nullptr;
+  decltype(&lc::LiteRtStopProfiler) stop = nullptr;
+  decltype(&lc::LiteRtResetProfiler) reset = nullptr;
+  decltype(&lc::LiteRtGetNumProfilerEvents) num_events = nullptr;
+  decltype(&lc::LiteRtGetProfilerEvents) events = nullptr;
+
+  // Returns the first call the library lacks, "" when it has them all.
+  std::string resolve() {
+    std::string missing;
+    auto find = [&](auto& pointer, const char* name) {
+      pointer = reinterpret_cast<std::remove_reference_t<decltype(pointer)>>(
+          dlsym(RTLD_DEFAULT, name));
+      if (pointer == nullptr && missing.empty()) missing = name;
+    };
+    find(get_profiler, "LiteRtCompiledModelGetProfiler");
+    find(start, "LiteRtStartProfiler");
+    find(stop, "LiteRtStopProfiler");
+    find(reset, "LiteRtResetProfiler");
+    find(num_events, "LiteRtGetNumProfilerEvents");
+    find(events, "LiteRtGetProfilerEvents");
+    return missing;
+  }
+};
+
+bool is_delegate_event(const lc::ProfiledEventData& event) {
+  return event.event_type == lc::kDelegateOperatorInvokeEvent ||
+         event.event_type == lc::kDelegateProfiledOperatorInvokeEvent;
+}
+
+// The interpreter node that runs a whole delegated partition: tagged with the delegate
+// kernel's name ("TfLiteXNNPackDelegate") or DELEGATE. XNNPACK in LiteRT 2.3.0 asks for
+// per-operator profiling, which leaves this node unrecorded; others may record it.
+bool is_delegate_kernel(const std::string& tag) {
+  return tag == "DELEGATE" || tag.find("Delegate") != std::string::npos;
+}
+
+// Sums the operator events of one inference, events[begin, end), into `records` (one entry
+// per operator, `index` keyed by delegate, op type and name), counting nothing twice: a
+// delegate kernel node gives way to the per-operator events it contains, and an operator
+// that runs others (a control-flow op's subgraph) keeps only its own time. Returns how many
+// operator events the inference had.
+size_t add_inference(const std::vector<lc::ProfiledEventData>& events, size_t begin,
+                     size_t end, std::vector<OpRecord>& records,
+                     std::unordered_map<std::string, size_t>& index) {
+  struct Entry {
+    std::string op_type, name, delegate;
+    double time_us;
+    bool dropped;
+  };
+  std::vector<Entry> entries;
+  size_t operator_events = 0;
+  // Interpreter operators still running at the event being read, by their end time.
+  std::vector<std::pair<size_t, uint64_t>> open;
+  long last_operator = -1;  // the entry of the latest interpreter operator
+  long partition = -1;      // the delegate run (XNNPACK numbers its ops from 0 in each)
+  uint64_t last_delegate_node = 0;
+  bool operator_since_delegate = true;
+  for (size_t i = begin; i < end; ++i) {
+    const lc::ProfiledEventData& event = events[i];
+    const std::string tag = event.tag != nullptr ? event.tag : "?";
+    if (event.event_type == lc::kOperatorInvokeEvent) {
+      ++operator_events;
+      const uint64_t start = event.start_timestamp_us;
+      while (!open.empty() && open.back().second <= start) open.pop_back();
+      if (!open.empty()) entries[open.back().first].time_us -= event.elapsed_time_us;
+      std::string name = tag + " #" + std::to_string(event.event_metadata1);
+      if (event.event_metadata2 != 0)
+        name += " (subgraph " + std::to_string(event.event_metadata2) + ")";
+      const bool kernel = is_delegate_kernel(tag);
+      std::string delegate = "none";
+      if (kernel) {
+        std::string lower = tag;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        delegate = lower.find("xnnpack") != std::string::npos || tag == "DELEGATE" ? "XNNPACK"
+                                                                                   : tag;
+      }
+      entries.push_back({tag, name, delegate, static_cast<double>(event.elapsed_time_us), false});
+      last_operator = kernel ? static_cast<long>(entries.size() - 1) : -1;
+      open.emplace_back(entries.size() - 1, start + event.elapsed_time_us);
+      operator_since_delegate = true;
+    } else if (is_delegate_event(event)) {
+      ++operator_events;
+      const uint64_t node = event.event_metadata1;
+      if (partition < 0 || operator_since_delegate || node <= last_delegate_node) ++partition;
+      last_delegate_node = node;
+      operator_since_delegate = false;
+      // The kernel node recorded just before this op's partition wraps it.
+      if (last_operator >= 0) entries[last_operator].dropped = true;
+      std::string name = tag + " #" + std::to_string(node);
+      if (partition > 0) name += " (XNNPACK partition " + std::to_string(partition) + ")";
+      // The CPU accelerator's only delegate is XNNPACK.
+      entries.push_back({tag, name, "XNNPACK", static_cast<double>(event.elapsed_time_us), false});
+    }
+  }
+  for (const Entry& entry : entries) {
+    if (entry.dropped) continue;
+    const double time_s = (entry.time_us > 0 ? entry.time_us : 0.0) * 1e-6;
+    const std::string key = entry.delegate + '\n' + entry.op_type + '\n' + entry.name;
+    auto found = index.find(key);
+    if (found == index.end()) {
+      index.emplace(key, records.size());
+      records.push_back({entry.op_type, entry.name, entry.delegate, time_s});
+    } else {
+      records[found->second].time_s += time_s;
+    }
+  }
+  return operator_events;
+}
+
 class TfliteBackend : public Backend {
  public:
   ~TfliteBackend() override {
@@ -282,23 +469,30 @@ class TfliteBackend : public Backend {
     options_.reset(options);
     check("LiteRtSetOptionsHardwareAccelerators",
           lc::LiteRtSetOptionsHardwareAccelerators(options, lc::kHwAcceleratorCpu));
-    const std::string cpu_toml = "num_threads = " + std::to_string(threads) + "\n";
-    char* payload = static_cast<char*>(std::malloc(cpu_toml.size() + 1));
-    if (payload == nullptr) throw RunnerError("load", where + "out of memory");
-    std::memcpy(payload, cpu_toml.c_str(), cpu_toml.size() + 1);
-    lc::OpaqueOptions cpu_options = nullptr;
-    const lc::Status created =
-        lc::LiteRtCreateOpaqueOptions("xnnpack", payload, std::free, &cpu_options);
-    if (created != lc::kStatusOk) std::free(payload);
-    check("LiteRtCreateOpaqueOptions", created);
-    OwnedOpaqueOptions owned_cpu_options(cpu_options);
-    check("LiteRtAddOpaqueOptions", lc::LiteRtAddOpaqueOptions(options, cpu_options));
-    owned_cpu_options.release();  // now owned by options
+    add_toml_options(options, "xnnpack", "num_threads = " + std::to_string(threads) + "\n",
+                     where);
+    // Profiling is a runtime option read when the compiled model is made: the interpreter
+    // then gets the profiler, and XNNPACK times each of its ops.
+    if (profiling_) {
+      add_toml_options(options, lc::kRuntimeOptionsIdentifier, "enable_profiling = true\n",
+                       where);
+    }
 
     lc::CompiledModel compiled_model = nullptr;
     check("LiteRtCreateCompiledModel",
           lc::LiteRtCreateCompiledModel(environment, model, options, &compiled_model));
     compiled_model_.reset(compiled_model);
+    if (profiling_) {
+      lc::Profiler profiler = nullptr;
+      check("LiteRtCompiledModelGetProfiler",
+            profiler_api_.get_profiler(compiled_model, &profiler));
+      if (profiler == nullptr) {
+        throw RunnerError("load", where + "LiteRT made no profiler although the runtime option "
+                                          "enable_profiling = true was given (its log on stderr "
+                                          "says whether it refused the runtime options)");
+      }
+      profiler_ = profiler;  // owned by the compiled model
+    }
 
     // Signature 0 is the model's entry point (serving_default for converted models).
     lc::ParamIndex signature_count = 0;
@@ -356,6 +550,12 @@ class TfliteBackend : public Backend {
     std::memcpy(host, input, count * sizeof(float));
     check("LiteRtUnlockTensorBuffer", lc::LiteRtUnlockTensorBuffer(input_buffers_[0]));
 
+    if (profile_started_) {
+      // Where this inference's events start: stop_profile() splits them per inference.
+      int events = 0;
+      check("LiteRtGetNumProfilerEvents", profiler_api_.num_events(profiler_, &events));
+      inference_marks_.push_back(static_cast<size_t>(events));
+    }
     check("LiteRtRunCompiledModel",
           lc::LiteRtRunCompiledModel(compiled_model_.get(), 0, input_buffers_.size(),
                                      input_buffers_.data(), output_buffers_.size(),
@@ -375,6 +575,68 @@ class TfliteBackend : public Backend {
 #else
     return "unknown (AIOT_TFLITE_VERSION not set at build)";
 #endif
+  }
+
+  std::string enable_profiling() override {
+    const std::string missing = profiler_api_.resolve();
+    if (!missing.empty()) {
+      return "this libLiteRt.so (LiteRT " + declared_version() + ") exports no " + missing +
+             ": no per-operator profiler in its C API";
+    }
+    profiling_ = true;
+    return "";
+  }
+
+  std::string profile_source() const override {
+    return "LiteRT " + declared_version() + " C API profiler";
+  }
+
+  void start_profile() override {
+    if (profiler_ == nullptr) {
+      throw RunnerError("profile", std::string(kFrameworkName) + ": no profiler (load() first)");
+    }
+    // Start clears the warm-up's events in 2.3.0; the reset keeps them out whatever a later
+    // start does.
+    check_profile("LiteRtResetProfiler", profiler_api_.reset(profiler_));
+    check_profile("LiteRtStartProfiler", profiler_api_.start(profiler_));
+    inference_marks_.clear();
+    profile_started_ = true;
+  }
+
+  std::vector<OpRecord> stop_profile() override {
+    if (!profile_started_) return {};
+    profile_started_ = false;
+    check_profile("LiteRtStopProfiler", profiler_api_.stop(profiler_));
+    int count = 0;
+    check_profile("LiteRtGetNumProfilerEvents", profiler_api_.num_events(profiler_, &count));
+    std::vector<lc::ProfiledEventData> events(static_cast<size_t>(count > 0 ? count : 0));
+    if (count > 0) {
+      check_profile("LiteRtGetProfilerEvents",
+                    profiler_api_.events(profiler_, count, events.data()));
+    }
+    std::vector<OpRecord> records;
+    std::unordered_map<std::string, size_t> index;
+    size_t first_count = 0;
+    for (size_t i = 0; i < inference_marks_.size(); ++i) {
+      const size_t begin = std::min(inference_marks_[i], events.size());
+      const size_t end = i + 1 < inference_marks_.size()
+                             ? std::min(inference_marks_[i + 1], events.size())
+                             : events.size();
+      const size_t operators = add_inference(events, begin, end, records, index);
+      // A classifier runs the same operators every time; fewer later means LiteRT's event
+      // buffer filled and dropped the rest, which would understate every mean.
+      if (i == 0) {
+        first_count = operators;
+      } else if (operators != first_count) {
+        throw RunnerError("profile", std::string(kFrameworkName) + ": LiteRT's profiler recorded " +
+                                         std::to_string(first_count) +
+                                         " operator events in the first profiled inference and " +
+                                         std::to_string(operators) + " in inference " +
+                                         std::to_string(i + 1) +
+                                         " (its event buffer may have filled: fewer runs)");
+      }
+    }
+    return records;
   }
 
   std::vector<std::string> notes() const override {
@@ -433,7 +695,8 @@ class TfliteBackend : public Backend {
                                                               requirements, &buffer));
     owned_buffers_.emplace_back(buffer);
     size_t packed_size = 0;
-    check("LiteRtGetTensorBufferPackedSize", lc::LiteRtGetTensorBufferPackedSize(buffer, &packed_size));
+    check("LiteRtGetTensorBufferPackedSize",
+          lc::LiteRtGetTensorBufferPackedSize(buffer, &packed_size));
     if (packed_size < elements * sizeof(float)) {
       throw RunnerError("load", where + what + ": buffer of " + std::to_string(packed_size) +
                                     " bytes for " + std::to_string(elements) + " floats");
@@ -462,6 +725,20 @@ class TfliteBackend : public Backend {
     return 0;
   }
 
+  static std::string declared_version() {
+#ifdef AIOT_TFLITE_DECLARED_VERSION
+    return AIOT_TFLITE_DECLARED_VERSION;
+#else
+    return "(version unknown)";
+#endif
+  }
+
+  static void check_profile(const char* call, lc::Status status) {
+    if (status != lc::kStatusOk) {
+      throw RunnerError("profile", std::string(kFrameworkName) + ": " + describe(call, status));
+    }
+  }
+
   OwnedEnvironment environment_;
   OwnedModel model_;
   OwnedOptions options_;  // kept for the compiled model's lifetime, which may refer to it
@@ -475,6 +752,12 @@ class TfliteBackend : public Backend {
   lc::ParamIndex first_output_ = 0;
   int threads_ = 0;
   int fully_accelerated_ = -1;  // -1: not known
+  // Profiling (a profile pass's own instance only).
+  ProfilerApi profiler_api_;
+  bool profiling_ = false;           // enable_profiling() succeeded: load() asks for it
+  lc::Profiler profiler_ = nullptr;  // the compiled model's
+  bool profile_started_ = false;
+  std::vector<size_t> inference_marks_;  // event count before each profiled inference
 };
 
 }  // namespace
