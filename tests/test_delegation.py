@@ -18,6 +18,7 @@ from pytest_aiotbench.artifacts import (
     prepare_network,
 )
 from pytest_aiotbench.artifacts.cache import DELEGATION_KEY
+from pytest_aiotbench.artifacts.export_worker import perform
 from pytest_aiotbench.networks.card import NetworkCard
 from pytest_aiotbench.runner.protocol import NO_DELEGATE
 
@@ -45,9 +46,10 @@ def refused_pool(pretrained: bool) -> torch.nn.Module:
 
 
 def exported(framework: str, destination: Path) -> Path:
-    """The model written by the framework's real adapter."""
+    """The model written by the framework's real adapter, as the export stage calls it."""
     torch.manual_seed(0)
-    frameworks.get(framework).export(RefusedPool().eval(), torch.rand(SHAPE), destination)
+    perform(frameworks.get(framework), RefusedPool().eval(), "torch", "fp32",
+            np.random.default_rng(0).random(SHAPE, dtype=np.float32), [], None, destination)
     return destination
 
 
