@@ -16,7 +16,7 @@ from pytest_aiotbench.measure import compare, summarize
 from pytest_aiotbench.networks.card import NetworkCard
 from pytest_aiotbench.runner.native.build import NativeBuilder
 from pytest_aiotbench.runner.program import PYTHON_RUNNER, RunnerProgram
-from pytest_aiotbench.runner.protocol import RunRequest, Timing
+from pytest_aiotbench.runner.protocol import NO_DELEGATE, ProfileRequest, RunRequest, Timing
 
 FAST_TIMING = Timing(warmup_s=0.05, min_samples=5, min_time_s=0.1, max_time_s=0.5)
 
@@ -38,8 +38,17 @@ def prepared(tmp_path_factory):
                            workdir=tmp_path_factory.mktemp("probes"))
 
 
-def request_for(framework: str, artifact: Path, probes: Path) -> RunRequest:
-    return RunRequest(framework, str(artifact), str(probes), 1, FAST_TIMING)
+def request_for(framework: str, artifact: Path, probes: Path,
+                profile: ProfileRequest | None = None) -> RunRequest:
+    return RunRequest(framework, str(artifact), str(probes), 1, FAST_TIMING, profile=profile)
+
+
+#: The kernel library each framework hands this network's convolutions to, as its profiler
+#: names it, and a word of the convolution's op type there.
+CONVOLUTION_RUNS_IN = {"tflite": ("XNNPACK", "conv"),
+                       "onnxruntime": ("CPUExecutionProvider", "conv"),
+                       "pytorch-mobile": (NO_DELEGATE, "conv"),
+                       "executorch": ("XNNPACK", "conv")}
 
 
 def program_for(kind: str, framework: str, cache: Path) -> RunnerProgram:
@@ -57,7 +66,8 @@ def test_export_deploy_time_and_check(framework, runner, prepared, artifact_cach
     assert artifact.path.suffix == adapter.suffix and artifact.size_bytes > 0
 
     result = LocalDevice().run(program_for(runner, framework, artifact_cache),
-                               request_for(framework, artifact.path, prepared.probe_path), 300)
+                               request_for(framework, artifact.path, prepared.probe_path,
+                                           ProfileRequest(runs=3, warmup_runs=1)), 300)
 
     assert result.runner == runner and result.framework == framework and result.threads == 1
     assert result.stop_reason in ("converged", "time_cap", "sample_cap")
@@ -68,6 +78,21 @@ def test_export_deploy_time_and_check(framework, runner, prepared, artifact_cach
     validity = compare(result.probe_outputs, prepared.reference_outputs, rtol=1e-4)
     assert validity.passed, validity.describe()
     assert validity.top1_agreement == 1.0
+
+    # The profiling pass: every framework on the native runner, all but LiteRT (no per-op API
+    # in its Python Interpreter: the reason says so) on the Python runner.
+    profile = result.profile
+    assert profile is not None
+    if runner == "python" and framework == "tflite":
+        assert not profile.available and "--aiot-runner=native" in profile.unavailable
+        return
+    assert profile.available and profile.runs == 3 and profile.source, profile
+    delegate, word = CONVOLUTION_RUNS_IN[framework]
+    convolutions = [op for op in profile.ops if word in op.op_type.lower()]
+    assert convolutions and {op.delegate for op in convolutions} == {delegate}, profile.ops
+    assert len({op.name for op in convolutions}) >= 2  # two convolutions, told apart
+    # Every op's time is its own (no span counted twice): together within one inference.
+    assert 0 < profile.ops_s <= profile.total_s * 1.05, (profile.ops_s, profile.total_s)
 
 
 def test_pytorch_mobile_says_when_optimize_for_mobile_was_skipped(prepared, artifact_cache):

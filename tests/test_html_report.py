@@ -57,31 +57,33 @@ new Promise(resolve => setTimeout(resolve, 300)).then(() => {
 @dataclasses.dataclass(frozen=True)
 class SmallRun:
     first: Path  # results of a first session
-    second: Path  # results of a second session, compared with the first
+    second: Path  # results of a second session, compared with the first, profiled
     page: Path  # the second session's --aiot-html page
+    second_output: str  # the second session's terminal
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, artifact_cache) -> SmallRun:
     """Two real sessions on the local device: a tiny CNN in ONNX Runtime and LiteRT, fp32
-    and dynamic int8 (four workloads); the second against the first as its baseline, writing
-    the page."""
+    and dynamic int8 (four workloads); the second against the first as its baseline, with
+    per-operator profiles, writing the page."""
     root = tmp_path_factory.mktemp("html-report")
     (root / "test_tiny.py").write_text(TINY_CNN_MODULE)
-    run = SmallRun(root / "first.json", root / "second.json", root / "report.html")
 
-    def session(*args: str) -> None:
+    def session(*args: str) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "test_tiny.py", *FAST,
              f"--aiot-cache={artifact_cache}", "--aiot-framework=onnxruntime,tflite",
              "--aiot-variant=fp32,dynamic-int8", *args],
             cwd=root, capture_output=True, text=True, timeout=900, check=False)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        return done.stdout
 
-    session(f"--aiot-json={run.first}")
-    session(f"--aiot-json={run.second}", f"--aiot-baseline={run.first}",
-            f"--aiot-html={run.page}")
-    return run
+    first, second, page_path = root / "first.json", root / "second.json", root / "report.html"
+    session(f"--aiot-json={first}")
+    output = session(f"--aiot-json={second}", f"--aiot-baseline={first}",
+                     f"--aiot-html={page_path}", "--aiot-profile")
+    return SmallRun(first, second, page_path, output)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +140,50 @@ def test_the_session_page_draws_every_chart_in_a_browser(small_run, chromium):
     page = small_run.page.read_text()
     # The probed peak made it from the runner through the facts to the page.
     assert "% of peak" in page and "Peak probe: numpy" in page
+    # The operators: the profiled frameworks' stacked bars side by side for the network.
+    (operators,) = charts(visit, "operators")
+    assert operators["bars"] >= 2 * 2  # two ONNX Runtime workloads, two op types at least
+    assert "Operators: where one inference spends its time" in found["headings"]
+    assert "Delegation: what each artifact's delegate takes" in found["headings"]
+
+
+def test_profiles_and_delegation_reach_the_json_the_terminal_and_the_page(small_run):
+    """--aiot-profile: each ONNX Runtime row carries its operators (the issue's form), the
+    LiteRT rows the reason they have none (the Python runner); every row's artifact carries
+    its delegation facts; the terminal has one line per workload; the page's operators and
+    delegation sections name every workload."""
+    rows = {row["id"].removesuffix("-local"): row
+            for row in workloads(small_run.second)["local"]}
+    assert sorted(rows) == ["tiny_cnn-onnxruntime", "tiny_cnn-onnxruntime-dynamic-int8",
+                            "tiny_cnn-tflite", "tiny_cnn-tflite-dynamic-int8"]
+    for row in rows.values():
+        profile = row["profile"]
+        if row["framework"] == "onnxruntime":
+            assert set(profile) == {"ops", "total_s", "runs", "source"}, profile
+            assert profile["runs"] == 10 and profile["source"].startswith("onnxruntime")
+            assert {op["delegate"] for op in profile["ops"]} == {"CPUExecutionProvider"}
+            assert sum(op["time_s"] for op in profile["ops"]) <= profile["total_s"] * 1.05
+        else:
+            assert set(profile) == {"unavailable"} and "native" in profile["unavailable"]
+        delegation = row["artifact"]["delegation"]
+        assert delegation["delegate"] in ("XNNPACK", "CPUExecutionProvider"), delegation
+        assert delegation["delegated_ops"] > 0, delegation
+    # The int8 ONNX model's profile shows its integer kernels, the fp32's none.
+    int8_types = {op["op_type"]
+                  for op in rows["tiny_cnn-onnxruntime-dynamic-int8"]["profile"]["ops"]}
+    fp32_types = {op["op_type"] for op in rows["tiny_cnn-onnxruntime"]["profile"]["ops"]}
+    assert int8_types - fp32_types and not {"DynamicQuantizeLinear"} & fp32_types
+    lines = [line for line in small_run.second_output.splitlines()
+             if line.startswith("operators tiny_cnn-")]
+    assert sorted(line.split(":")[0] for line in lines) == [
+        f"operators {label}" for label in sorted(rows)], lines
+    assert any("no profile: LiteRT's Python Interpreter" in line for line in lines)
+    page = small_run.page.read_text()
+    operators = page.split("<section id='operators'>")[1].split("</section>")[0]
+    delegation = page.split("<section id='delegation'>")[1].split("</section>")[0]
+    for label in rows:
+        assert label in operators and label in delegation
+    assert "unavailable: LiteRT" in operators
 
 
 def test_the_page_is_the_json_files_page(small_run, tmp_path):

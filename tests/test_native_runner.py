@@ -33,6 +33,7 @@ from pytest_aiotbench.runner.native.targets import Target
 from pytest_aiotbench.runner.program import RUNNER_SCRIPT, RunnerProgram
 from pytest_aiotbench.runner.protocol import (
     PROTOCOL_VERSION,
+    ProfileRequest,
     RunFailure,
     RunRequest,
     RunResult,
@@ -102,7 +103,7 @@ def test_both_runners_answer_every_field_of_the_schema(native_runners, tmp_path)
                          Timing(warmup_s=0.01, min_time_s=0.01, max_time_s=math.inf,
                                 max_samples=25, target_rel_ci=1e-12),
                          labelled_inputs=str(tmp_path / "labelled.npy"),
-                         peak_probe_threads=(1,))
+                         peak_probe_threads=(1,), profile=ProfileRequest(runs=3))
     # The product binary has no fault switch: the variable changes nothing.
     native = describe(native_runners["onnxruntime"], "", request.to_json(),
                       AIOT_RUNNER_FAULT="onnxruntime:segfault-after-load")
@@ -121,6 +122,12 @@ def test_both_runners_answer_every_field_of_the_schema(native_runners, tmp_path)
     assert [row[0] for row in results["native"].labelled.top_k] == [0, 0, 0]
     assert results["native"].labelled.top_k == results["python"].labelled.top_k
     assert np.allclose(results["native"].probe_outputs, results["python"].probe_outputs)
+    # Both profile the same ONNX Runtime graph: the same nodes, each on the CPU provider.
+    profiled = {name: {(op.op_type, op.name, op.delegate) for op in result.profile.ops}
+                for name, result in results.items()}
+    assert profiled["native"] == profiled["python"], profiled
+    assert {op_type for op_type, _, _ in profiled["native"]} >= {"Gemm", "Add"}
+    assert {delegate for _, _, delegate in profiled["native"]} == {"CPUExecutionProvider"}
 
 
 def test_the_native_runner_refuses_another_protocol_version(native_runners):

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from conftest import onnx_chain
 
+from pytest_aiotbench.runner.aiot_runner import NO_DELEGATE as PYTHON_RUNNER_NO_DELEGATE
 from pytest_aiotbench.runner.aiot_runner import PROTOCOL_VERSION as PYTHON_RUNNER_VERSION
 from pytest_aiotbench.runner.native.build import NATIVE_DIR
 from pytest_aiotbench.runner.program import RUNNER_SCRIPT
 from pytest_aiotbench.runner.protocol import (
+    NO_DELEGATE,
     PAIRED_ORDERS,
     PROTOCOL_VERSION,
     RUNNERS,
@@ -32,6 +34,9 @@ from pytest_aiotbench.runner.protocol import (
     PairedRound,
     PairedTiming,
     PeakCompute,
+    Profile,
+    ProfiledOp,
+    ProfileRequest,
     ProtocolError,
     RunFailure,
     RunRequest,
@@ -72,6 +77,11 @@ def test_the_host_classes_match_the_schema():
     assert fields(PairedTiming) == set(message_fields("paired_result"))
     assert fields(PairedRound) == set(message_fields("paired_round"))
     assert PAIRED_ORDERS == tuple(SCHEMA["enums"]["paired_order"])
+    assert fields(ProfileRequest) == set(message_fields("profile_request"))
+    assert fields(Profile) == set(message_fields("profile_result"))
+    assert fields(ProfiledOp) == set(message_fields("profiled_op"))
+    assert (NO_DELEGATE,) == tuple(SCHEMA["enums"]["no_delegate"])
+    assert PYTHON_RUNNER_NO_DELEGATE == NO_DELEGATE  # pushed alone, it keeps its own
     assert fields(RunFailure) == set(message_fields("failure")) - {
         "ok", "protocol_version", "framework"}
     assert Timing().mode in TIMING_MODES
@@ -129,6 +139,10 @@ def check_result_keys(raw: dict[str, Any]) -> None:
         check_message(raw["paired"], "paired_result")
         for entry in raw["paired"]["rounds"]:
             check_message(entry, "paired_round")
+    if raw["profile"] is not None:
+        check_message(raw["profile"], "profile_result")
+        for op in raw["profile"]["ops"]:
+            check_message(op, "profiled_op")
 
 
 def run_python_runner(request: str) -> tuple[int, str]:
