@@ -22,6 +22,7 @@ TOP_TYPES = 4
 CHART_TYPES = 8
 OTHER = "other"
 FALLBACK_MARK = " (fallback)"
+BETWEEN = "between operators"
 
 
 def shares(profile: Profile, count: int) -> list[tuple[str, bool, float]]:
@@ -101,7 +102,8 @@ def delegation_of(result: WorkloadResult) -> Delegation | None:
 def operators_section(results: list[WorkloadResult]) -> str:
     """``<section id="operators">``: per device and network, one stacked bar per workload
     (the frameworks side by side), each op type a segment of its mean time per inference,
-    the segments outside the delegate hatched; and a table of every profile, or why none."""
+    the segments outside the delegate hatched, the time in no operator grey; and a table of
+    every profile, or why none."""
     profiled = [r for r in results if r.profile is not None]
     if not profiled:
         return ""
@@ -129,12 +131,17 @@ def _stacked(group: list[WorkloadResult]) -> go.Figure:
         assert result.profile is not None
         for op_type, fell_back, seconds in shares(result.profile, CHART_TYPES):
             segments.setdefault((op_type, fell_back), [0.0] * len(group))[index] += seconds
+    # What the profiler booked to no operator (the framework's work between them, and the
+    # profiler's own): the bar's length is then the profiled inference.
+    segments[(BETWEEN, False)] = [max(0.0, (r.profile.total_s or 0.0) - r.profile.ops_s)
+                                  for r in group if r.profile is not None]
     figure = go.Figure()
     for (op_type, fell_back), seconds in segments.items():
         figure.add_trace(go.Bar(
             y=names, x=[s * 1e3 for s in seconds], orientation="h",
             name=op_type + (FALLBACK_MARK if fell_back else ""),
             marker_pattern_shape="/" if fell_back else "",
+            marker_color="#d0d0d0" if op_type == BETWEEN else None,
             hovertemplate="%{x:.3f} ms<extra>%{fullData.name}</extra>"))
     figure.update_layout(barmode="stack", height=160 + 48 * len(group),
                          xaxis_title="ms per profiled inference", yaxis_autorange="reversed",

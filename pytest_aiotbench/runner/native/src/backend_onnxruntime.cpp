@@ -7,11 +7,22 @@
 // The API table is asked for at the header's ORT_API_VERSION: the C API only grows, so a
 // header older than the library (Debian's libonnxruntime-dev beside the wheel's library)
 // is fine, and a library older than the header is refused with a clear message.
+//
+// Per-operator profiles come from ORT's own session profiler (EnableProfiling), whose JSON
+// trace is written into a private temporary folder and removed once read.
 #include "backend.hpp"
 
 #include <onnxruntime_c_api.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <utility>
 
 namespace aiot {
@@ -47,8 +58,284 @@ size_t element_count(const std::vector<int64_t>& shape) {
   return count;
 }
 
+// A JSON value, as much of JSON as ORT's profiling trace needs. The runner's JSON library
+// belongs to the core's build: a backend build is not given its headers.
+struct JsonValue {
+  enum class Kind { null, boolean, number, string, array, object };
+  Kind kind = Kind::null;
+  bool boolean = false;
+  double number = 0;
+  std::string text;
+  std::vector<JsonValue> items;
+  std::vector<std::pair<std::string, JsonValue>> fields;
+
+  const JsonValue* field(const char* key) const {
+    for (const auto& entry : fields) {
+      if (entry.first == key) return &entry.second;
+    }
+    return nullptr;
+  }
+  std::string text_of(const char* key) const {
+    const JsonValue* value = field(key);
+    return value != nullptr && value->kind == Kind::string ? value->text : std::string();
+  }
+  double number_of(const char* key) const {
+    const JsonValue* value = field(key);
+    return value != nullptr && value->kind == Kind::number ? value->number : 0.0;
+  }
+};
+
+class JsonReader {
+ public:
+  explicit JsonReader(const std::string& text) : text_(text) {}
+
+  JsonValue document() {
+    JsonValue value = read(0);
+    skip_space();
+    if (at_ < text_.size()) fail("text after the JSON value");
+    return value;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error("bad JSON at byte " + std::to_string(at_) + ": " + what);
+  }
+  void skip_space() {
+    while (at_ < text_.size() && std::strchr(" \t\r\n", text_[at_]) != nullptr) ++at_;
+  }
+  char next() {
+    skip_space();
+    if (at_ >= text_.size()) fail("unexpected end");
+    return text_[at_];
+  }
+  bool take(char wanted) {
+    if (next() != wanted) return false;
+    ++at_;
+    return true;
+  }
+  void expect(char wanted) {
+    if (next() != wanted) fail(std::string("expected '") + wanted + "'");
+    ++at_;
+  }
+
+  JsonValue read(int depth) {
+    if (depth > 64) fail("nested too deep");
+    JsonValue value;
+    const char first = next();
+    if (first == '{') {
+      value.kind = JsonValue::Kind::object;
+      ++at_;
+      if (take('}')) return value;
+      do {
+        if (next() != '"') fail("expected a key");
+        std::string key = read_string();
+        expect(':');
+        value.fields.emplace_back(std::move(key), read(depth + 1));
+      } while (take(','));
+      expect('}');
+      return value;
+    }
+    if (first == '[') {
+      value.kind = JsonValue::Kind::array;
+      ++at_;
+      if (take(']')) return value;
+      do {
+        value.items.push_back(read(depth + 1));
+      } while (take(','));
+      expect(']');
+      return value;
+    }
+    if (first == '"') {
+      value.kind = JsonValue::Kind::string;
+      value.text = read_string();
+      return value;
+    }
+    for (const char* word : {"true", "false", "null"}) {
+      if (text_.compare(at_, std::strlen(word), word) == 0) {
+        at_ += std::strlen(word);
+        value.kind = word[0] == 'n' ? JsonValue::Kind::null : JsonValue::Kind::boolean;
+        value.boolean = word[0] == 't';
+        return value;
+      }
+    }
+    const char* start = text_.c_str() + at_;
+    char* end = nullptr;
+    value.number = std::strtod(start, &end);
+    if (end == start) fail("expected a value");
+    value.kind = JsonValue::Kind::number;
+    at_ += static_cast<size_t>(end - start);
+    return value;
+  }
+
+  std::string read_string() {
+    ++at_;  // the opening quote
+    std::string text;
+    while (true) {
+      if (at_ >= text_.size()) fail("unterminated string");
+      const char c = text_[at_++];
+      if (c == '"') return text;
+      if (c != '\\') {
+        text += c;
+        continue;
+      }
+      if (at_ >= text_.size()) fail("unterminated string");
+      const char escaped = text_[at_++];
+      switch (escaped) {
+        case 'b': text += '\b'; break;
+        case 'f': text += '\f'; break;
+        case 'n': text += '\n'; break;
+        case 'r': text += '\r'; break;
+        case 't': text += '\t'; break;
+        case 'u': append_utf8(text, read_code_point()); break;
+        default: text += escaped;  // \" \\ \/
+      }
+    }
+  }
+
+  unsigned read_hex4() {
+    if (at_ + 4 > text_.size()) fail("short \\u escape");
+    unsigned value = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = text_[at_++];
+      value <<= 4;
+      if (c >= '0' && c <= '9') value |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f') value |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') value |= static_cast<unsigned>(c - 'A' + 10);
+      else fail("bad \\u escape");
+    }
+    return value;
+  }
+  unsigned read_code_point() {
+    unsigned unit = read_hex4();
+    if (unit >= 0xD800 && unit < 0xDC00 && text_.compare(at_, 2, "\\u") == 0) {
+      at_ += 2;
+      const unsigned low = read_hex4();
+      return 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+    }
+    return unit;
+  }
+  static void append_utf8(std::string& text, unsigned code) {
+    if (code < 0x80) {
+      text += static_cast<char>(code);
+    } else if (code < 0x800) {
+      text += static_cast<char>(0xC0 | (code >> 6));
+      text += static_cast<char>(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      text += static_cast<char>(0xE0 | (code >> 12));
+      text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      text += static_cast<char>(0x80 | (code & 0x3F));
+    } else {
+      text += static_cast<char>(0xF0 | (code >> 18));
+      text += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+      text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      text += static_cast<char>(0x80 | (code & 0x3F));
+    }
+  }
+
+  const std::string& text_;
+  size_t at_ = 0;
+};
+
+// The operators of ORT's profiling trace that ran inside the runs after the first `skipped`
+// (the trace starts at session creation, so the warm-up runs are in it too). A run is the
+// "model_run" event, an operator its "<node>_kernel_time" event (the _fence_before/_after
+// events around it are ORT's waits, not the kernel).
+std::vector<OpRecord> trace_records(const JsonValue& trace, long skipped) {
+  if (trace.kind != JsonValue::Kind::array) {
+    throw std::runtime_error("the profiling trace is not a JSON array of events");
+  }
+  std::vector<std::pair<double, double>> runs;  // [start, end] in microseconds
+  for (const JsonValue& event : trace.items) {
+    if (event.text_of("cat") == "Session" && event.text_of("name") == "model_run") {
+      const double start = event.number_of("ts");
+      runs.emplace_back(start, start + event.number_of("dur"));
+    }
+  }
+  std::sort(runs.begin(), runs.end());
+  if (static_cast<long>(runs.size()) <= skipped) {
+    throw std::runtime_error("the profiling trace has " + std::to_string(runs.size()) +
+                             " model_run events, none after the " + std::to_string(skipped) +
+                             " runs before start_profile");
+  }
+  runs.erase(runs.begin(), runs.begin() + skipped);
+
+  static const std::string suffix = "_kernel_time";
+  std::vector<OpRecord> records;
+  for (const JsonValue& event : trace.items) {
+    if (event.text_of("cat") != "Node") continue;
+    const std::string name = event.text_of("name");
+    if (name.size() < suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    const double ts = event.number_of("ts");
+    const bool profiled = std::any_of(runs.begin(), runs.end(), [&](const auto& run) {
+      return ts >= run.first && ts <= run.second;
+    });
+    if (!profiled) continue;
+    OpRecord record;
+    record.name = name.substr(0, name.size() - suffix.size());
+    const JsonValue* args = event.field("args");
+    if (args != nullptr) {
+      record.op_type = args->text_of("op_name");
+      record.delegate = args->text_of("provider");
+    }
+    if (record.op_type.empty()) record.op_type = record.name;
+    if (record.delegate.empty()) record.delegate = "none";
+    record.time_s = event.number_of("dur") * 1e-6;
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
+// A new private folder for the profiler's trace: under $TMPDIR, /tmp or, where neither is
+// there (an Android shell), the working folder.
+std::string make_scratch_folder() {
+  std::vector<std::string> bases;
+  if (const char* tmpdir = std::getenv("TMPDIR"); tmpdir != nullptr && *tmpdir != '\0') {
+    bases.emplace_back(tmpdir);
+  }
+  bases.emplace_back("/tmp");
+  bases.emplace_back(".");
+  std::string tried;
+  for (const std::string& base : bases) {
+    std::string pattern = base + "/aiot-ort-profile-XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) return pattern;
+    tried += (tried.empty() ? "" : ", ") + base + " (" + std::strerror(errno) + ")";
+  }
+  throw std::runtime_error("cannot make a folder for the profiling trace in " + tried);
+}
+
+// Removes the folder and the files in it (the profiler writes no subfolders).
+void remove_scratch_folder(const std::string& folder) {
+  if (DIR* listing = opendir(folder.c_str())) {
+    while (const dirent* entry = readdir(listing)) {
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") unlink((folder + "/" + name).c_str());
+    }
+    closedir(listing);
+  }
+  rmdir(folder.c_str());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw std::runtime_error("cannot read the profiling trace " + path);
+  return std::string(std::istreambuf_iterator<char>(stream), std::istreambuf_iterator<char>());
+}
+
 class OnnxRuntimeBackend : public Backend {
  public:
+  ~OnnxRuntimeBackend() override {
+    // A session still profiling writes its trace when released: release it first, then
+    // remove the folder with whatever is in it.
+    if (scratch_.empty()) return;
+    for (auto& value : outputs_) value.reset();
+    input_value_.reset();
+    session_.reset();
+    remove_scratch_folder(scratch_);
+  }
+
   bool spins_when_idle() const override { return true; }
   void quiet_idle_threads() override { quiet_ = true; }
 
@@ -76,6 +363,10 @@ class OnnxRuntimeBackend : public Backend {
     check(api_->SetSessionExecutionMode(raw_options, ORT_SEQUENTIAL));
     if (quiet_) check(api_->AddSessionConfigEntry(raw_options, "session.intra_op.allow_spinning",
                                                   "0"));
+    if (!scratch_.empty()) {
+      // The prefix of the trace's file name; ORT adds the date and ".json".
+      check(api_->EnableProfiling(raw_options, (scratch_ + "/ort_profile").c_str()));
+    }
     // No provider appended: the CPU execution provider is the default and the only one.
 
     OrtSession* session = nullptr;
@@ -149,6 +440,7 @@ class OnnxRuntimeBackend : public Backend {
     check(api_->Run(session_.get(), nullptr, &input_name, &input_value, 1,
                     output_name_pointers_.data(), output_name_pointers_.size(), fetched.data()),
           "infer", where);
+    ++runs_;
     for (size_t i = 0; i < outputs_.size(); ++i) {
       if (outputs_[i].get() != fetched[i]) outputs_[i] = own(fetched[i], api_->ReleaseValue);
     }
@@ -161,6 +453,32 @@ class OnnxRuntimeBackend : public Backend {
   }
 
   std::string version() const override { return OrtGetApiBase()->GetVersionString(); }
+
+  std::string enable_profiling() override {
+    scratch_ = make_scratch_folder();
+    return "";
+  }
+
+  std::string profile_source() const override {
+    return std::string("onnxruntime ") + version() + " session profiling";
+  }
+
+  void start_profile() override { runs_before_profile_ = runs_; }
+
+  std::vector<OpRecord> stop_profile() override {
+    static const std::string where = std::string(kFrameworkName) + ": profiling: ";
+    if (!session_ || scratch_.empty()) throw RunnerError("profile", where + "not enabled");
+    OrtAllocator* allocator = nullptr;  // the default allocator is not to be released
+    check(api_->GetAllocatorWithDefaultOptions(&allocator), "profile", where);
+    char* raw_path = nullptr;
+    check(api_->SessionEndProfiling(session_.get(), allocator, &raw_path), "profile", where);
+    const std::string path = raw_path != nullptr ? raw_path : "";
+    if (raw_path != nullptr) check(api_->AllocatorFree(allocator, raw_path), "profile", where);
+    if (path.empty()) throw RunnerError("profile", where + "ORT wrote no trace");
+    std::string text = read_file(path);
+    unlink(path.c_str());  // the rest of the folder goes with this object
+    return trace_records(JsonReader(text).document(), runs_before_profile_);
+  }
 
   std::vector<std::string> notes() const override {
     return {"ONNX Runtime C API " + std::to_string(ORT_API_VERSION) +
@@ -246,6 +564,9 @@ class OnnxRuntimeBackend : public Backend {
   size_t first_output_elements_ = 0;
   int threads_ = 0;
   bool quiet_ = false;  // idle intra-op threads sleep instead of spin-waiting
+  std::string scratch_;  // the profiler's folder; empty: not profiling
+  long runs_ = 0;  // Run() calls, the trace's model_run events
+  long runs_before_profile_ = 0;
 };
 
 }  // namespace
