@@ -39,12 +39,14 @@ std::string message_of(const std::exception& error) {
 }
 
 // The self time of every operator the interpreter thread runs, from RecordFunction callbacks
-// (scope FUNCTION: the dispatcher's operator calls). An operator's self time is its wall
-// time less that of the operators nested in it, so no time counts twice; the Python runner
-// reads torch.profiler the same way. Each record is named after the top-level operator (no
-// operator parent on this thread) it ran under, with that operator's position in the
-// inference: a conv2d's own dispatch and the _slow_conv2d_forward under it are both
-// "aten::conv2d#3". Ops on intra-op worker threads are inside their parent's wall time.
+// of the scopes torch.profiler shows for a lite module: LITE_INTERPRETER, the interpreter's
+// call of each OP instruction, and FUNCTION, the dispatcher's operator calls under it (both
+// carry the operator's name). An operator's self time is its wall time less that of the
+// operators nested in it, so no time counts twice. Each record is named after the top-level
+// call (no operator parent on this thread) it ran under, with that call's position in the
+// inference: the interpreter's own share of a convolution and the _slow_conv2d_forward under
+// it are both "aten::_convolution#3". The Python runner reads torch.profiler the same way.
+// Ops on intra-op worker threads are inside their parent's wall time.
 class OpProfiler {
  public:
   void start() {
@@ -56,7 +58,7 @@ class OpProfiler {
     active_ = this;
     handle_ = at::addThreadLocalCallback(
         at::RecordFunctionCallback(&OpProfiler::on_start, &OpProfiler::on_end)
-            .scopes({at::RecordScope::FUNCTION})
+            .scopes({at::RecordScope::LITE_INTERPRETER, at::RecordScope::FUNCTION})
             .needsInputs(false)
             .needsOutputs(false)
             .needsIds(false));
