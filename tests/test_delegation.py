@@ -26,15 +26,18 @@ SHAPE = (1, 3, 16, 16)
 
 
 class RefusedPool(torch.nn.Module):
-    """Two convolutions around an average pool that counts its zero padding, as InceptionV3's
-    do: XNNPACK refuses that pool (ExecuTorch's partitioner says so), and takes the rest."""
+    """Two convolutions, each followed by an average pool: one that counts its zero padding,
+    as InceptionV3's do (XNNPACK refuses it; the ExecuTorch adapter writes it as a pad and an
+    unpadded pool, which XNNPACK takes), and one that rounds its output size up, which
+    XNNPACK refuses (ExecuTorch's partitioner says so) and no rewrite changes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.features = torch.nn.Sequential(
             torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
             torch.nn.AvgPool2d(3, stride=1, padding=1),
-            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.AvgPool2d(3, stride=2, ceil_mode=True))
         self.classifier = torch.nn.Linear(8 * 8 * 8, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,10 +70,12 @@ def test_the_facts_survive_json_and_add_up():
 def test_executorch_counts_the_refused_pool_outside_xnnpack(tmp_path):
     facts = frameworks.get("executorch").delegation(exported("executorch", tmp_path / "m.pte"))
     assert facts.delegate == "XNNPACK"
-    assert facts.fallback == {"aten::avg_pool2d": 1}
-    # The payloads are read node by node: both convolutions, the pool and the linear layer.
+    assert facts.fallback == {"aten::avg_pool2d": 1}  # the ceil_mode pool
+    # The payloads are read node by node: both convolutions, the padded pool as the pad and
+    # the pool the export wrote for it, and the linear layer.
     assert facts.delegated["XNNConv2d"] == 2
-    assert facts.delegated["XNNMaxPooling2d"] == 1
+    assert facts.delegated["XNNStaticConstantPad"] == 1
+    assert facts.delegated["XNNAvgPooling2d"] == 1
     assert facts.delegated["XNNFullyConnected"] == 1
     assert "XNNPACK payloads" in facts.source and "could not be read" not in facts.source
 
@@ -82,7 +87,7 @@ def test_pytorch_mobile_runs_every_operator_on_its_own_kernels(tmp_path):
     assert facts.delegate == NO_DELEGATE and facts.delegated == {}
     assert facts.fallback["aten::_convolution"] == 2
     assert facts.fallback["aten::relu"] == 2
-    assert facts.fallback["aten::avg_pool2d"] == 1
+    assert facts.fallback["aten::avg_pool2d"] == 2
     assert facts.fallback["aten::linear"] == 1
     assert not any(op.startswith("prim::") for op in facts.fallback)
 
@@ -207,7 +212,7 @@ def test_the_export_stage_records_the_facts_once_per_entry(tmp_path):
     adapter = frameworks.get("pytorch-mobile")
     built = export_artifact(prepared, adapter, cache)  # in the export worker
     assert built.built and built.delegation is not None
-    assert built.delegation.fallback["aten::avg_pool2d"] == 1
+    assert built.delegation.fallback["aten::avg_pool2d"] == 2
     assert built.to_json()["delegation"] == built.delegation.to_json()
     meta_path = built.path.parent / "meta.json"
     assert Delegation.from_json(json.loads(meta_path.read_text())[DELEGATION_KEY]) \
