@@ -23,6 +23,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <utility>
 
 namespace aiot {
@@ -89,11 +90,19 @@ class JsonReader {
  public:
   explicit JsonReader(const std::string& text) : text_(text) {}
 
-  JsonValue document() {
-    JsonValue value = read(0);
+  // The elements of the top-level array one at a time, so that a long trace is never held
+  // as one tree.
+  template <typename Visit>
+  void each_element(Visit&& visit) {
+    expect('[');
+    if (!take(']')) {
+      do {
+        visit(read(1));
+      } while (take(','));
+      expect(']');
+    }
     skip_space();
     if (at_ < text_.size()) fail("text after the JSON value");
-    return value;
   }
 
  private:
@@ -240,17 +249,39 @@ class JsonReader {
 // (the trace starts at session creation, so the warm-up runs are in it too). A run is the
 // "model_run" event, an operator its "<node>_kernel_time" event (the _fence_before/_after
 // events around it are ORT's waits, not the kernel).
-std::vector<OpRecord> trace_records(const JsonValue& trace, long skipped) {
-  if (trace.kind != JsonValue::Kind::array) {
-    throw std::runtime_error("the profiling trace is not a JSON array of events");
-  }
+std::vector<OpRecord> trace_records(const std::string& trace, long skipped) {
+  struct Kernel {
+    double ts;
+    OpRecord record;
+  };
   std::vector<std::pair<double, double>> runs;  // [start, end] in microseconds
-  for (const JsonValue& event : trace.items) {
-    if (event.text_of("cat") == "Session" && event.text_of("name") == "model_run") {
+  std::vector<Kernel> kernels;
+  static const std::string suffix = "_kernel_time";
+  JsonReader(trace).each_element([&](const JsonValue& event) {
+    const std::string category = event.text_of("cat");
+    const std::string name = event.text_of("name");
+    if (category == "Session" && name == "model_run") {
       const double start = event.number_of("ts");
       runs.emplace_back(start, start + event.number_of("dur"));
+      return;
     }
-  }
+    if (category != "Node" || name.size() < suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      return;
+    }
+    Kernel kernel{event.number_of("ts"), {}};
+    OpRecord& record = kernel.record;
+    record.name = name.substr(0, name.size() - suffix.size());
+    if (const JsonValue* args = event.field("args")) {
+      record.op_type = args->text_of("op_name");
+      record.delegate = args->text_of("provider");
+    }
+    if (record.op_type.empty()) record.op_type = record.name;
+    if (record.delegate.empty()) record.delegate = "none";
+    record.time_s = event.number_of("dur") * 1e-6;
+    kernels.push_back(std::move(kernel));
+  });
+
   std::sort(runs.begin(), runs.end());
   if (static_cast<long>(runs.size()) <= skipped) {
     throw std::runtime_error("the profiling trace has " + std::to_string(runs.size()) +
@@ -258,32 +289,14 @@ std::vector<OpRecord> trace_records(const JsonValue& trace, long skipped) {
                              " runs before start_profile");
   }
   runs.erase(runs.begin(), runs.begin() + skipped);
-
-  static const std::string suffix = "_kernel_time";
   std::vector<OpRecord> records;
-  for (const JsonValue& event : trace.items) {
-    if (event.text_of("cat") != "Node") continue;
-    const std::string name = event.text_of("name");
-    if (name.size() < suffix.size() ||
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-      continue;
+  for (Kernel& kernel : kernels) {
+    // The last profiled run that started at or before the kernel, if the kernel is inside it.
+    auto after = std::upper_bound(runs.begin(), runs.end(),
+                                  std::make_pair(kernel.ts, std::numeric_limits<double>::max()));
+    if (after != runs.begin() && kernel.ts <= std::prev(after)->second) {
+      records.push_back(std::move(kernel.record));
     }
-    const double ts = event.number_of("ts");
-    const bool profiled = std::any_of(runs.begin(), runs.end(), [&](const auto& run) {
-      return ts >= run.first && ts <= run.second;
-    });
-    if (!profiled) continue;
-    OpRecord record;
-    record.name = name.substr(0, name.size() - suffix.size());
-    const JsonValue* args = event.field("args");
-    if (args != nullptr) {
-      record.op_type = args->text_of("op_name");
-      record.delegate = args->text_of("provider");
-    }
-    if (record.op_type.empty()) record.op_type = record.name;
-    if (record.delegate.empty()) record.delegate = "none";
-    record.time_s = event.number_of("dur") * 1e-6;
-    records.push_back(std::move(record));
   }
   return records;
 }
@@ -477,7 +490,7 @@ class OnnxRuntimeBackend : public Backend {
     if (path.empty()) throw RunnerError("profile", where + "ORT wrote no trace");
     std::string text = read_file(path);
     unlink(path.c_str());  // the rest of the folder goes with this object
-    return trace_records(JsonReader(text).document(), runs_before_profile_);
+    return trace_records(text, runs_before_profile_);
   }
 
   std::vector<std::string> notes() const override {
