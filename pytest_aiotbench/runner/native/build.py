@@ -487,9 +487,13 @@ class NativeBuilder:
         with tempfile.TemporaryDirectory(prefix="aiotbench-native-") as scratch:
             build_dir = Path(scratch)
             what = f"the native {framework} runner"
+            # The JSON library too: a backend may read its framework's own JSON (ORT's
+            # profiling trace).
             self._run("configure", self._configure(
                 toolchain, build_dir, framework,
-                {**libraries.defines, "AIOT_CORE_DIR": str(core)}), what, framework)
+                {**libraries.defines, "AIOT_CORE_DIR": str(core),
+                 "AIOT_NLOHMANN_JSON_INCLUDE_DIR": str(nlohmann_json_include()[0])}),
+                what, framework)
             self._run("compile", [toolchain.cmake, "--build", str(build_dir), "--parallel",
                                   str(self.jobs)], what, framework)
             built = build_dir / executable_name(framework)

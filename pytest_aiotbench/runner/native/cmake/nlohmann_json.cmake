@@ -8,6 +8,9 @@
 #                                   python -c "import nlohmann_json; print(nlohmann_json.get_include())"
 #                                   Left empty, a CMake package nlohmann_json (Debian's
 #                                   nlohmann-json3-dev) is looked for.
+# The core and a backend may both include this file in one project.
+include_guard(GLOBAL)
+
 set(AIOT_NLOHMANN_JSON_INCLUDE_DIR "" CACHE PATH
     "folder with nlohmann/json.hpp: the nlohmann-json package's include folder (PyPI)")
 

@@ -50,5 +50,8 @@ target_sources(${AIOT_RUNNER_TARGET} PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/../src/backend_onnxruntime.cpp)
 # SYSTEM: warnings in ORT's header are not ours to fix.
 target_include_directories(${AIOT_RUNNER_TARGET} SYSTEM PRIVATE "${AIOT_ONNXRUNTIME_INCLUDE_DIR}")
+# Reads ORT's profiling trace (a JSON file) with the runner's JSON library.
+include(${CMAKE_CURRENT_LIST_DIR}/nlohmann_json.cmake)
+target_link_libraries(${AIOT_RUNNER_TARGET} PRIVATE aiot_nlohmann_json)
 # By path: the executable records the library's SONAME, found through LD_LIBRARY_PATH at run time.
 target_link_libraries(${AIOT_RUNNER_TARGET} PRIVATE "${AIOT_ONNXRUNTIME_LIBRARY}")

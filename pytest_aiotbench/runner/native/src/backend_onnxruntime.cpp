@@ -12,6 +12,7 @@
 // trace is written into a private temporary folder and removed once read.
 #include "backend.hpp"
 
+#include <nlohmann/json.hpp>
 #include <onnxruntime_c_api.h>
 
 #include <dirent.h>
@@ -59,192 +60,6 @@ size_t element_count(const std::vector<int64_t>& shape) {
   return count;
 }
 
-// A JSON value, as much of JSON as ORT's profiling trace needs. The runner's JSON library
-// belongs to the core's build: a backend build is not given its headers.
-struct JsonValue {
-  enum class Kind { null, boolean, number, string, array, object };
-  Kind kind = Kind::null;
-  bool boolean = false;
-  double number = 0;
-  std::string text;
-  std::vector<JsonValue> items;
-  std::vector<std::pair<std::string, JsonValue>> fields;
-
-  const JsonValue* field(const char* key) const {
-    for (const auto& entry : fields) {
-      if (entry.first == key) return &entry.second;
-    }
-    return nullptr;
-  }
-  std::string text_of(const char* key) const {
-    const JsonValue* value = field(key);
-    return value != nullptr && value->kind == Kind::string ? value->text : std::string();
-  }
-  double number_of(const char* key) const {
-    const JsonValue* value = field(key);
-    return value != nullptr && value->kind == Kind::number ? value->number : 0.0;
-  }
-};
-
-class JsonReader {
- public:
-  explicit JsonReader(const std::string& text) : text_(text) {}
-
-  // The elements of the top-level array one at a time, so that a long trace is never held
-  // as one tree.
-  template <typename Visit>
-  void each_element(Visit&& visit) {
-    expect('[');
-    if (!take(']')) {
-      do {
-        visit(read(1));
-      } while (take(','));
-      expect(']');
-    }
-    skip_space();
-    if (at_ < text_.size()) fail("text after the JSON value");
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error("bad JSON at byte " + std::to_string(at_) + ": " + what);
-  }
-  void skip_space() {
-    while (at_ < text_.size() && std::strchr(" \t\r\n", text_[at_]) != nullptr) ++at_;
-  }
-  char next() {
-    skip_space();
-    if (at_ >= text_.size()) fail("unexpected end");
-    return text_[at_];
-  }
-  bool take(char wanted) {
-    if (next() != wanted) return false;
-    ++at_;
-    return true;
-  }
-  void expect(char wanted) {
-    if (next() != wanted) fail(std::string("expected '") + wanted + "'");
-    ++at_;
-  }
-
-  JsonValue read(int depth) {
-    if (depth > 64) fail("nested too deep");
-    JsonValue value;
-    const char first = next();
-    if (first == '{') {
-      value.kind = JsonValue::Kind::object;
-      ++at_;
-      if (take('}')) return value;
-      do {
-        if (next() != '"') fail("expected a key");
-        std::string key = read_string();
-        expect(':');
-        value.fields.emplace_back(std::move(key), read(depth + 1));
-      } while (take(','));
-      expect('}');
-      return value;
-    }
-    if (first == '[') {
-      value.kind = JsonValue::Kind::array;
-      ++at_;
-      if (take(']')) return value;
-      do {
-        value.items.push_back(read(depth + 1));
-      } while (take(','));
-      expect(']');
-      return value;
-    }
-    if (first == '"') {
-      value.kind = JsonValue::Kind::string;
-      value.text = read_string();
-      return value;
-    }
-    for (const char* word : {"true", "false", "null"}) {
-      if (text_.compare(at_, std::strlen(word), word) == 0) {
-        at_ += std::strlen(word);
-        value.kind = word[0] == 'n' ? JsonValue::Kind::null : JsonValue::Kind::boolean;
-        value.boolean = word[0] == 't';
-        return value;
-      }
-    }
-    const char* start = text_.c_str() + at_;
-    char* end = nullptr;
-    value.number = std::strtod(start, &end);
-    if (end == start) fail("expected a value");
-    value.kind = JsonValue::Kind::number;
-    at_ += static_cast<size_t>(end - start);
-    return value;
-  }
-
-  std::string read_string() {
-    ++at_;  // the opening quote
-    std::string text;
-    while (true) {
-      if (at_ >= text_.size()) fail("unterminated string");
-      const char c = text_[at_++];
-      if (c == '"') return text;
-      if (c != '\\') {
-        text += c;
-        continue;
-      }
-      if (at_ >= text_.size()) fail("unterminated string");
-      const char escaped = text_[at_++];
-      switch (escaped) {
-        case 'b': text += '\b'; break;
-        case 'f': text += '\f'; break;
-        case 'n': text += '\n'; break;
-        case 'r': text += '\r'; break;
-        case 't': text += '\t'; break;
-        case 'u': append_utf8(text, read_code_point()); break;
-        default: text += escaped;  // \" \\ \/
-      }
-    }
-  }
-
-  unsigned read_hex4() {
-    if (at_ + 4 > text_.size()) fail("short \\u escape");
-    unsigned value = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = text_[at_++];
-      value <<= 4;
-      if (c >= '0' && c <= '9') value |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') value |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') value |= static_cast<unsigned>(c - 'A' + 10);
-      else fail("bad \\u escape");
-    }
-    return value;
-  }
-  unsigned read_code_point() {
-    unsigned unit = read_hex4();
-    if (unit >= 0xD800 && unit < 0xDC00 && text_.compare(at_, 2, "\\u") == 0) {
-      at_ += 2;
-      const unsigned low = read_hex4();
-      return 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-    }
-    return unit;
-  }
-  static void append_utf8(std::string& text, unsigned code) {
-    if (code < 0x80) {
-      text += static_cast<char>(code);
-    } else if (code < 0x800) {
-      text += static_cast<char>(0xC0 | (code >> 6));
-      text += static_cast<char>(0x80 | (code & 0x3F));
-    } else if (code < 0x10000) {
-      text += static_cast<char>(0xE0 | (code >> 12));
-      text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      text += static_cast<char>(0x80 | (code & 0x3F));
-    } else {
-      text += static_cast<char>(0xF0 | (code >> 18));
-      text += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-      text += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      text += static_cast<char>(0x80 | (code & 0x3F));
-    }
-  }
-
-  const std::string& text_;
-  size_t at_ = 0;
-};
-
 // The operators of ORT's profiling trace that ran inside the runs after the first `skipped`
 // (the trace starts at session creation, so the warm-up runs are in it too). A run is the
 // "model_run" event, an operator its "<node>_kernel_time" event (the _fence_before/_after
@@ -257,30 +72,42 @@ std::vector<OpRecord> trace_records(const std::string& trace, long skipped) {
   std::vector<std::pair<double, double>> runs;  // [start, end] in microseconds
   std::vector<Kernel> kernels;
   static const std::string suffix = "_kernel_time";
-  JsonReader(trace).each_element([&](const JsonValue& event) {
-    const std::string category = event.text_of("cat");
-    const std::string name = event.text_of("name");
+  const nlohmann::json events = nlohmann::json::parse(trace);
+  if (!events.is_array()) throw std::runtime_error("the profiling trace is not a JSON array");
+  auto text = [](const nlohmann::json& object, const char* key) {
+    const auto found = object.find(key);
+    return found != object.end() && found->is_string() ? found->get<std::string>()
+                                                       : std::string();
+  };
+  auto number = [](const nlohmann::json& object, const char* key) {
+    const auto found = object.find(key);
+    return found != object.end() && found->is_number() ? found->get<double>() : 0.0;
+  };
+  for (const nlohmann::json& event : events) {
+    if (!event.is_object()) continue;
+    const std::string category = text(event, "cat");
+    const std::string name = text(event, "name");
     if (category == "Session" && name == "model_run") {
-      const double start = event.number_of("ts");
-      runs.emplace_back(start, start + event.number_of("dur"));
-      return;
+      const double start = number(event, "ts");
+      runs.emplace_back(start, start + number(event, "dur"));
+      continue;
     }
     if (category != "Node" || name.size() < suffix.size() ||
         name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-      return;
+      continue;
     }
-    Kernel kernel{event.number_of("ts"), {}};
+    Kernel kernel{number(event, "ts"), {}};
     OpRecord& record = kernel.record;
     record.name = name.substr(0, name.size() - suffix.size());
-    if (const JsonValue* args = event.field("args")) {
-      record.op_type = args->text_of("op_name");
-      record.delegate = args->text_of("provider");
+    if (const auto args = event.find("args"); args != event.end() && args->is_object()) {
+      record.op_type = text(*args, "op_name");
+      record.delegate = text(*args, "provider");
     }
     if (record.op_type.empty()) record.op_type = record.name;
     if (record.delegate.empty()) record.delegate = "none";
-    record.time_s = event.number_of("dur") * 1e-6;
+    record.time_s = number(event, "dur") * 1e-6;
     kernels.push_back(std::move(kernel));
-  });
+  }
 
   std::sort(runs.begin(), runs.end());
   if (static_cast<long>(runs.size()) <= skipped) {
