@@ -13,7 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "protocol_fields.hpp"
+
 namespace aiot {
+
+// An operator's `delegate` where the framework ran it with its own kernels (the schema's enum
+// no_delegate).
+inline constexpr const char* kNoDelegate = protocol::no_delegate::none;
 
 // The framework's name as the host knows it: "onnxruntime", "tflite", ...; defined by the
 // backend_<framework>.cpp of each executable.
@@ -21,7 +27,7 @@ extern const char* const kFrameworkName;
 
 // One operator's time in a profiling pass, as the framework's profiler reports it: one record
 // per operator and inference, or already summed over the inferences (the core sums records of
-// the same operator either way). `delegate` is the kernel library that ran it, "none" for the
+// the same operator either way). `delegate` is the kernel library that ran it, kNoDelegate for the
 // framework's own kernels (an operator outside the delegate).
 struct OpRecord {
   std::string op_type, name, delegate;

@@ -236,11 +236,11 @@ class ProfileTracer final : public et::EventTracer {
     if (!recording_) return;
 
     if (kernel) {
-      record(kernel_op_type(span.name), span.name, span.chain, span.handle, "none", seconds);
+      record(kernel_op_type(span.name), span.name, span.chain, span.handle, kNoDelegate, seconds);
     } else if (span.runtime_event && span.name == "OPERATOR_CALL") {
       const std::string& label = span.kernel.empty() ? span.name : span.kernel;
       record(span.kernel.empty() ? "operator (kernel not named)" : kernel_op_type(span.kernel),
-             label, span.chain, span.handle, "none", seconds);
+             label, span.chain, span.handle, kNoDelegate, seconds);
     } else if (span.runtime_event && span.name == "DELEGATE_CALL") {
       if (!span.has_inner) {
         record(delegate_ + " delegate call (no per-operator events)", span.name, span.chain,
@@ -408,7 +408,7 @@ class ExecuTorchBackend final : public Backend {
       }
       // A program lowered to one delegate (the runner's case) names it on every record; with
       // several, the events do not say which delegate a call went to.
-      tracer_->set_delegate(delegates.empty() ? "none" : delegates);
+      tracer_->set_delegate(delegates.empty() ? kNoDelegate : delegates);
     }
     auto method = program_->load_method(method_name, memory_manager_.get(), tracer_.get());
     if (!method.ok()) {

@@ -104,7 +104,7 @@ std::vector<OpRecord> trace_records(const std::string& trace, long skipped) {
       record.delegate = text(*args, "provider");
     }
     if (record.op_type.empty()) record.op_type = record.name;
-    if (record.delegate.empty()) record.delegate = "none";
+    if (record.delegate.empty()) record.delegate = kNoDelegate;
     record.time_s = number(event, "dur") * 1e-6;
     kernels.push_back(std::move(kernel));
   }

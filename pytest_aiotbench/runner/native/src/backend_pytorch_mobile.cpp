@@ -79,7 +79,7 @@ class OpProfiler {
         record.op_type = event.op_type;
         record.name = top_names_[event.top];
         // optimize_for_mobile's XNNPACK ops: prepacked::conv2d_clamp_run, ...
-        record.delegate = event.op_type.rfind("prepacked::", 0) == 0 ? "XNNPACK" : "none";
+        record.delegate = event.op_type.rfind("prepacked::", 0) == 0 ? "XNNPACK" : kNoDelegate;
         record.time_s = event.self_s;
         records.push_back(std::move(record));
       } else {

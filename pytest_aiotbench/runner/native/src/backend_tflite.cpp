@@ -379,7 +379,7 @@ size_t add_inference(const std::vector<lc::ProfiledEventData>& events, size_t be
       if (event.event_metadata2 != 0)
         name += " (subgraph " + std::to_string(event.event_metadata2) + ")";
       const bool kernel = is_delegate_kernel(tag);
-      std::string delegate = "none";
+      std::string delegate = kNoDelegate;
       if (kernel) {
         std::string lower = tag;
         for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
