@@ -145,9 +145,17 @@ class Backend:
     def stop_profile(self) -> list[tuple[str, str, str, float]]:
         return []
 
-    def _count_calls(self) -> None:
-        """Make infer() count its calls (profiling instances only: the profilers record every
-        call since load, and the calls before start_profile() are warm-up)."""
+
+class RecordsSinceLoad(Backend):
+    """A backend whose profiler records every call from loading on (ONNX Runtime's session
+    trace, ExecuTorch's ETDump): its profiling instance counts its calls, and stop_profile()
+    leaves out the first ``warmup_calls``, made before start_profile()."""
+
+    profiling = False
+    warmup_calls = 0
+
+    def enable_profiling(self) -> str:
+        self.profiling = True
         infer = self.infer
         self.calls = 0
 
@@ -156,6 +164,10 @@ class Backend:
             return infer(batch)
 
         self.infer = counted
+        return ""
+
+    def start_profile(self) -> None:
+        self.warmup_calls = self.calls
 
 
 class TFLiteBackend(Backend):
@@ -192,7 +204,7 @@ class TFLiteBackend(Backend):
             return "unknown"
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(RecordsSinceLoad):
     name = "onnxruntime"
     module = "onnxruntime"
     spins_when_idle = True
@@ -217,16 +229,6 @@ class OnnxRuntimeBackend(Backend):
 
     def infer(self, batch):
         return self.session.run(None, {self.input_name: batch})[0]
-
-    profiling = False
-
-    def enable_profiling(self) -> str:
-        self.profiling = True
-        self._count_calls()
-        return ""
-
-    def start_profile(self) -> None:
-        self.warmup_calls = self.calls
 
     def stop_profile(self) -> list[tuple[str, str, str, float]]:
         """The session's trace: one ``Node`` event per kernel run (``<node>_kernel_time``,
@@ -311,7 +313,7 @@ class PyTorchMobileBackend(Backend):
         return records
 
 
-class ExecuTorchBackend(Backend):
+class ExecuTorchBackend(RecordsSinceLoad):
     name = "executorch"
     module = "executorch"
 
@@ -333,18 +335,9 @@ class ExecuTorchBackend(Backend):
     def infer(self, batch):
         return self.forward([self.torch.from_numpy(batch)])[0].numpy()
 
-    profiling = False
     #: ETDump events that wrap others (the whole call, a delegate call, a kernel call):
     #: summing them with what they wrap would count it twice.
     WRAPPERS = ("Method::execute", "DELEGATE_CALL", "OPERATOR_CALL")
-
-    def enable_profiling(self) -> str:
-        self.profiling = True
-        self._count_calls()
-        return ""
-
-    def start_profile(self) -> None:
-        self.warmup_calls = self.calls
 
     def stop_profile(self) -> list[tuple[str, str, str, float]]:
         """The ETDump through ExecuTorch's Inspector (no ETRecord needed): per inference, one
