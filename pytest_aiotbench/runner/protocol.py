@@ -269,13 +269,6 @@ class Profile:
     def available(self) -> bool:
         return self.unavailable is None
 
-    def by_op_type(self) -> dict[str, float]:
-        """Mean seconds per inference of each operator kind, the costliest first."""
-        totals: dict[str, float] = {}
-        for op in self.ops:
-            totals[op.op_type] = totals.get(op.op_type, 0.0) + op.time_s
-        return dict(sorted(totals.items(), key=lambda item: -item[1]))
-
     @property
     def ops_s(self) -> float:
         """The operators' times summed: what the profiler accounts for of ``total_s``."""
