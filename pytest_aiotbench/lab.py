@@ -56,6 +56,12 @@ class Lab:
             self._dataset_scanned = True
         return self._dataset
 
+    def check_runner(self, key: WorkloadKey) -> None:
+        """Skip (StageSkipped) a workload whose device can have no runner, before export."""
+        device = self.devices.get(key.device)
+        if device is not None:
+            self.stages.check_runner(device, key)
+
     def facts(self) -> RunFacts:
         """What this process's stages learned: device facts, pushes, export counts."""
         deploy = {} if self._selection is None else {

@@ -199,6 +199,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         progress(f"aiotbench: accuracy on {dataset.describe()}")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A workload whose device can have no runner skips before its fixtures export the
+    artifact."""
+    lab = item.config.stash.get(LAB_KEY, None)
+    key = matrix.key_of(item)
+    if lab is not None and key is not None:
+        lab.check_runner(key)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A stage's failure or skip is recorded as the workload's result (the fixtures that

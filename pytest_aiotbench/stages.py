@@ -213,6 +213,20 @@ class Stages:
         self.progress(f"aiotbench: exporting {label} (not in the cache {self.cache.root}) ...")
 
     # ---------------------------------------------------------------- deploy
+    def check_runner(self, device: Device, key: WorkloadKey) -> None:
+        """Before the workload's artifact is exported: skip it where its device can have no
+        runner for its framework (no export is spent on it). A device that cannot be asked
+        now, or a build that fails, is left to the deploy stage, which says so."""
+        try:
+            card = networks.get(key.network, key.implementation)
+            framework = frameworks.adapter(key.framework, card.implementation)
+            self.runners.program(self.facts(device), framework.name,
+                                 framework.device_packages, framework.device_requirement)
+        except RunnerUnavailable as exc:
+            raise StageSkipped("deploy", str(exc)) from None
+        except (DeviceError, NativeBuildError, LookupError, ValueError):
+            return
+
     def deploy(self, exported: Exported, device: Device) -> Deployed:
         """Pick the device's runner for the framework and put the artifact, the probes and
         the labelled images on the device (files already there with the same hash stay)."""
@@ -300,7 +314,8 @@ class Stages:
             macs=network.macs, weights=network.weights, weights_sha256=network.weights_sha256,
             published_top1=(network.card.reference_top1 if network.weights == "pretrained"
                             else None),
-            runner=deployed.program.kind, artifact=artifact.to_json(), notes=list(artifact.notes),
+            runner=deployed.program.kind, artifact=artifact.to_json(),
+            notes=[*artifact.notes, *deployed.device.run_notes()],
             native_runner=(deployed.program.native.to_json()
                            if deployed.program.native is not None else None))
 

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aiotbench.artifacts.cache import sha256_file
-from pytest_aiotbench.devices.base import Device, DeviceError, RunnerFailed
+from pytest_aiotbench.devices.base import LOADERS, Device, DeviceError, RunnerFailed
 from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
+from pytest_aiotbench.runner.program import RunnerProgram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,18 @@ printf 'meminfo=%s\n' "$(grep MemTotal /proc/meminfo 2>/dev/null)"
 printf 'kernel=%s\n' "$(uname -r 2>/dev/null)"
 printf 'machine=%s\n' "$(uname -m 2>/dev/null)"
 [ -r /etc/os-release ] && printf 'osrelease=%s\n' "$(. /etc/os-release; echo "$PRETTY_NAME")"
-"""
+command -v taskset >/dev/null 2>&1 && echo taskset=yes
+# The C library: each glibc or musl loader present, asked for its release (glibc's answers
+# --version; musl's says "Version x.y.z" when started bare).
+for loader in @LOADERS@; do
+  [ -e "$loader" ] || continue
+  case $loader in
+    *musl*) printf 'libc %s=%s\n' "$loader" "$("$loader" 2>&1 | grep '^Version' | head -n 1)" ;;
+    *) printf 'libc %s=%s\n' "$loader" "$("$loader" --version 2>/dev/null | head -n 1)" ;;
+  esac
+done
+""".replace("@LOADERS@", " ".join(path for path, what in LOADERS.items()
+                                 if what.endswith(("glibc", "musl"))))
 
 # The Python runner's needs: numpy, and the packages each framework names.
 VERSIONS_SCRIPT = """
@@ -158,6 +170,9 @@ class AdbDevice(Device):
         self.device = _client(options.server).device(serial)
         self._lost: str | None = None
         self._facts: DeviceFacts | None = None
+        self._has_taskset = True  # until the facts say otherwise
+        #: The work folder's mount point and options, once asked.
+        self._workdir_mount: tuple[str, str] | None = None
         self._staged: dict[str, str] = {}  # local path + sha -> device path
         self.pushed: list[str] = []
         self.deploy_stats = DeployStats()
@@ -209,10 +224,14 @@ class AdbDevice(Device):
         props: dict[str, str] = {}
         max_khz: list[int] = []
         values: dict[str, str] = {}
+        loaders: dict[str, str] = {}
         for line in out.splitlines():
             if line.startswith("prop "):
                 key, _, value = line[5:].partition("=")
                 props[key] = value.strip()
+            elif line.startswith("libc "):
+                path, _, answer = line[5:].partition("=")
+                loaders[path] = answer.strip()
             elif line.startswith("maxfreq "):
                 with contextlib.suppress(ValueError):
                     max_khz.append(int(line.rpartition("=")[2]))
@@ -221,6 +240,8 @@ class AdbDevice(Device):
                 values[key] = value.strip()
         memory = re.search(r"(\d+)", values.get("meminfo", ""))
         versions = self._python_versions()
+        android = bool(props.get("ro.build.version.release"))
+        self._has_taskset = values.get("taskset") == "yes"
         return DeviceFacts(
             kind=self.kind, alias=self.alias, serial=self.serial,
             model=props.get("ro.product.model") or self.alias,
@@ -235,7 +256,8 @@ class AdbDevice(Device):
             kernel=values.get("kernel"),
             # Android first: its release property is what tells a phone from a Linux board.
             os=(f"Android {props['ro.build.version.release']}"
-                if props.get("ro.build.version.release") else values.get("osrelease")),
+                if android else values.get("osrelease")),
+            libc="bionic" if android else c_library(loaders, values.get("machine")),
             python=versions.get("python"), python_error=versions.get("error"),
             packages={k: v for k, v in versions.items() if k not in ("python", "error")},
             workdir=self.workdir)
@@ -256,7 +278,18 @@ class AdbDevice(Device):
         return len(self._pinned_cores()) or facts.cores or 1
 
     def _pinned_cores(self) -> list[int]:
-        return self.facts().big_cores if self.options.pin_big_cores else []
+        facts = self.facts()  # first: they say whether taskset is there
+        if not self.options.pin_big_cores or not self._has_taskset:
+            return []
+        return facts.big_cores
+
+    def run_notes(self) -> list[str]:
+        facts = self.facts()
+        if self.options.pin_big_cores and facts.big_cores and not self._has_taskset:
+            return [f"ran unpinned: the device has no taskset, so the runner could not be "
+                    f"kept on its big cores ({','.join(map(str, facts.big_cores))}); "
+                    "its scheduler chose the cores"]
+        return []
 
     def stage(self, local_path: Path, sha256: str | None = None,
               executable: bool = False) -> str:
@@ -342,6 +375,27 @@ class AdbDevice(Device):
             return None
         return set(lines[:-1]) & set(paths)
 
+    def check_program(self, program: RunnerProgram) -> None:
+        """Also: a native runner cannot start from a work folder mounted noexec (a phone's
+        shared storage, /sdcard, is): said before anything is pushed, naming the mount."""
+        super().check_program(program)
+        if program.kind != "native":
+            return
+        if self._workdir_mount is None:
+            try:
+                self._workdir_mount = mount_of(self.shell("cat /proc/mounts").stdout,
+                                               self.workdir) or ("", "")
+            except DeviceError:
+                self._workdir_mount = ("", "")
+        point, options = self._workdir_mount
+        if "noexec" in options.split(","):
+            raise RunnerFailed(
+                self.alias, "start",
+                f"the work folder {self.workdir} is on {point}, mounted noexec ({options}): "
+                "no program can be started from it, so the native runner cannot run there; "
+                "point --aiot-adb-workdir at a folder on a mount that allows executables (a "
+                "phone's /data/local/tmp)")
+
     def execute_runner(self, argv: list[str], env: dict[str, str], request: str,
                        timeout_s: float) -> tuple[int, str, str]:
         self._lock.acquire()
@@ -376,6 +430,34 @@ class AdbDevice(Device):
 
 #: A file this close to the free space may still not fit (blocks, the folder's entries).
 SPACE_SLACK_BYTES = 64 * 1024
+
+
+def mount_of(mounts: str, path: str) -> tuple[str, str] | None:
+    """The mount point that holds ``path`` and its options, from /proc/mounts' text (the
+    longest mount point above it; octal escapes such as \\040 for a space undone)."""
+    best: tuple[str, str] | None = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, fields[3])
+    return best
+
+
+def c_library(loaders: dict[str, str], machine: str | None) -> str:
+    """The C library a Linux device's programs load, from what its loaders answered (path ->
+    first line): 'glibc 2.36', 'musl 1.2.4', 'none found'. The loader of the device's own
+    CPU counts where there are several (a 64-bit board with a 32-bit userland beside it)."""
+    if not loaders:
+        return "none found"
+    cpu = (machine or "").replace("_", "-")
+    path = next((p for p in loaders if cpu and cpu in p.replace("_", "-")), next(iter(loaders)))
+    family = "musl" if "musl" in path else "glibc"
+    version = re.search(r"(\d+\.\d+(?:\.\d+)?)", loaders[path])
+    return f"{family} {version.group(1)}" if version else family
 
 
 def df_available_bytes(output: str) -> int | None:

@@ -87,6 +87,10 @@ class Device(abc.ABC):
         """Which of ``paths`` exist on the device (None: this device cannot tell)."""
         return None
 
+    def run_notes(self) -> list[str]:
+        """What a result measured here should say about how it ran (e.g. unpinned)."""
+        return []
+
     def check_program(self, program: RunnerProgram) -> None:
         """Raise RunnerFailed (stage 'start') where the device cannot execute the native
         runner's binary at all (another architecture or OS): said before anything is pushed."""
@@ -103,18 +107,17 @@ class Device(abc.ABC):
         if program.kind == "python":
             argv, env = [self.python, executable], {}
         else:
-            # The framework's libraries were pushed beside the runner, each in its own
-            # content-addressed folder: the loader looks in all of them.
-            folders = dict.fromkeys(posixpath.dirname(self.stage(library))
-                                    for library in program.libraries)
-            argv, env = [executable], ({"LD_LIBRARY_PATH": ":".join(folders)}
-                                       if folders else {})
+            argv, env = self._native_command(program, executable)
         code, stdout, stderr = self.execute_runner(argv, env, request.to_json(), timeout_s)
         try:
             parsed = parse_result(stdout)
         except ProtocolError as exc:
             raise RunnerFailed(self.alias, "protocol", str(exc), stderr) from None
         if parsed is None:
+            if (program.loader is not None and code in (126, 127, 255) and stderr.strip()
+                    and not _loader_problem(stderr)):
+                raise RunnerFailed(self.alias, "start", _loader_refused(program, argv[0], code,
+                                                                        stderr))
             not_executed = _exec_failure(argv[0], code, stderr)
             if not_executed:
                 # The shell (or `timeout`) could not start the program: nothing of the runner
@@ -129,6 +132,19 @@ class Device(abc.ABC):
                 raise FrameworkMissing(f"device {self.alias!r}: {parsed.error}")
             raise RunnerFailed(self.alias, parsed.stage, parsed.error, stderr)
         return parsed
+
+    def _native_command(self, program: RunnerProgram,
+                        executable: str) -> tuple[list[str], dict[str, str]]:
+        """The native runner's command line: started by the kernel with the device's loader,
+        or (the loader route) by the bundled glibc's loader, told where the libraries are."""
+        # The libraries were pushed each into its own content-addressed folder (the same file
+        # is pushed once for every framework): the loader looks in all of them.
+        folders = ":".join(dict.fromkeys(posixpath.dirname(self.stage(library))
+                                         for library in program.libraries))
+        if program.loader is not None:
+            loader = self.stage(program.loader, executable=True)
+            return [loader, "--library-path", folders, executable], {}
+        return [executable], ({"LD_LIBRARY_PATH": folders} if folders else {})
 
     def _why_not_executed(self, program: RunnerProgram, line: str) -> str:
         if program.kind == "python":
@@ -238,6 +254,20 @@ _READ_AS_SCRIPT = re.compile(r"exec format error|cannot execute|not executable|s
                              re.IGNORECASE)
 
 
+def _loader_refused(program: RunnerProgram, loader: str, code: int, stderr: str) -> str:
+    native = program.native
+    what = f"the native {native.framework} runner ({native.libc})" if native else "the runner"
+    answer = " ".join(stderr.strip().splitlines()[-3:])[:400]
+    return (f"the device cannot start the bundled loader {loader} of {what}: exit code "
+            f"{code}: {answer}. The loader route needs a work folder that allows executables "
+            "(--aiot-adb-workdir) and a kernel of the loader's CPU")
+
+
+#: qemu-user's words where the loader an ELF names is missing (exit 255): on a real kernel the
+#: shell says "not found" with 127.
+_QEMU_NO_LOADER = re.compile(r"Could not open '([^']+)'")
+
+
 def _exec_failure(executable: str, code: int, stderr: str) -> str | None:
     """The line in which the shell (or `timeout`) says it could not execute ``executable``
     (named as it was given: the shell repeats that); None where the program ran (its own
@@ -245,6 +275,9 @@ def _exec_failure(executable: str, code: int, stderr: str) -> str | None:
     link it (a missing library: said as such)."""
     if code == 0 or _loader_problem(stderr):
         return None
+    for line in stderr.splitlines():
+        if code == 255 and _QEMU_NO_LOADER.search(line):
+            return line.strip()[:300]
     for line in stderr.splitlines():
         if executable not in line:
             continue

@@ -56,6 +56,9 @@ class DeviceFacts:
     memory_bytes: int | None = None
     kernel: str | None = None
     os: str | None = None
+    #: The C library a program finds there: "glibc 2.36", "musl 1.2.4", "bionic", "none
+    #: found" (no loader where programs look for one); None: not asked.
+    libc: str | None = None
     python: str | None = None
     python_executable: str | None = None
     #: Why the device's Python could not be asked for its versions (None: it answered).

@@ -53,8 +53,13 @@ class LocalDevice(Device):
             kind=self.kind, alias=self.alias, model=_cpu_model(),
             hostname=socket.gethostname(), machine=platform.machine(), cores=os.cpu_count(),
             cores_usable=self.cpu_count(), core_max_khz=_core_max_khz(),
-            memory_bytes=_memory_bytes(), os=platform.platform(),
+            memory_bytes=_memory_bytes(), os=platform.platform(), libc=_libc(),
             python=platform.python_version(), python_executable=self.python)
+
+
+def _libc() -> str | None:
+    family, version = platform.libc_ver()
+    return f"{family} {version}".strip() or None
 
 
 def _text(data: bytes | str | None) -> str:

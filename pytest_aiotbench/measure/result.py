@@ -140,6 +140,13 @@ class WorkloadResult:
 
     # The key's parts, read as a result's own (a test of one's own asserts on them).
     @property
+    def runner_label(self) -> str:
+        """The runner as the table names it: python, native, or native+glibc where the native
+        runner brought its own C library (the loader route)."""
+        libc = (self.native_runner or {}).get("libc") or ""
+        return (self.runner or "?") + ("+glibc" if libc.endswith("bundled") else "")
+
+    @property
     def device(self) -> str:
         return self.key.device
 

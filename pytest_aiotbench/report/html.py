@@ -202,7 +202,7 @@ def _workload_table(run: DeviceRun) -> str:
         flags = [*(["throttled"] if r.throttled else []),
                  *([] if r.validity is None or r.validity.passed else ["outputs diverge"])]
         rows.append(page.row([
-            r.key.label, r.status, r.runner or "", page.number(r.threads, "{}"),
+            r.key.label, r.status, r.runner_label, page.number(r.threads, "{}"),
             page.number(r.seconds_per_image * 1e3 if stats else None, "{:.3f}"),
             page.number(stats.p90_s * 1e3 if stats else None, "{:.3f}"),
             page.number(stats.median_ci_rel_half_width if stats else None, "{:.1%}"),

@@ -70,7 +70,7 @@ def _cells(row: WorkloadScore, shown: _Shown, gain: VariantGain | None) -> tuple
     assert r.stats is not None
     seconds = r.seconds_per_image
     cells = [r.network, *([r.implementation] if shown.implementations else []), r.framework,
-             r.variant, r.runner or "?", f"{seconds * 1e3:.2f}",
+             r.variant, r.runner_label, f"{seconds * 1e3:.2f}",
              f"{r.stats.p90_s * 1e3:.2f}", f"{1 / seconds:.1f}",
              f"{r.stats.median_ci_rel_half_width:.1%}"]
     if shown.labelled:
@@ -109,6 +109,12 @@ def _notes(score: DeviceScore, shown: _Shown) -> list[str]:
                      "which happened on the host; their e2e is reading the tensor + inference")
     lines.append("runner: python = aiot_runner.py, native = the C++ runner; peak MB = the "
                  "runner's peak resident memory (VmHWM) after timing")
+    bundled = sorted({r.native_runner["libc"] for r in results
+                      if r.runner_label.endswith("+glibc") and r.native_runner})
+    if bundled:
+        lines.append(f"native+glibc: the C++ runner with its own C library ({', '.join(bundled)}"
+                     "), started through that library's loader: the CPU kernels of the PyPI "
+                     "builds, no vendor delegates")
     if shown.variants:
         lines.append("Δacc and speed-up: against the fp32 row of the same network and framework")
     if shown.implementations:

@@ -3,14 +3,18 @@
 ``--aiot-runner``: ``python`` always the script; ``native`` always a native build for the
 device's target; ``auto`` the script where the device's Python has numpy and the framework,
 else a native build. A native build for a Linux target (this host's, or a board's other CPU:
-cross-compiled from that CPU's wheels) is made on demand, as artifacts are exported; one for
-an Android ABI must have been built by the user (with the NDK). Where none can be had, the
-item skips with the reason and the ways out.
+cross-compiled from that CPU's wheels) is made on demand. Where the device's C library cannot
+load it (an Android phone's bionic, musl, a glibc older than the build needs), the same build
+goes with the glibc it was linked against, started through that glibc's loader: the loader
+route. On a phone, a build the user made with the NDK (bionic: the way to vendor delegates)
+wins where the cache has one. Where none can be had, the item skips with the reason and the
+ways out.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from pytest_aiotbench.devices.facts import DeviceFacts
@@ -20,6 +24,7 @@ from pytest_aiotbench.runner.native.build import (
     NativeRunner,
     frameworks_with_backends,
 )
+from pytest_aiotbench.runner.native.elf import glibc_version
 from pytest_aiotbench.runner.native.targets import NativeBuildError, Target, TargetUnsupported
 
 RUNNER_CHOICES = ("auto", "python", "native")
@@ -39,6 +44,11 @@ class RunnerProgram:
     libraries: tuple[Path, ...] = ()
     native: NativeRunner | None = None
 
+    @property
+    def loader(self) -> Path | None:
+        """The bundled dynamic loader that starts the executable (the loader route)."""
+        return self.native.loader if self.native is not None else None
+
 
 PYTHON_RUNNER = RunnerProgram("python", RUNNER_SCRIPT)
 
@@ -51,7 +61,7 @@ class RunnerChooser:
             raise ValueError(f"runner {choice!r}: choose one of {', '.join(RUNNER_CHOICES)}")
         self.choice = choice
         self.builder = builder
-        self._built: dict[tuple[str, str], NativeRunner | NativeBuildError] = {}
+        self._built: dict[tuple[str, ...], NativeRunner | NativeBuildError] = {}
 
     def program(self, facts: DeviceFacts, framework: str, device_packages: tuple[str, ...],
                 requirement: str) -> RunnerProgram:
@@ -66,7 +76,7 @@ class RunnerChooser:
             return PYTHON_RUNNER
         target = Target.host() if local else Target.of_device(facts)
         try:
-            native = self._native(framework, target)
+            native = self._native(framework, target, facts)
         except TargetUnsupported as exc:
             raise RunnerUnavailable(f"device {facts.alias!r} ({target.name}): {exc}. Or "
                                     + self._python_way(framework, requirement)) from None
@@ -74,18 +84,38 @@ class RunnerChooser:
             raise RunnerUnavailable(self._no_runner(facts, framework, target, requirement))
         return RunnerProgram("native", native.executable, native.libraries, native)
 
-    def _native(self, framework: str, target: Target) -> NativeRunner | None:
+    def _native(self, framework: str, target: Target,
+                facts: DeviceFacts) -> NativeRunner | None:
         if framework not in frameworks_with_backends():
             return None
-        if target.os == "android":  # built by the user, with the NDK and the AARs
-            return self.builder.find(framework, target)
-        key = (framework, target.name)
+        if target.os == "android":
+            ndk = self.builder.find(framework, target)  # the user's own (bionic) build wins
+            if ndk is not None:
+                return ndk
+        linux = target.linux()  # a 32-bit Android ABI: TargetUnsupported, saying why
+        runner = self._once(("build", framework, linux.name),
+                            lambda: self._linux_build(framework, linux))
+        if target.os == "linux" and not needs_own_glibc(facts, runner):
+            return runner
+        return self._once(("glibc", framework, target.name),
+                          lambda: self.builder.with_own_glibc(runner, target))
+
+    def _linux_build(self, framework: str, target: Target) -> NativeRunner:
+        try:
+            return self.builder.build(framework, target=target)
+        except TargetUnsupported as exc:  # a build put in the cache by hand still serves
+            found = self.builder.find(framework, target)
+            if found is None:
+                raise exc from None
+            return found
+
+    def _once(self, key: tuple[str, ...],
+              make: Callable[[], NativeRunner]) -> NativeRunner:
+        """A build made once a session; a failure remembered (one failure report each)."""
         if key not in self._built:
             try:
-                self._built[key] = self.builder.build(framework, target=target)
-            except TargetUnsupported as exc:  # a build put in the cache by hand still serves
-                self._built[key] = self.builder.find(framework, target) or exc
-            except NativeBuildError as exc:  # remembered: one failure report per session
+                self._built[key] = make()
+            except NativeBuildError as exc:
                 self._built[key] = exc
         built = self._built[key]
         if isinstance(built, NativeBuildError):
@@ -113,6 +143,20 @@ class RunnerChooser:
             return (f"{device} has no Python with {framework}, and {missing}. Either "
                     + (f"{build}, or {python}" if build else python))
         return f"{device}: {missing}. " + (f"Either {build}, or {python}" if build else python)
+
+
+def needs_own_glibc(facts: DeviceFacts, runner: NativeRunner) -> bool:
+    """Whether a Linux device's C library cannot load ``runner`` (a glibc build): musl, no
+    glibc found, or a glibc older than its files ask for. Unknown (older facts, a device that
+    could not tell): no, the device's own is tried."""
+    if facts.kind == "local" or not facts.libc:
+        return False
+    family, _, version = facts.libc.partition(" ")
+    if family != "glibc":
+        return True
+    needed = runner.glibc_needed()
+    have = glibc_version(version)
+    return needed is not None and have is not None and have < needed
 
 
 def python_has(facts: DeviceFacts, device_packages: tuple[str, ...]) -> bool:

@@ -3,14 +3,17 @@
 For the host, everything comes from the installed wheels (the frameworks' own shared
 libraries and headers); for a Linux board of another CPU, from that CPU's wheels of the same
 releases, with the GNU cross compiler (``wheels.py``, ``targets.py``); for Android, from the
-libraries the user points at, with the NDK's toolchain file. Each (target, framework) build
+libraries the user points at, with the NDK's toolchain file, or, without an NDK (the loader
+route), the Linux build of the phone's CPU with the glibc it was linked against, started
+through that glibc's own loader (``with_own_glibc``). Each (target, framework) build
 is cached like an artifact: keyed by the sources, the compiler, CMake and the libraries'
 versions, under a lock, staged and renamed into place whole. A build folder is a bundle
 ready to push:
 
     bin/aiot_runner_<framework>     the runner
     lib/<soname>                    every library of the framework it needs (not libc & co.)
-    manifest.json                   what is here, and how it was built
+    lib/ld-linux-<cpu>.so.*, libc   the loader route only: the C library and its loader
+    manifest.json                   what is here, and how it was built (its C library)
 
 The measuring core (everything but main.cpp and the backend) is compiled once per target
 and linked by each backend of that target: it is its own cache entry, ``core-<target>-<key>``
@@ -37,16 +40,20 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from pytest_aiotbench.artifacts.cache import ArtifactCache
-from pytest_aiotbench.runner.native.elf import bundle_closure, dynamic_info
+from pytest_aiotbench.artifacts.cache import ArtifactCache, sha256_file
+from pytest_aiotbench.runner.native.elf import bundle_closure, dynamic_info, header
 from pytest_aiotbench.runner.native.targets import (
     ANDROID_ABIS,
+    LIBC_DEVICE,
+    LIBC_NDK,
     LINUX_ARCHITECTURES,
     CrossCompile,
     LinuxCross,
     NativeBuildError,
     Target,
     TargetUnsupported,
+    bundled_glibc,
+    compiler_file,
     ndk_clang,
     ndk_stl_dir,
 )
@@ -247,14 +254,26 @@ class NativeRunner:
     built: bool
     build_s: float
     compiler: str
+    #: Where its C library comes from on the device: LIBC_DEVICE, LIBC_NDK or a bundled glibc.
+    libc: str = LIBC_DEVICE
+    #: The bundled dynamic loader that starts it (the loader route); None: the kernel starts
+    #: it with the loader its ELF header names, the device's own.
+    loader: Path | None = None
 
     @property
     def bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.executable, *self.libraries))
+        files = (self.executable, *self.libraries, *([self.loader] if self.loader else []))
+        return sum(p.stat().st_size for p in files)
+
+    def glibc_needed(self) -> tuple[int, int] | None:
+        """The newest glibc release its files' symbol versions ask for (None: none)."""
+        return max((needed for path in (self.executable, *self.libraries)
+                    if (needed := dynamic_info(path).glibc_needed())), default=None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"framework": self.framework, "target": self.target,
+        return {"framework": self.framework, "target": self.target, "libc": self.libc,
                 "executable": str(self.executable),
+                "loader": self.loader.name if self.loader else None,
                 "libraries": [p.name for p in self.libraries], "bytes": self.bytes,
                 "cache_key": self.cache_key, "built_this_session": self.built,
                 "build_s": self.build_s, "compiler": self.compiler}
@@ -367,17 +386,25 @@ class NativeBuilder:
             self._compile(framework, toolchain, libraries, core, manifest.parent)
             return []
 
-        entry = self.cache.get_or_build(
-            label, parts, "manifest.json", build_into,
+        return self._cached(
+            label, parts, build_into, started,
+            lambda runner: (f"built {runner.executable.name} for {target.name} in "
+                            f"{runner.build_s:.1f} s ({len(runner.libraries)} libraries, "
+                            f"{runner.bytes / 1e6:.1f} MB)"),
             lambda _label: self.progress(f"aiotbench: building the native {framework} runner "
                                          f"for {target.name} ..."))
+
+    def _cached(self, label: str, parts: dict[str, Any], build_into: Callable[[Path], list[str]],
+                started: float, built: Callable[[NativeRunner], str],
+                on_build_start: Callable[[str], None] | None = None) -> NativeRunner:
+        """A bundle from the cache, or made now by ``build_into`` (then ``built`` says so)."""
+        entry = self.cache.get_or_build(label, parts, "manifest.json", build_into,
+                                        on_build_start)
         runner = load_manifest(entry.path)
         if entry.built:
             runner = dataclasses.replace(runner, built=True,
                                          build_s=time.perf_counter() - started)
-            self.progress(f"aiotbench: built {runner.executable.name} for {target.name} in "
-                          f"{runner.build_s:.1f} s ({len(runner.libraries)} libraries, "
-                          f"{runner.bytes / 1e6:.1f} MB)")
+            self.progress(f"aiotbench: {built(runner)}")
         return runner
 
     def find(self, framework: str, target: Target) -> NativeRunner | None:
@@ -391,12 +418,66 @@ class NativeBuilder:
                 runner = load_manifest(manifest)
             except (OSError, ValueError, KeyError):
                 continue
-            if meta["parts"].get("test_faults"):
-                continue  # a test build is never a device's product runner
+            if meta["parts"].get("test_faults") or runner.loader is not None:
+                continue  # a test build is never a device's product runner; nor the loader
+                # route's bundle (it is made from the Linux build, on demand)
             if meta["parts"].get("sources") == wanted and (
                     best is None or meta["created"] > best[0]):
                 best = (meta["created"], runner)
         return best[1] if best else None
+
+    def with_own_glibc(self, runner: NativeRunner, target: Target) -> NativeRunner:
+        """The loader route: ``runner`` (a Linux build) with the glibc its files need, taken
+        from the sysroot of the compiler that linked it, for ``target``: the bundle is started
+        through that glibc's loader, so it runs where no glibc of its own is found (an
+        Android phone's bionic, a musl board, a board whose glibc is older than the build's).
+        Cached as ``runner-<target>-<framework>-glibc``; the C library files are the same
+        for every framework (the device's content-addressed push sends them once)."""
+        compiler = self._compiler_for(Target.parse(runner.target))
+        c_library, loader = _c_library_closure(runner, compiler)
+        version = glibc_release(c_library["libc.so.6"])
+        parts = {"route": "bundled-glibc", "framework": runner.framework,
+                 "target": target.name, "runner": runner.cache_key,
+                 "c_library": {name: sha256_file(path)
+                               for name, path in sorted(c_library.items())}}
+        label = f"runner-{target.name}-{runner.framework}-glibc"
+        started = time.perf_counter()
+
+        def build_into(manifest: Path) -> list[str]:
+            bundle = manifest.parent
+            (bundle / "bin").mkdir(parents=True)
+            (bundle / "lib").mkdir()
+            shutil.copy2(runner.executable, bundle / "bin" / runner.executable.name)
+            for source in runner.libraries:
+                shutil.copy2(source, bundle / "lib" / source.name)
+            for name, source in c_library.items():
+                shutil.copy2(source, bundle / "lib" / name)
+            manifest.write_text(json.dumps({
+                "framework": runner.framework, "target": target.name,
+                "executable": f"bin/{runner.executable.name}",
+                "libraries": [*(p.name for p in runner.libraries),
+                              *sorted(name for name in c_library if name != loader)],
+                "loader": f"lib/{loader}", "libc": bundled_glibc(version),
+                "linux_build": runner.target, "compiler": runner.compiler,
+                "protocol_version": PROTOCOL_VERSION}, indent=1))
+            return []
+
+        return self._cached(
+            label, parts, build_into, started,
+            lambda bundled: (f"bundled {runner.executable.name} for {target.name} with glibc "
+                             f"{version} ({bundled.bytes / 1e6:.1f} MB, started through "
+                             f"lib/{loader})"))
+
+    @staticmethod
+    def _compiler_for(target: Target) -> str:
+        """The C++ compiler that builds for a Linux target (its sysroot has the C library the
+        runner was linked against)."""
+        if target == Target.host():
+            return os.environ.get("CXX", "c++")
+        arch = LINUX_ARCHITECTURES.get(target.abi)
+        if arch is None:
+            raise TargetUnsupported(f"no toolchain is known for {target.name}")
+        return LinuxCross.find(arch).compiler
 
     def _plan(self, framework: str, cmake: str, android: CrossCompile | None,
               target: Target | None) -> tuple[_Toolchain, FrameworkLibraries]:
@@ -515,6 +596,7 @@ class NativeBuilder:
             _check_describe(bundle, framework)
         manifest = {"framework": framework, "target": toolchain.target.name,
                     "executable": f"bin/{built.name}", "libraries": bundled,
+                    "libc": LIBC_NDK if isinstance(cross, CrossCompile) else LIBC_DEVICE,
                     "compiler": toolchain.compiler, "protocol_version": PROTOCOL_VERSION}
         (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
@@ -540,12 +622,57 @@ def load_manifest(path: Path) -> NativeRunner:
     manifest = json.loads(Path(path).read_text())
     meta = json.loads((bundle / "meta.json").read_text()) if (bundle / "meta.json").exists() \
         else {"key": "", "build_s": 0.0}
+    target = manifest["target"]
+    # Manifests written before the C library was recorded: an Android build was the NDK's.
+    libc = manifest.get("libc") or (LIBC_NDK if target.startswith("android-") else LIBC_DEVICE)
     return NativeRunner(
-        framework=manifest["framework"], target=manifest["target"],
+        framework=manifest["framework"], target=target,
         executable=bundle / manifest["executable"],
         libraries=tuple(bundle / "lib" / name for name in manifest["libraries"]),
         cache_key=meta["key"], built=False, build_s=float(meta.get("build_s", 0.0)),
-        compiler=manifest["compiler"])
+        compiler=manifest["compiler"], libc=libc,
+        loader=bundle / manifest["loader"] if manifest.get("loader") else None)
+
+
+def _c_library_closure(runner: NativeRunner, compiler: str) -> tuple[dict[str, Path], str]:
+    """The C library files the runner's bundle leaves to the system (libc, libm, the loader,
+    and libstdc++ where the build did not bundle it), found where ``compiler`` links them
+    from, and the loader's file name."""
+    interpreter = header(runner.executable).interpreter
+    if interpreter is None:
+        raise NativeBuildError(f"{runner.executable.name} has no dynamic loader (static): it "
+                               "needs no C library bundled")
+    loader = interpreter.rsplit("/", 1)[-1]
+    bundled = {path.name for path in runner.libraries}
+    pending = [loader, *(name for path in (runner.executable, *runner.libraries)
+                         for name in dynamic_info(path).needed)]
+    found: dict[str, Path] = {}
+    while pending:
+        name = pending.pop()
+        if name in found or name in bundled:
+            continue
+        path = compiler_file(compiler, name)
+        if path is None:
+            raise NativeBuildError(
+                f"{name}, which the native {runner.framework} runner needs, is not in the "
+                f"sysroot of {compiler}: the loader route bundles the C library the runner "
+                "was linked against (for linux-aarch64: Debian's libc6-arm64-cross, which "
+                "g++-aarch64-linux-gnu brings)")
+        found[name] = path
+        pending.extend(dynamic_info(path).needed)
+    if "libc.so.6" not in found:
+        raise NativeBuildError(f"the native {runner.framework} runner names no libc.so.6: "
+                               "not a glibc build, so the loader route cannot bundle its C "
+                               "library")
+    return found, loader
+
+
+def glibc_release(libc: Path) -> str:
+    """The glibc release of a libc.so.6, as its banner says it ('2.36')."""
+    found = re.search(rb"release version (\d+\.\d+)", libc.read_bytes())
+    if found is None:
+        raise NativeBuildError(f"{libc} does not say its glibc release: not a glibc libc.so.6")
+    return found.group(1).decode()
 
 
 def _check_describe(bundle: Path, framework: str) -> None:
@@ -601,7 +728,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="artifact cache (default: $AIOTBENCH_CACHE or ./models/cache)")
     parser.add_argument("--target", default=Target.host().name,
                         help="linux-<uname -m> of the board: linux-aarch64 cross-compiles "
-                             f"with {LINUX_ARCHITECTURES['aarch64'].cross_compiler()} "
+                             f"with {LINUX_ARCHITECTURES['aarch64'].cross_compiler()}; "
+                             "android-<ABI> of a phone: without --ndk, the linux build of its "
+                             "CPU with the glibc it needs, started through that glibc's loader "
+                             "(android-arm64-v8a: CPU kernels only, no vendor delegates) "
                              "(default: this host, %(default)s)")
     parser.add_argument("--wheels", type=Path, default=None,
                         help=f"folder of other CPUs' wheels, looked in before the index and "
@@ -611,7 +741,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only fetch the target's wheels into the wheel folder (to build "
                              "later offline, or to keep them as CI's wheelhouse)")
     parser.add_argument("--android-abi", choices=ANDROID_ABIS,
-                        help="cross-compile for Android with the NDK")
+                        help="cross-compile for Android with the NDK (bionic; the way to "
+                             "vendor delegates)")
     parser.add_argument("--ndk", type=Path, default=os.environ.get("ANDROID_NDK_HOME"),
                         help="the Android NDK's root folder (default: $ANDROID_NDK_HOME)")
     parser.add_argument("--android-api", type=int, default=24)
@@ -630,8 +761,8 @@ def main(argv: list[str] | None = None) -> int:
         target = Target.parse(args.target)
     except ValueError as exc:
         parser.error(str(exc))
-    if target.os == "android" and not args.android_abi:
-        args.android_abi = target.abi
+    if target.os == "android" and not args.android_abi and args.ndk is not None:
+        args.android_abi = target.abi  # with an NDK: the bionic build
     cross = None
     if args.android_abi:
         if args.ndk is None:
@@ -651,14 +782,18 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for framework in wanted:
         try:
-            runner = builder.build(framework, cross, target)
+            if target.os == "android" and cross is None:  # no NDK: the loader route
+                runner = builder.with_own_glibc(
+                    builder.build(framework, target=target.linux()), target)
+            else:
+                runner = builder.build(framework, cross, target)
         except NativeBuildError as exc:
             failed += 1
             print(f"FAILED {framework}: {exc}", flush=True)
             continue
         state = "built" if runner.built else "cached"
         print(f"{state:6} {framework:15} {runner.executable} + {len(runner.libraries)} "
-              f"libraries ({runner.bytes / 1e6:.1f} MB)", flush=True)
+              f"libraries ({runner.bytes / 1e6:.1f} MB; C library: {runner.libc})", flush=True)
     if failed:
         print(f"{failed} of {len(wanted)} backends failed; the others are built", flush=True)
     return 1 if failed == len(wanted) else 0

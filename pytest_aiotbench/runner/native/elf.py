@@ -14,6 +14,8 @@ from pathlib import Path
 
 DT_NEEDED, DT_SONAME, DT_STRTAB, DT_STRSZ = 1, 14, 5, 10
 SHT_DYNAMIC = 6
+#: The section of the symbol versions a file needs from each library (GLIBC_2.34, ...).
+SHT_GNU_VERNEED = 0x6FFFFFFE
 PT_INTERP = 3
 
 #: e_machine values -> the architecture's name as ``uname -m`` says it; where the ELF class
@@ -44,6 +46,22 @@ class NotElf(ValueError):
 class DynamicInfo:
     soname: str | None
     needed: tuple[str, ...]
+    #: The symbol versions it needs, as (library, version): ("libc.so.6", "GLIBC_2.34").
+    versions: tuple[tuple[str, str], ...] = ()
+
+    def glibc_needed(self) -> tuple[int, int] | None:
+        """The newest glibc release its GLIBC_x.y symbol versions ask for (None: none)."""
+        found = [glibc_version(version) for _, version in self.versions
+                 if version.startswith("GLIBC_")]
+        return max((release for release in found if release), default=None)
+
+
+def glibc_version(version: str) -> tuple[int, int] | None:
+    """(2, 34) from GLIBC_2.34 or 2.34; None for what is not a release (GLIBC_PRIVATE)."""
+    parts = version.removeprefix("GLIBC_").split(".")
+    if len(parts) < 2 or not all(part.isdigit() for part in parts[:2]):
+        return None  # GLIBC_PRIVATE
+    return int(parts[0]), int(parts[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,27 +167,59 @@ def _dynamic_info(data: mmap.mmap) -> DynamicInfo:
             _, kind, _, _, offset, size, link, _, _, entsize = struct.unpack_from(
                 order + "IIIIIIIIII", data, base)
         sections.append((kind, offset, size, link, entsize))
-    for kind, offset, size, link, entsize in sections:
-        if kind != SHT_DYNAMIC:
-            continue
-        # The dynamic section's sh_link is its string table.
-        _, str_offset, _, _, _ = sections[link]
-        entry = "qQ" if wide else "iI"
-        needed: list[str] = []
-        soname = None
-        for at in range(offset, offset + size, entsize or struct.calcsize(order + entry)):
-            tag, value = struct.unpack_from(order + entry, data, at)
-            if tag == 0:
+    dynamic = next((section for section in sections if section[0] == SHT_DYNAMIC), None)
+    if dynamic is None:
+        return DynamicInfo(None, ())  # statically linked
+    _, offset, size, link, entsize = dynamic
+    # The dynamic section's sh_link is its string table.
+    str_offset = sections[link][1]
+
+    def string(at: int) -> str:
+        start = str_offset + at
+        return data[start:data.find(b"\0", start)].decode(errors="replace")
+
+    entry = "qQ" if wide else "iI"
+    needed: list[str] = []
+    soname = None
+    for at in range(offset, offset + size, entsize or struct.calcsize(order + entry)):
+        tag, value = struct.unpack_from(order + entry, data, at)
+        if tag == 0:
+            break
+        if tag == DT_NEEDED:
+            needed.append(string(value))
+        elif tag == DT_SONAME:
+            soname = string(value)
+    versions = [(library, version)
+                for kind, offset, size, verneed_link, _ in sections if kind == SHT_GNU_VERNEED
+                for library, version in _needed_versions(data, order, offset, size,
+                                                         sections[verneed_link][1])]
+    return DynamicInfo(soname, tuple(needed), tuple(versions))
+
+
+def _needed_versions(data: mmap.mmap, order: str, offset: int, size: int,
+                     strings: int) -> list[tuple[str, str]]:
+    """The Verneed chain: per library, its Vernaux entries (each a version name)."""
+
+    def string(at: int) -> str:
+        return data[strings + at:data.find(b"\0", strings + at)].decode(errors="replace")
+
+    found: list[tuple[str, str]] = []
+    at, end = offset, offset + size
+    for _ in range(1024):  # a bound: a corrupt chain must not loop
+        if at + 16 > end:
+            break
+        _, count, file_name, aux, following = struct.unpack_from(order + "HHIII", data, at)
+        library, aux_at = string(file_name), at + aux
+        for _ in range(min(count, 1024)):
+            _, _, _, name, aux_next = struct.unpack_from(order + "IHHII", data, aux_at)
+            found.append((library, string(name)))
+            if not aux_next:
                 break
-            if tag in (DT_NEEDED, DT_SONAME):
-                start = str_offset + value
-                name = data[start:data.find(b"\0", start)].decode()
-                if tag == DT_NEEDED:
-                    needed.append(name)
-                else:
-                    soname = name
-        return DynamicInfo(soname, tuple(needed))
-    return DynamicInfo(None, ())  # statically linked
+            aux_at += aux_next
+        if not following:
+            break
+        at += following
+    return found
 
 
 def bundle_closure(executable: Path, search_dirs: list[Path]) -> dict[str, Path]:

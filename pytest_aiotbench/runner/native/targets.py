@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 
 #: Android ABIs the CMake project cross-compiles for (the NDK's names).
 ANDROID_ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64")
+#: The Linux CPU (uname -m) whose wheels a phone of each Android ABI runs through the loader
+#: route: the Linux build with a glibc of its own. A 32-bit userland (armeabi-v7a) has none:
+#: no framework here publishes 32-bit arm wheels.
+ANDROID_LINUX_MACHINES = {"arm64-v8a": "aarch64", "x86_64": "x86_64"}
+
+#: How a runner gets its C library on the device, as rows and the JSON say it.
+LIBC_DEVICE = "the device's glibc"
+LIBC_NDK = "bionic (NDK)"
+
+
+def bundled_glibc(version: str) -> str:
+    """The loader route's C library, as rows say it: 'glibc 2.36, bundled'."""
+    return f"glibc {version}, bundled"
 
 
 class NativeBuildError(RuntimeError):
@@ -47,6 +60,21 @@ class Target:
         if facts.is_android:
             return cls("android", facts.abi or facts.machine or "unknown")
         return cls("linux", facts.machine or "unknown")
+
+    def linux(self) -> Target:
+        """The Linux target whose build runs here through its own glibc (the loader route):
+        itself on Linux, the ABI's CPU on Android. Raises TargetUnsupported where there is
+        none (a 32-bit Android userland)."""
+        if self.os == "linux":
+            return self
+        machine = ANDROID_LINUX_MACHINES.get(self.abi)
+        if machine is None:
+            raise TargetUnsupported(
+                f"a phone with ABI {self.abi} runs a 32-bit userland, and no framework here "
+                f"publishes wheels for it (no armv7 wheels of onnxruntime, ai-edge-litert, "
+                f"executorch or torch), so no runner can be built from them; build one with "
+                f"the NDK (README: Android) for {self.name}")
+        return Target("linux", machine)
 
     @classmethod
     def parse(cls, name: str) -> Target:
@@ -137,17 +165,30 @@ class LinuxCross:
         runner as the NDK's libc++_shared is: a board's own libstdc++ may be older than the
         one the runner was compiled against (glibc stays the board's)."""
         for name in ("libstdc++.so.6", "libgcc_s.so.1"):
-            done = subprocess.run([self.compiler, f"-print-file-name={name}"],
-                                  capture_output=True, text=True, check=False, timeout=60)
-            found = Path(done.stdout.strip())
-            if done.returncode == 0 and found.is_absolute() and found.is_file():
-                (folder / name).symlink_to(found.resolve())
+            found = compiler_file(self.compiler, name)
+            if found is not None:
+                (folder / name).symlink_to(found)
         return folder
 
     def toolchain_defines(self) -> dict[str, str]:
         return {"CMAKE_SYSTEM_NAME": "Linux", "CMAKE_SYSTEM_PROCESSOR": self.arch.machine,
                 "CMAKE_C_COMPILER": self.compiler.removesuffix("g++") + "gcc",
                 "CMAKE_CXX_COMPILER": self.compiler}
+
+
+def compiler_file(compiler: str, name: str) -> Path | None:
+    """Where ``compiler`` links ``name`` from (its sysroot's libc.so.6, libstdc++.so.6, the
+    loader): resolved, or None where it has no such file."""
+    try:
+        done = subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True,
+                              text=True, check=False, timeout=60)
+    except OSError:
+        return None
+    found = Path(done.stdout.strip())
+    # An unknown name comes back as itself, not as a path.
+    if done.returncode == 0 and found.is_absolute() and found.is_file():
+        return found.resolve()
+    return None
 
 
 def ndk_clang(ndk: Path) -> Path:
