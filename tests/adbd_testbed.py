@@ -82,7 +82,8 @@ class DebianAdbd:
 
     def __init__(self, root: Path, model: str, *, cores: str | None = None,
                  python: str | None = sys.executable, props: dict[str, str] | None = None,
-                 private_folder: str | None = None):
+                 private_folder: str | None = None, tools: tuple[str, ...] = PHONE_TOOLS,
+                 core_max_khz: tuple[int, ...] = ()):
         self.root = root
         self.model = model
         self.cores = cores
@@ -93,6 +94,11 @@ class DebianAdbd:
         #: is: a bind mount in a mount namespace of its own, so boards on one host never
         #: see each other's files there.
         self.private_folder = private_folder
+        #: A phone's toolbox (python=None): the shell commands on its PATH.
+        self.tools = tools
+        #: Each core's max frequency as the device's cpufreq tree says it (a tree of its own
+        #: over /sys/devices/system/cpu, in the device's mount namespace); empty: the host's.
+        self.core_max_khz = core_max_khz
         self.port = free_port()
         self.serial = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -111,7 +117,7 @@ class DebianAdbd:
             path = f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
         else:
             # Like Android's toybox: the shell commands a phone has, and nothing else.
-            for tool in PHONE_TOOLS:
+            for tool in self.tools:
                 found = shutil.which(tool)
                 if found and not (bin_dir / tool).exists():
                     (bin_dir / tool).symlink_to(found)
@@ -125,13 +131,23 @@ class DebianAdbd:
         command = [adbd["ADBD_BIN"]]
         if self.cores is not None:
             command = ["taskset", "-c", self.cores, *command]
+        mounts: list[tuple[Path, str]] = []
         if self.private_folder is not None:
             storage = self.root / "storage"
             storage.mkdir(exist_ok=True)
             Path(self.private_folder).mkdir(parents=True, exist_ok=True)
-            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                       'mount --bind "$0" "$1" && shift && exec "$@"', str(storage),
-                       self.private_folder, *command]
+            mounts.append((storage, self.private_folder))
+        if self.core_max_khz:
+            mounts.append((self._cpu_tree(), "/sys/devices/system/cpu"))
+        if mounts:
+            # By their host paths: a phone's PATH has neither.
+            mount = shutil.which("mount") or "/bin/mount"
+            binds = " && ".join(f'{mount} --bind "${2 * i + 1}" "${2 * i + 2}"'
+                                for i in range(len(mounts)))
+            command = [shutil.which("unshare") or "unshare", "--mount", "--propagation",
+                       "private", shutil.which("sh") or "/bin/sh", "-c",
+                       f'{binds} && shift {2 * len(mounts)} && exec "$@"', "sh",
+                       *(str(part) for pair in mounts for part in pair), *command]
         self.log = open(self.root / "adbd.log", "wb")
         self.process = subprocess.Popen(command, env=env, cwd=self.root, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -143,6 +159,15 @@ class DebianAdbd:
             self.stop()
             raise AdbdUnavailable(failed[self.serial])
         return self
+
+    def _cpu_tree(self) -> Path:
+        """A cpufreq tree whose cores differ in max frequency, as a phone's big and little."""
+        tree = self.root / "cpu"
+        for index, khz in enumerate(self.core_max_khz):
+            cpufreq = tree / f"cpu{index}" / "cpufreq"
+            cpufreq.mkdir(parents=True, exist_ok=True)
+            (cpufreq / "cpuinfo_max_freq").write_text(f"{khz}\n")
+        return tree
 
     def _wait_listening(self) -> None:
         deadline = time.monotonic() + 10

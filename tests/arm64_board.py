@@ -29,15 +29,17 @@ class BoardUnavailable(RuntimeError):
     """The board cannot run here; the message says why."""
 
 
-def _script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _script(*args: str, timeout: float,
+            script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:
+    """Run a board script (arm64-board, or one built on it that takes its command line)."""
     # close_fds (the default): a lock this process holds must not reach the board.
-    done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True,
+    done = subprocess.run([str(script), *args], capture_output=True, text=True,
                           timeout=timeout, check=False, close_fds=True)
     if done.returncode == UNAVAILABLE:
         raise BoardUnavailable(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
-                               else "arm64-board: unavailable")
+                               else f"{script.name}: unavailable")
     if done.returncode != 0:
-        raise RuntimeError(f"arm64-board {args[0]} failed ({done.returncode}): "
+        raise RuntimeError(f"{script.name} {args[0]} failed ({done.returncode}): "
                            f"{done.stderr[-3000:]}")
     return done
 
@@ -49,6 +51,9 @@ def fetch(folder: Path = CACHE) -> None:
 
 class Arm64Board:
     """One emulated board on a free TCP port, connected to the tests' adb server."""
+
+    #: The script that starts and stops it (a subclass names its own).
+    script = SCRIPT
 
     def __init__(self, model: str = "arm64-board", *, folder: Path = CACHE,
                  props: dict[str, str] | None = None):
@@ -69,14 +74,20 @@ class Arm64Board:
         the adb server and in state 'device' unless ``connect`` is false."""
         props = [f"--prop={key}={value}" for key, value in self.props.items()]
         done = _script("up", "--dir", str(self.folder), "--port", str(self.port),
-                       "--model", self.model, *props, timeout=900)
+                       "--model", self.model, *props, *self.up_options(), timeout=900,
+                       script=self.script)
         lines = done.stdout.strip().splitlines()
         if not lines or lines[-1] != self.serial:
-            raise RuntimeError(f"arm64-board up printed {done.stdout!r}, not {self.serial}")
+            raise RuntimeError(f"{self.script.name} up printed {done.stdout!r}, "
+                               f"not {self.serial}")
         self.record = json.loads((self.folder / "run" / "board.json").read_text())
         if connect:
             self._connect()
         return self.serial
+
+    def up_options(self) -> list[str]:
+        """More options for the script's ``up``."""
+        return []
 
     def _connect(self) -> None:
         adb_client()  # the tests' server, started here if need be
@@ -90,4 +101,4 @@ class Arm64Board:
         every process of the board ends and its binfmt registration goes."""
         with contextlib.suppress(Exception):
             adb_client().disconnect(self.serial)
-        _script("down", "--dir", str(self.folder), timeout=60)
+        _script("down", "--dir", str(self.folder), timeout=60, script=self.script)

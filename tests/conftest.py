@@ -99,7 +99,8 @@ def run_plugin(pytester: pytest.Pytester, artifact_cache: Path):
 #: through an attribute that pytest no longer reads.)
 ADB_TEST_FILES = ("tests/test_adb_devices.py", "tests/test_device_farm.py",
                   "tests/test_native_runner.py", "tests/test_arm64_board_rig.py",
-                  "tests/test_arm64_board.py")
+                  "tests/test_arm64_board.py", "tests/test_android_phone_rig.py",
+                  "tests/test_android_phone.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -183,6 +184,29 @@ def adbd_factory(tmp_path_factory):
         device.stop()
     if not server_was_running:  # leave the machine as it was
         kill_adb_server()
+
+
+#: The native backends an aarch64 board or phone gets from PyPI's wheels (pytorch-mobile's
+#: aarch64 torch wheel there is a CUDA build: a skip saying so, see test_build_targets.py).
+BOARD_FRAMEWORKS = ("onnxruntime", "tflite", "executorch")
+
+
+@pytest.fixture(scope="session")
+def aarch64_wheels() -> Path:
+    """The wheel folder holding the aarch64 wheels of the host's versions (set-up: fetched
+    once, by .ci/run or here, then offline)."""
+    from pytest_aiotbench.runner.native.build import BUILD_COMMAND
+    from pytest_aiotbench.runner.native.wheels import WHEELS_ENV
+
+    folder = Path(os.environ.get(WHEELS_ENV) or
+                  Path.home() / ".cache" / "pytest-aiotbench" / "wheels")
+    command = [str(Path(sys.executable).parent / BUILD_COMMAND), "--target", "linux-aarch64",
+               "--fetch-wheels", "--framework", ",".join(BOARD_FRAMEWORKS),
+               "--wheels", str(folder)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        unavailable("aarch64 wheels", f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -10,27 +10,20 @@ into the wheel folder; the plugin's own runs then look there and never at the in
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from arm64_board import Arm64Board, BoardUnavailable
-from conftest import TINY_CNN_MODULE, unavailable
+from conftest import BOARD_FRAMEWORKS, TINY_CNN_MODULE, unavailable
 
 from pytest_aiotbench.devices import RunnerFailed
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
-from pytest_aiotbench.runner.native.build import BUILD_COMMAND, NativeBuilder
+from pytest_aiotbench.runner.native.build import NativeBuilder
 from pytest_aiotbench.runner.native.targets import Target
 from pytest_aiotbench.runner.native.wheels import WHEELS_ENV
 from pytest_aiotbench.runner.program import RunnerProgram
 from pytest_aiotbench.runner.protocol import RunRequest, Timing
 
-#: The native backends an aarch64 board gets from PyPI's wheels (pytorch-mobile's aarch64
-#: torch wheel there is a CUDA build: a skip saying so, see test_build_targets.py).
-BOARD_FRAMEWORKS = ("onnxruntime", "tflite", "executorch")
 TARGET = "linux-aarch64"
 
 
@@ -43,21 +36,6 @@ def arm64_board():
         unavailable("emulated arm64 board", exc)
     yield board
     board.stop()
-
-
-@pytest.fixture(scope="module")
-def aarch64_wheels() -> Path:
-    """The wheel folder holding the aarch64 wheels of the host's versions (set-up: fetched
-    once, then offline)."""
-    folder = Path(os.environ.get(WHEELS_ENV) or
-                  Path.home() / ".cache" / "pytest-aiotbench" / "wheels")
-    command = [str(Path(sys.executable).parent / BUILD_COMMAND), "--target", TARGET,
-               "--fetch-wheels", "--framework", ",".join(BOARD_FRAMEWORKS),
-               "--wheels", str(folder)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    if done.returncode != 0:
-        unavailable("aarch64 wheels", f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return folder
 
 
 def only_device(document: dict) -> dict:

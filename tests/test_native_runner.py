@@ -519,15 +519,47 @@ def test_a_library_missing_on_the_phone_is_named(phone, native_runners, tmp_path
         device.close()
 
 
-def test_an_android_phone_without_a_native_build_is_a_skip_naming_the_command(
+def test_a_32_bit_android_phone_skips_naming_its_abi_before_anything_is_exported(
         pytester, run_plugin, adbd_factory, tmp_path):
+    """No framework publishes 32-bit arm wheels, so the loader route has no build for it;
+    the skip comes before the export (an empty cache stays empty of artifacts)."""
     android = adbd_factory("Android Phone", python=None,
                            props={"ro.build.version.release": "14",
-                                  "ro.product.cpu.abi": "arm64-v8a"})
+                                  "ro.product.cpu.abi": "armeabi-v7a"})
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
-    result, _ = run_plugin("-rs", f"--aiot-device={android.serial}", "--aiot-cooldown=0",
-                           "--aiot-framework=onnxruntime", workdir_option(tmp_path))
+    result, document = run_plugin("-rs", f"--aiot-device={android.serial}", "--aiot-cooldown=0",
+                                  "--aiot-framework=onnxruntime", workdir_option(tmp_path),
+                                  f"--aiot-cache={tmp_path / 'empty cache'}")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines([
-        "SKIPPED*Android_Phone* (android-arm64-v8a) has no Python with onnxruntime*"
-        "aiotbench-build-runner --framework onnxruntime --android-abi arm64-v8a*"])
+        "SKIPPED*Android_Phone* (android-armeabi-v7a)*ABI armeabi-v7a runs a 32-bit userland*"
+        "no armv7 wheels*"])
+    assert document["environment"]["timing"]["artifacts_built"] == 0
+    assert not list((tmp_path / "empty cache").glob("*tiny_cnn*"))
+
+
+def test_a_phone_without_taskset_runs_unpinned_and_its_row_says_so(
+        adbd_factory, native_runners, paired_artifacts, tmp_path):
+    """A big and a little core, and no taskset in the toolbox: the runner is started
+    without it, on every core, and the row's note says why."""
+    from adbd_testbed import PHONE_TOOLS
+
+    phone = adbd_factory("Phone without taskset", python=None,
+                         tools=tuple(tool for tool in PHONE_TOOLS if tool != "taskset"),
+                         core_max_khz=(1_800_000, 2_400_000))
+    device = AdbDevice(phone.serial, AdbOptions(workdir=str(tmp_path / "w")))
+    try:
+        assert device.facts().big_cores == [1]
+        assert device.cpu_count() == device.facts().cores  # not pinned: every core
+        (note,) = device.run_notes()
+        assert note.startswith("ran unpinned: the device has no taskset") and "(1)" in note
+        runner = native_runners["onnxruntime"]
+        model = Path(paired_artifacts["onnxruntime", "current"])
+        request = RunRequest("onnxruntime", device.stage(model),
+                             device.stage(Path(paired_artifacts["probes"])), 1,
+                             Timing(warmup_s=0.01, min_time_s=0.05, max_time_s=0.5))
+        result = device.run(RunnerProgram("native", runner.executable, runner.libraries,
+                                          runner), request, 60)
+        assert len(result.samples_s) >= 3
+    finally:
+        device.close()

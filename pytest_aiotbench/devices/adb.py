@@ -382,9 +382,14 @@ class AdbDevice(Device):
         if program.kind != "native":
             return
         if self._workdir_mount is None:
+            # The work folder's nearest existing folder, links resolved (/sdcard is one),
+            # then the mount table.
+            quoted = shlex.quote(self.workdir)
             try:
-                self._workdir_mount = mount_of(self.shell("cat /proc/mounts").stdout,
-                                               self.workdir) or ("", "")
+                answer = self.shell(f'd={quoted}; while [ ! -d "$d" ]; do d=$(dirname "$d"); '
+                                    'done; cd "$d" && pwd -P; cat /proc/mounts').stdout
+                folder, _, mounts = answer.partition("\n")
+                self._workdir_mount = mount_of(mounts, folder.strip()) or ("", "")
             except DeviceError:
                 self._workdir_mount = ("", "")
         point, options = self._workdir_mount
