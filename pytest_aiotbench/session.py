@@ -19,6 +19,7 @@ from pytest_aiotbench.gate import GateSummary, ReleaseGate
 from pytest_aiotbench.gate.pairing import keep_artifact
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure import WorkloadResult
+from pytest_aiotbench.measure.quiet import HostLoad
 from pytest_aiotbench.measure.result import FAILED, SKIPPED
 from pytest_aiotbench.report import gate_table, json_file, operators, table
 from pytest_aiotbench.report.benchmark_records import BenchmarkRecords
@@ -84,6 +85,8 @@ class BenchSession:
         #: On an xdist worker: results are sent to the controller, which reports them.
         self.forward = forward
         self._outgoing: list[WorkloadResult] = []
+        #: The host's load when the header was written, before the first timing.
+        self.host_load: HostLoad | None = None
 
     # --------------------------------------------------------------------- results
     def record(self, result: WorkloadResult) -> None:
@@ -140,6 +143,8 @@ class BenchSession:
         # torchvision is imported only where a reference network was built in this process
         environment["torchvision_import"] = fallback_reason or (
             "normal" if "torchvision.models" in sys.modules else "not imported")
+        if self.host_load is not None:
+            environment["host_load"] = self.host_load.to_json()
         environment["timing"] = {
             "session_s": time.perf_counter() - self.started,
             "prepare_s": run.counts.prepare_s, "artifacts_built": run.counts.artifacts_built,
@@ -153,11 +158,15 @@ class BenchSession:
         return document
 
     def header_lines(self, farm_line: str | None = None) -> list[str]:
-        """What the session's header says: devices, cache, protocol, runner; the farm; the
-        implementations some networks lack; the labelled images; the baseline."""
+        """What the session's header says: devices, cache, protocol, runner; the host's
+        load now, before any timing; the farm; the implementations some networks lack; the
+        labelled images; the baseline."""
         chosen = self.settings
         lines = [f"aiotbench: devices {','.join(chosen.devices)}; artifact cache "
                  f"{chosen.cache_dir}; protocol {chosen.protocol}; runner {chosen.runner}"]
+        if self.host_load is None:
+            self.host_load = HostLoad.now()
+        lines.append(f"aiotbench: {self.host_load.describe(chosen.quiet_limit)}")
         if farm_line:
             lines.append(farm_line)
         for implementation in chosen.implementations:

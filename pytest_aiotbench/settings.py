@@ -24,6 +24,7 @@ from pytest_aiotbench.runner.protocol import TIMING_MODES, ProfileRequest, Timin
 
 WEIGHTS = ("random", "pretrained")
 PIN_CHOICES = ("big", "none")
+QUIET_CHOICES = ("warn", "wait", "off")
 _OPTION = "aiotbench-option"
 
 
@@ -300,6 +301,20 @@ class Settings:
         "throttle-temp-rise", 10.0, "flag a run whose thermal zone rose by more than this many "
         "degrees between the start and the end of timing", number(float, 0.0, 200),
         metavar="CELSIUS")
+    quiet: str = option(
+        "quiet", QUIET_CHOICES[0], "competing load on the cores a workload is timed on: warn "
+        "(every row says the share of those cores other processes took; above "
+        "--aiot-quiet-limit the row is flagged busy), wait (also wait, up to "
+        "--aiot-quiet-wait, for that share to fall below the limit before each workload, and "
+        "re-time a busy row once where waiting helped), off (no flag, no wait)",
+        OneOf(QUIET_CHOICES), metavar="MODE")
+    quiet_limit: float = option(
+        "quiet-limit", 0.25, "flag a row busy when other processes took more than this "
+        "fraction of the cores it was timed on", number(float, 0.0, 1.0), metavar="FRACTION")
+    quiet_wait_s: float = option(
+        "quiet-wait", 30.0, "with --aiot-quiet=wait, wait at most this long for quiet before "
+        "a workload (and again before its one re-timing)", number(float, 0.0, 3600),
+        metavar="SECONDS")
     adb_server: str = option("adb-server", AdbOptions.server,
                              "the adb server to ask for devices (started if not running)",
                              metavar="HOST:PORT")

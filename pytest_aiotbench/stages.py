@@ -16,6 +16,7 @@ import fcntl
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,9 @@ from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.images import Dataset
 from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
+from pytest_aiotbench.measure import flags as row_flags
+from pytest_aiotbench.measure.flags import FlagKind
+from pytest_aiotbench.measure.quiet import BusyCoresWarning, QuietWait, wait_for_quiet
 from pytest_aiotbench.measure.result import AGREEMENT, INVALID, LABELLED, PASSED
 from pytest_aiotbench.measure.thermal import throttle_findings
 from pytest_aiotbench.runner.aiot_runner import preprocess
@@ -216,7 +220,8 @@ class Stages:
     def check_runner(self, device: Device, key: WorkloadKey) -> None:
         """Before the workload's artifact is exported: skip it where its device can have no
         runner for its framework (no export is spent on it). A device that cannot be asked
-        now, or a build that fails, is left to the deploy stage, which says so."""
+        now, a build that fails, or a framework that takes no model of the network's
+        implementation is left to the stage that says so (deploy, export)."""
         try:
             card = networks.get(key.network, key.implementation)
             framework = frameworks.adapter(key.framework, card.implementation)
@@ -224,7 +229,7 @@ class Stages:
                                  framework.device_packages, framework.device_requirement)
         except RunnerUnavailable as exc:
             raise StageSkipped("deploy", str(exc)) from None
-        except (DeviceError, NativeBuildError, LookupError, ValueError):
+        except (DeviceError, NativeBuildError, ExportError, LookupError, ValueError):
             return
 
     def deploy(self, exported: Exported, device: Device) -> Deployed:
@@ -294,12 +299,42 @@ class Stages:
     def measure(self, deployed: Deployed, nodeid: str = "") -> WorkloadResult:
         """Time the deployed workload on its device and check its answers. Raises
         StageFailed when the device gives no measurement, StageSkipped when its runner
-        cannot import the framework; an answer that diverges is a result, not a raise."""
-        result = self._described(deployed, nodeid)
-        result.cooldown_s = self._cool_down(deployed.device)
+        cannot import the framework; an answer that diverges is a result, not a raise.
+        With --aiot-quiet=wait, a row timed busy is timed once more where the cores fell
+        quiet within the bound; a row still busy is kept, flagged."""
+        cooldown_s = self._cool_down(deployed.device)
         measured = time.perf_counter()
-        raw = self._run(deployed)
+        raw, quiet = self._run(deployed)
+        result = self._result(deployed, nodeid, raw, quiet)
+        if self.settings.quiet == "wait" and result.flagged(FlagKind.BUSY):
+            # Waited for in vain before timing, quiet will not come for a second timing.
+            again, quiet_again = (self._run(deployed, only_if_quiet=True) if quiet.reached
+                                  else (None, quiet))
+            waited_s = quiet.waited_s + (quiet_again.waited_s if quiet.reached else 0.0)
+            if again is None:
+                result.notes.append(f"not re-timed: others still took "
+                                    f"{quiet_again.others_share:.0%} of the timed cores "
+                                    f"after {waited_s:.0f} s of waiting for quiet")
+            else:
+                first_share = result.others_share or 0.0
+                result = self._result(deployed, nodeid, again, quiet_again)
+                result.notes.append(f"re-timed once after waiting for quiet: others took "
+                                    f"{first_share:.0%} of the timed cores in the first timing")
+            result.quiet_wait_s = waited_s
+        result.cooldown_s = cooldown_s
         result.measure_s = time.perf_counter() - measured
+        if self.settings.quiet == "warn" and result.flagged(FlagKind.BUSY):
+            warnings.warn(BusyCoresWarning(
+                f"{result.key.id} flagged busy: " + "; ".join(
+                    flag.reason for flag in result.flags if flag.kind == FlagKind.BUSY)
+                + " (--aiot-quiet=wait waits for quiet before timing)"), stacklevel=1)
+        return result
+
+    def _result(self, deployed: Deployed, nodeid: str, raw: RunResult,
+                quiet: QuietWait) -> WorkloadResult:
+        """One runner call's answer as the workload's result: timing, accuracy, flags."""
+        result = self._described(deployed, nodeid)
+        result.quiet_wait_s = quiet.waited_s
         self._take_timing(raw, result)
         if raw.labelled is not None:
             self._score_labelled(raw.labelled, result)
@@ -326,24 +361,32 @@ class Stages:
             time.sleep(cooldown)
         return cooldown
 
-    def _run(self, deployed: Deployed) -> RunResult:
-        """One runner call under the timing locks; the device's peak compute is asked for
-        until a runner has measured it."""
+    def _run(self, deployed: Deployed, *,
+             only_if_quiet: bool = False) -> tuple[RunResult | None, QuietWait]:
+        """One runner call under the timing locks, after the wait for quiet (inside them:
+        no other timing of this host's sessions takes the cores meanwhile); none where
+        ``only_if_quiet`` and the cores did not fall quiet. The device's peak compute is
+        asked for until a runner has measured it."""
         device, request = deployed.device, deployed.request
         facts = self.facts(device)
         if not _peak_known(facts):
             request = dataclasses.replace(request,
                                           peak_probe_threads=peak_probe_threads(request.threads))
+        settings = self.settings
         try:
             with timing_lock(device.alias, exclusive=device.kind == "local"):
-                raw = device.run(deployed.program, request, self.settings.timeout_s)
+                quiet = (wait_for_quiet(device, settings.quiet_limit, settings.quiet_wait_s)
+                         if settings.quiet == "wait" else QuietWait())
+                if only_if_quiet and not quiet.reached:
+                    return None, quiet
+                raw = device.run(deployed.program, request, settings.timeout_s)
         except FrameworkMissing as exc:
             raise StageSkipped("measure", str(exc)) from None
         except DeviceError as exc:
             raise StageFailed("measure", str(exc)) from None
         if raw.peak_compute is not None and not _peak_known(facts):
             facts.peak_compute = raw.peak_compute
-        return raw
+        return raw, quiet
 
     def _take_timing(self, raw: RunResult, result: WorkloadResult) -> None:
         """The runner's samples, statistics, memory and thermal state into the result."""
@@ -361,10 +404,16 @@ class Stages:
         result.profile = raw.profile
         result.thermal = {"before": raw.thermal_before.to_json(),
                           "after": raw.thermal_after.to_json()}
-        result.throttled = throttle_findings(
+        result.competing_load = raw.competing_load
+        busy = (row_flags.busy(raw.competing_load, settings.quiet_limit)
+                if settings.quiet != "off" else None)
+        unstable = row_flags.unstable(result.stats, result.stop_reason, settings.max_time_s,
+                                      settings.target_rel_ci)
+        result.flags = [*row_flags.throttled(throttle_findings(
             result.thermal["before"], result.thermal["after"],
             max_freq_drop=settings.throttle_freq_drop,
-            max_temp_rise_c=settings.throttle_temp_rise_c)
+            max_temp_rise_c=settings.throttle_temp_rise_c)),
+            *(flag for flag in (busy, unstable) if flag is not None)]
 
     def _judge(self, raw: RunResult, network: PreparedNetwork, result: WorkloadResult) -> None:
         """The answers against the fp32 reference: passed, or invalid with the figures."""

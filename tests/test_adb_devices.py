@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,22 @@ def test_device_facts_and_alias_come_from_the_device(board, tmp_path):
         assert facts.cores >= 1 and facts.memory_bytes > 0
         assert facts.python and facts.packages["onnxruntime"]
         assert facts.kernel and facts.abi
+    finally:
+        device.close()
+
+
+def test_the_load_on_a_device_s_cores_is_read_there_in_one_shell_call(board, tmp_path):
+    """The test board's cores are this host's: a busy process on one of them shows in the
+    share of the cores the runner would be timed on (all: the board has no big cores)."""
+    from test_competing_load import busy_processes
+
+    device = AdbDevice(board.serial, AdbOptions(workdir=str(tmp_path / "work")))
+    try:
+        with busy_processes(min(os.sched_getaffinity(0))):
+            load = device.load_window(0.3)
+        assert load is not None and load.own_ticks == 0
+        assert load.cores == tuple(range(os.cpu_count()))
+        assert load.others_share >= 0.9 / len(load.cores)
     finally:
         device.close()
 
@@ -196,6 +214,29 @@ def test_a_board_named_by_its_address_is_connected_and_one_that_is_not_there_is_
     with pytest.raises(UnknownDeviceError, match=rf"device '{nobody}' cannot be reached: "
                                                  rf"adb connect {nobody}: "):
         select_devices([nobody])
+
+
+def test_a_device_vanishing_as_it_is_listed_never_stops_a_selection_without_it(
+        board, adbd_factory):
+    """Listed ready, then gone before it answers its model: the serial asked for is
+    selected, and the vanished device is only listed as unusable (it was a usage error)."""
+    from adbd_testbed import adb_client
+
+    frozen = adbd_factory("Frozen Phone", python=None)
+    os.killpg(frozen.process.pid, signal.SIGSTOP)  # still listed ready; answers nothing
+    vanishing = threading.Timer(2.0, frozen.kill)  # gone while it is being asked
+    vanishing.start()
+    try:
+        chosen = select_devices([board.serial])
+    finally:
+        vanishing.join()
+        adb_client().disconnect(frozen.serial)
+    try:
+        assert [device.serial for device in chosen.devices] == [board.serial]
+        assert f"{frozen.serial} (vanished)" in chosen.unavailable
+    finally:
+        for device in chosen.devices:
+            device.close()
 
 
 def test_a_dead_adb_server_is_a_usage_error(pytester, run_plugin):

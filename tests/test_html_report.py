@@ -8,6 +8,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from debian_packages import PackageUnavailable
 from headless_chromium import Chromium, PageVisit, fetch_chromium
 
 from pytest_aiotbench import settings
+from pytest_aiotbench.measure.flags import FlagKind
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.report import html
 from pytest_aiotbench.report.json_file import SCHEMA, ResultsDocument
@@ -236,21 +238,34 @@ def test_two_runs_of_one_device_stand_side_by_side(small_run):
     assert all(r.device == run.name for run in runs for r in run.results)
 
 
-def test_throttling_and_validity_flags_show_where_they_occurred(small_run):
+def test_flags_and_validity_show_where_they_occurred(small_run):
+    """Each row's flags with their reasons and what each kind means, a file written before
+    the flag list (its thermal findings as "throttled") read as throttled flags, and the
+    invalid rows; a page of unflagged, valid rows says so."""
     document = json.loads(small_run.first.read_text())
-    assert "No throttling, every measured workload valid." in html.render(
-        [html.Source("first.json", ResultsDocument.from_json(document))])
-    throttled, diverged = document["devices"]["local"]["workloads"][:2]
+    rows = document["devices"]["local"]["workloads"]
+    for row in rows:  # a quiet, stable run, whatever this machine did meanwhile
+        row["flags"] = []
+    assert ("No row flagged (throttled, busy or unstable), every measured workload valid."
+            in html.render([html.Source("first.json", ResultsDocument.from_json(document))]))
+    throttled, diverged, busy = rows[:3]
+    del throttled["flags"]
     throttled["throttled"] = ["cpu0 fell from 3000000 to 1200000 kHz (-60%)"]
     diverged["status"] = "invalid"
     diverged["error"] = "outputs diverge from the fp32 reference: max relative error 0.9"
+    busy["flags"] = [{"kind": "busy", "reason": "others took 47% of the timed cores 0,1"},
+                     {"kind": "a kind of a later version", "reason": "unknown-kind-reason"}]
     page = html.render([html.Source("edited.json", ResultsDocument.from_json(document))])
-    first, second = (WorkloadResult.from_json(row).key.label
-                     for row in (throttled, diverged))
+    first, second, third = (WorkloadResult.from_json(row).key.label
+                            for row in (throttled, diverged, busy))
     assert f"throttled: {first}: cpu0 fell from 3000000 to 1200000 kHz (-60%)" in page
     assert (f"invalid: {second}: outputs diverge from the fp32 reference: max relative "
             "error 0.9") in page
-    assert "No throttling" not in page
+    assert f"busy: {third}: others took 47% of the timed cores 0,1" in page
+    for kind in (FlagKind.THROTTLED, FlagKind.BUSY):
+        assert f"{kind.value}: {escape(kind.meaning)}" in page
+    assert escape(FlagKind.UNSTABLE.meaning) not in page and "unknown-kind-reason" not in page
+    assert "No row flagged" not in page
 
 
 def test_aiotbench_report_refuses_bad_input_with_one_line(tmp_path, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from pytest_aiotbench.runner.protocol import (
     SCHEMA_PATH,
     STOP_REASONS,
     TIMING_MODES,
+    CompetingLoad,
     LabelledPass,
     PairedRequest,
     PairedRound,
@@ -80,6 +82,7 @@ def test_the_host_classes_match_the_schema():
     assert fields(ProfileRequest) == set(message_fields("profile_request"))
     assert fields(Profile) == set(message_fields("profile_result"))
     assert fields(ProfiledOp) == set(message_fields("profiled_op"))
+    assert fields(CompetingLoad) == set(message_fields("competing_load"))
     assert (NO_DELEGATE,) == tuple(SCHEMA["enums"]["no_delegate"])
     assert PYTHON_RUNNER_NO_DELEGATE == NO_DELEGATE  # pushed alone, it keeps its own
     assert fields(RunFailure) == set(message_fields("failure")) - {
@@ -145,6 +148,8 @@ def check_result_keys(raw: dict[str, Any]) -> None:
         check_message(raw["profile"], "profile_result")
         for op in raw["profile"]["ops"]:
             check_message(op, "profiled_op")
+    if raw["competing_load"] is not None:
+        check_message(raw["competing_load"], "competing_load")
 
 
 def run_python_runner(request: str) -> tuple[int, str]:
@@ -177,6 +182,10 @@ def test_the_python_runner_answers_a_typed_result(tmp_path):
     assert result.peak_memory.after_timing >= result.peak_memory.after_load
     assert result.samples_s and result.stop_reason in ("converged", "time_cap")
     assert result.peak_compute is None  # not asked
+    # The cores it may run on, their time over the timing, its own CPU time within it.
+    load = result.competing_load
+    assert load is not None and load.cores == tuple(sorted(os.sched_getaffinity(0)))
+    assert 0 < load.own_ticks and load.busy_ticks <= load.total_ticks
 
 
 def test_the_python_runner_measures_peak_compute_when_asked(tmp_path):

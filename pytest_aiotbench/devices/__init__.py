@@ -48,8 +48,15 @@ def select_devices(names: Sequence[str], local_python: str | None = None,
     ready = [serial for serial, state in seen if state == "device"]
     unavailable = [f"{serial} ({state})" for serial, state in seen if state != "device"]
     attached: list[Device] = [local]
+    vanished: dict[str, str] = {}
     for serial in sorted(ready):
-        attached.append(AdbDevice(serial, adb))
+        # Listed ready, it may be gone by the time it is asked its model: a device nobody
+        # asked for is then only listed as unusable, never the end of the session.
+        try:
+            attached.append(AdbDevice(serial, adb))
+        except DeviceError as exc:
+            vanished[serial] = str(exc)
+            unavailable.append(f"{serial} (vanished)")
     _make_aliases_unique(attached)
     if "all" in wanted:
         return Selection(attached, unavailable)
@@ -66,6 +73,9 @@ def select_devices(names: Sequence[str], local_python: str | None = None,
         if name in not_connected:
             raise UnknownDeviceError(f"device {name!r} cannot be reached: "
                                      f"{not_connected[name]}")
+        if name in vanished:
+            raise UnknownDeviceError(f"device {name!r} vanished as it was listed: "
+                                     f"{vanished[name]}")
         if name not in by_name:
             listing = ", ".join([d.alias for d in attached] + unavailable)
             raise UnknownDeviceError(f"unknown device {name!r}; attached: {listing} "

@@ -22,12 +22,13 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pytest_aiotbench.artifacts.cache import sha256_file
 from pytest_aiotbench.devices.base import LOADERS, Device, DeviceError, RunnerFailed
 from pytest_aiotbench.devices.facts import DeployStats, DeviceFacts
 from pytest_aiotbench.runner.program import RunnerProgram
+from pytest_aiotbench.runner.protocol import CompetingLoad
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,6 +292,18 @@ class AdbDevice(Device):
                     "its scheduler chose the cores"]
         return []
 
+    def load_window(self, window_s: float) -> CompetingLoad | None:
+        """One shell call reads /proc/stat twice, ``window_s`` apart, for the cores the
+        runner is pinned to (every core where it runs unpinned)."""
+        mark = "aiotbench-window"
+        try:
+            answer = self.shell(f"cat /proc/stat && sleep {window_s:g} && echo {mark} && "
+                                "cat /proc/stat", timeout=window_s + 60).stdout
+        except DeviceError:
+            return None
+        before, _, after = answer.partition(mark)
+        return CompetingLoad.between(before, after, self._pinned_cores() or None)
+
     def stage(self, local_path: Path, sha256: str | None = None,
               executable: bool = False) -> str:
         local_path = Path(local_path)
@@ -383,11 +396,13 @@ class AdbDevice(Device):
             return
         if self._workdir_mount is None:
             # The work folder's nearest existing folder, links resolved (/sdcard is one),
-            # then the mount table.
+            # then the mount table. The shell's own expansion climbs: a device may have no
+            # dirname, and the loop must end on any path.
             quoted = shlex.quote(self.workdir)
             try:
-                answer = self.shell(f'd={quoted}; while [ ! -d "$d" ]; do d=$(dirname "$d"); '
-                                    'done; cd "$d" && pwd -P; cat /proc/mounts').stdout
+                answer = self.shell(f'd={quoted}; while [ -n "$d" ] && [ ! -d "$d" ]; do '
+                                    'case $d in */*) d=${d%/*} ;; *) d= ;; esac; done; '
+                                    'cd "${d:-/}" && pwd -P; cat /proc/mounts').stdout
                 folder, _, mounts = answer.partition("\n")
                 self._workdir_mount = mount_of(mounts, folder.strip()) or ("", "")
             except DeviceError:
@@ -514,7 +529,19 @@ def _alias_safe(name: str) -> str:
 
 
 class _HostLock:
-    """One session at a time per device, across the sessions of this host."""
+    """One session at a time per device, across the sessions of this host.
+
+    A process waits for these locks in one order, their paths' (one per serial): it never
+    waits for a lock while it holds one that sorts after it, so two sessions sharing two
+    devices cannot each hold what the other waits for. An earlier lock needed later is
+    tried at once; where another session holds it, the later ones are let go while this
+    one waits its turn, and are taken back after it, in order. (Taking every selected
+    device's lock at once would order them too, but would stop an xdist farm's workers,
+    each using its own devices of one selection, from running side by side.)
+    """
+
+    #: The locks this process holds, in the order taken.
+    held: ClassVar[list[_HostLock]] = []
 
     def __init__(self, serial: str):
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", serial)
@@ -524,6 +551,18 @@ class _HostLock:
     def acquire(self, wait_s: float = 3600) -> None:
         if self.handle is not None:
             return
+        later = sorted((lock for lock in _HostLock.held if lock.path > self.path),
+                       key=lambda lock: lock.path)
+        if later and self._take(wait_s, wait=False):
+            return
+        for lock in later:
+            lock.release()
+        self._take(wait_s)
+        for lock in later:
+            lock._take(wait_s)
+
+    def _take(self, wait_s: float, wait: bool = True) -> bool:
+        """Lock the file (waiting up to ``wait_s`` where ``wait``); whether it was taken."""
         handle = open(self.path, "a+")
         deadline = time.monotonic() + wait_s
         while True:
@@ -531,6 +570,9 @@ class _HostLock:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not wait:
+                    handle.close()
+                    return False
                 if time.monotonic() > deadline:
                     handle.close()
                     raise DeviceError(f"device lock {self.path} is held by another session "
@@ -541,9 +583,12 @@ class _HostLock:
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         self.handle = handle
+        _HostLock.held.append(self)
+        return True
 
     def release(self) -> None:
         if self.handle is not None:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
+            _HostLock.held.remove(self)

@@ -20,6 +20,7 @@ from pytest_aiotbench.runner.native.build import BUILD_COMMAND
 from pytest_aiotbench.runner.native.targets import Target
 from pytest_aiotbench.runner.program import RunnerProgram
 from pytest_aiotbench.runner.protocol import (
+    CompetingLoad,
     ProtocolError,
     RunFailure,
     RunRequest,
@@ -90,6 +91,11 @@ class Device(abc.ABC):
     def run_notes(self) -> list[str]:
         """What a result measured here should say about how it ran (e.g. unpinned)."""
         return []
+
+    def load_window(self, window_s: float) -> CompetingLoad | None:
+        """The time of the cores a runner is timed on over the next ``window_s`` seconds, no
+        runner running: what other processes take of them now (None: it cannot tell)."""
+        return None
 
     def check_program(self, program: RunnerProgram) -> None:
         """Raise RunnerFailed (stage 'start') where the device cannot execute the native

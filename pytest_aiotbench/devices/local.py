@@ -8,10 +8,12 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pytest_aiotbench.devices.base import Device, RunnerFailed
 from pytest_aiotbench.devices.facts import DeviceFacts
+from pytest_aiotbench.runner.protocol import CompetingLoad
 
 
 class LocalDevice(Device):
@@ -47,6 +49,17 @@ class LocalDevice(Device):
 
     def existing(self, paths: list[str]) -> set[str] | None:
         return {path for path in paths if os.path.exists(path)}
+
+    def load_window(self, window_s: float) -> CompetingLoad | None:
+        """The runner inherits this process's affinity: those cores, read here directly."""
+        stat = Path("/proc/stat")
+        try:
+            before = stat.read_text()
+            time.sleep(window_s)
+            after = stat.read_text()
+        except OSError:
+            return None
+        return CompetingLoad.between(before, after, sorted(os.sched_getaffinity(0)))
 
     def facts(self) -> DeviceFacts:
         return DeviceFacts(

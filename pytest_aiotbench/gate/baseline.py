@@ -97,7 +97,8 @@ def load_baseline(paths: Sequence[Path]) -> Baseline:
 
 def _across(figures: list[WorkloadFigures]) -> WorkloadFigures:
     """One workload over several runs: the median of the runs' figures, the interval from the
-    lowest bound to the highest; what else is shown (versions, hashes) is the last run's."""
+    lowest bound to the highest, every run's flags; what else is shown (versions, hashes) is
+    the last run's."""
     if len(figures) == 1:
         return figures[0]
     spans = {}
@@ -106,7 +107,9 @@ def _across(figures: list[WorkloadFigures]) -> WorkloadFigures:
         spans[name] = Estimate(statistics.median(e.value for e in estimates),
                                min(e.low for e in estimates),
                                max(e.high for e in estimates)) if estimates else None
-    return dataclasses.replace(figures[-1], **spans)
+    # A row flagged in any run: the span its interval takes in holds a flagged timing.
+    flags = tuple(dict.fromkeys(flag for f in figures for flag in f.flags))
+    return dataclasses.replace(figures[-1], **spans, flags=flags)
 
 
 def _load_run(path: Path) -> BaselineRun:

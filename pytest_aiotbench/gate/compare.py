@@ -29,6 +29,7 @@ from pytest_aiotbench.gate.pairing import (
 )
 from pytest_aiotbench.gate.thresholds import METRICS, Metric, Threshold
 from pytest_aiotbench.identity import WorkloadKey
+from pytest_aiotbench.measure.flags import kinds
 from pytest_aiotbench.measure.result import PASSED, GateVerdict, WorkloadResult
 
 #: Shown for every compared workload, gated or not.
@@ -50,6 +51,9 @@ class Change:
     #: Paired: now over the baseline re-timed beside it, per round (None: stored figures).
     ratio: Estimate | None = None
     rounds: int | None = None
+    #: Stored latency figures from a flagged row, which side and which flags ("" if none):
+    #: a verdict of worse or regressed then says it may be the machine, not the artifact.
+    flagged: str = ""
 
     @classmethod
     def paired(cls, measure: Threshold, paired: PairedRatio) -> Change:
@@ -149,15 +153,20 @@ class Change:
 
     def verdict(self) -> str:
         if self.failed:
-            return f"REGRESSED (limit {self.measure.describe_limit()})"
+            return f"REGRESSED (limit {self.measure.describe_limit()}){self.flagged_note()}"
         if self.inconclusive:
             return (f"inconclusive (the interval reaches {self.signed(self.most)}, beyond "
                     f"{self.measure.describe_limit()})")
         if self.least > 0:
-            return f"worse, within {self.measure.describe_limit()}" if self.gated else "worse"
+            worse = f"worse, within {self.measure.describe_limit()}" if self.gated else "worse"
+            return worse + self.flagged_note()
         if self.most < 0:
             return "better"
         return "ok"
+
+    def flagged_note(self) -> str:
+        """Said after a verdict of worse or regressed judged on flagged stored figures."""
+        return f"; on flagged figures: {self.flagged}" if self.flagged else ""
 
     def word(self) -> str:
         """The verdict as one machine-readable word."""
@@ -203,9 +212,11 @@ class WorkloadComparison:
         if median is None:
             return None
         ratio = median.stored_ratio()
+        worse = median.word() in ("regressed", "worse")
         return GateVerdict(median.word(), self.mode, ratio.value, ratio.low, ratio.high,
                            median.rounds, "median", median.measure.text or None,
-                           self.reason if self.mode == STORED else None)
+                           self.reason if self.mode == STORED else None,
+                           median.flagged if worse and median.flagged else None)
 
     def mode_text(self) -> str:
         return f"stored figures: {self.reason}" if self.mode == STORED and self.reason else \
@@ -224,7 +235,7 @@ class WorkloadComparison:
         lines = [f"{self.key.label} on {self.key.device} regressed against the baseline "
                  f"{baseline.where()} ({self.mode_text()}):"]
         lines += [f"  {change.describe()} exceeds {change.measure.describe_limit()}"
-                  for change in failed]
+                  + change.flagged_note() for change in failed]
         if self.earlier:
             lines.append(f"  confirmed: {len(self.earlier) + 1} timings all regressed "
                          f"({'; '.join(c.failed_summary() for c in (*self.earlier, self))})")
@@ -329,6 +340,7 @@ class ReleaseGate:
         names = [name for name in METRICS if METRICS[name].scope == "workload"
                  and (name in ALWAYS_SHOWN or name in self.thresholds)]
         changes = []
+        flagged = _flagged(before, now)
         for name in names:
             quantile = METRICS[name].quantile
             if mode == PAIRED and quantile is not None:
@@ -338,7 +350,8 @@ class ReleaseGate:
                 continue
             pair = _figures(name, before, now)
             if pair is not None:
-                changes.append(Change(self._measure(name), *pair))
+                changes.append(Change(self._measure(name), *pair,
+                                      flagged=flagged if METRICS[name].latency else ""))
         comparison = WorkloadComparison(now.key, before, now, tuple(changes),
                                         _context(before, now), tuple(earlier), mode, reason)
         self.comparisons[now.key] = comparison
@@ -391,6 +404,13 @@ def _figures(name: str, before: WorkloadFigures,
     attribute = f"{name}_s" if METRICS[name].latency else name
     first, second = getattr(before, attribute), getattr(now, attribute)
     return (first, second) if first is not None and second is not None else None
+
+
+def _flagged(before: WorkloadFigures, now: WorkloadFigures) -> str:
+    """Which side's row is flagged, and with what: "this run's row busy, unstable"."""
+    return "; ".join(f"{side} row {', '.join(kinds(figures.flags))}"
+                     for side, figures in (("this run's", now), ("the baseline's", before))
+                     if figures.flags)
 
 
 def _scaled(estimate: Estimate | None, factor: float) -> Estimate | None:

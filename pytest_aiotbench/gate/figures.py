@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from pytest_aiotbench.identity import WorkloadKey
+from pytest_aiotbench.measure.flags import Flag, read_flags
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.score.vips import workload_vips
 
@@ -61,6 +62,8 @@ class WorkloadFigures:
     runner: str | None = None
     #: The artifact's size: where to look for the baseline's file by its hash, cheaply.
     artifact_bytes: int | None = None
+    #: Why the row's timing may not be trusted (figures written before flags: none).
+    flags: tuple[Flag, ...] = ()
 
     @classmethod
     def of(cls, result: WorkloadResult) -> WorkloadFigures:
@@ -82,7 +85,7 @@ class WorkloadFigures:
             top1=_exact(result.top1), top5=_exact(result.top5), images=result.images,
             vips=vips, vops=vops, framework_version=result.framework_version,
             artifact_sha256=(result.artifact or {}).get("sha256"), runner=result.runner,
-            artifact_bytes=(result.artifact or {}).get("bytes"))
+            artifact_bytes=(result.artifact or {}).get("bytes"), flags=tuple(result.flags))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"figures": FIGURES_SCHEMA}
@@ -92,6 +95,8 @@ class WorkloadFigures:
                 value = value.to_json()
             elif isinstance(value, WorkloadKey):
                 value = dataclasses.asdict(value)
+            elif field.name == "flags":
+                value = [flag.to_json() for flag in value]
             data[field.name] = value
         return data
 
@@ -105,6 +110,7 @@ class WorkloadFigures:
             if values[name] is not None:
                 values[name] = Estimate.from_json(values[name])
         values["images"] = values["images"] or 0
+        values["flags"] = tuple(read_flags(values["flags"]))
         return cls(**values)
 
 

@@ -6,9 +6,10 @@ import dataclasses
 from typing import Any
 
 from pytest_aiotbench.identity import WorkloadKey
+from pytest_aiotbench.measure.flags import Flag, FlagKind, read_flags, throttled
 from pytest_aiotbench.measure.stats import LatencyStats
 from pytest_aiotbench.measure.validity import Validity
-from pytest_aiotbench.runner.protocol import PairedTiming, Profile
+from pytest_aiotbench.runner.protocol import CompetingLoad, PairedTiming, Profile
 
 PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
 #: Where a result's accuracy came from (``accuracy_source``).
@@ -42,6 +43,9 @@ class GateVerdict:
     limit: str | None = None
     #: Why stored figures were judged where the artifact changed (None otherwise).
     reason: str | None = None
+    #: A verdict of worse or regressed on stored figures from a flagged row: which side's
+    #: row and its flags, e.g. "this run's row busy" (None otherwise).
+    flagged: str | None = None
 
     @classmethod
     def read(cls, value: Any) -> GateVerdict | None:
@@ -65,7 +69,7 @@ class GateVerdict:
         rounds = number("rounds")
         return cls(str(value["verdict"]), text("mode"), number("ratio"), number("ci_low"),
                    number("ci_high"), None if rounds is None else int(rounds), text("metric"),
-                   text("limit"), text("reason"))
+                   text("limit"), text("reason"), text("flagged"))
 
 
 @dataclasses.dataclass
@@ -101,9 +105,13 @@ class WorkloadResult:
     peak_rss_after_timing_bytes: int | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     thermal: dict[str, Any] | None = None
-    #: Why the timing may not be trusted (the device throttled); empty when it did not.
-    throttled: list[str] = dataclasses.field(default_factory=list)
+    #: Why the timing may not be trusted (throttled, busy, unstable); empty when it may.
+    flags: list[Flag] = dataclasses.field(default_factory=list)
+    #: The timed cores' time and the runner's over the timed phase (None: not known).
+    competing_load: CompetingLoad | None = None
     cooldown_s: float = 0.0
+    #: Seconds spent waiting for the timed cores to be quiet before timing (--aiot-quiet).
+    quiet_wait_s: float = 0.0
     #: What t in VIPS is: "inference" (steady-state median) or "end-to-end" (paper protocol:
     #: mean over one pass, JPEG decode + preprocessing + inference, first image included).
     latency_basis: str = "inference"
@@ -137,6 +145,14 @@ class WorkloadResult:
         one end-to-end pass (total time / images, as the original app)."""
         assert self.stats is not None
         return self.stats.mean_s if self.latency_basis == "end-to-end" else self.stats.median_s
+
+    @property
+    def others_share(self) -> float | None:
+        """The share of the timed cores other processes took while this row was timed."""
+        return self.competing_load.others_share if self.competing_load is not None else None
+
+    def flagged(self, kind: FlagKind) -> bool:
+        return any(flag.kind == kind for flag in self.flags)
 
     # The key's parts, read as a result's own (a test of one's own asserts on them).
     @property
@@ -179,6 +195,11 @@ class WorkloadResult:
             data[name] = value.to_json() if value else None
         data["validity"] = self.validity.to_json() if self.validity else None
         data["profile"] = self.profile.to_json() if self.profile else None
+        data["flags"] = [flag.to_json() for flag in self.flags]
+        del data["competing_load"]
+        load = self.competing_load.to_json() if self.competing_load is not None else {}
+        data["contention"] = {"others_share": self.others_share,
+                              "flagged": self.flagged(FlagKind.BUSY), **load}
         return data
 
     @classmethod
@@ -198,6 +219,12 @@ class WorkloadResult:
         if values.get("profile"):
             values["profile"] = Profile.from_json(values["profile"])
         values["gate"] = GateVerdict.read(values.get("gate"))
+        # Files before the flag list held only the thermal findings, as "throttled".
+        values["flags"] = (read_flags(data["flags"]) if "flags" in data
+                           else throttled(data.get("throttled") or ()))
+        contention = data.get("contention") or {}
+        if contention.get("cores") is not None:
+            values["competing_load"] = CompetingLoad.from_json(contention)
         return cls(**values)
 
 

@@ -106,7 +106,9 @@ class BenchmarkRecords:
             "median_ci": [result.stats.median_ci_low_s, result.stats.median_ci_high_s],
             "load_s": result.load_s, "first_inference_s": result.first_inference_s,
             "peak_rss_after_timing_bytes": result.peak_rss_after_timing_bytes,
-            "stop_reason": result.stop_reason, "throttled": result.throttled,
+            "stop_reason": result.stop_reason,
+            "flags": [flag.to_json() for flag in result.flags],
+            "others_share": result.others_share,
             "device_facts": facts.to_json() if facts is not None else {},
         }
 

@@ -56,6 +56,8 @@ def describe_gate(gate: GateVerdict) -> str:
         parts.append(f"limit {gate.limit}")
     if gate.reason:
         parts.append(gate.reason)
+    if gate.flagged:
+        parts.append(f"on flagged figures: {gate.flagged}")
     return f"{gate.verdict}: {', '.join(parts)}"
 
 

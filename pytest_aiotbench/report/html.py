@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.gate.thresholds import METRICS
+from pytest_aiotbench.measure.flags import FlagKind, kinds
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.report import operators, page
 from pytest_aiotbench.report.json_file import ResultsDocument
@@ -126,13 +127,14 @@ def _ranking(scores: list[DeviceScore], runs: dict[str, DeviceRun]) -> str:
     rows = [page.row([str(place), score.device, runs[score.device].source,
                       page.number(score.vips, "{:.2f}"), page.number(score.vops, "{:.1f}"),
                       page.number(len(score.workloads), "{}"),
-                      page.number(len(score.unscored), "{}")])
+                      page.number(len(score.unscored), "{}"),
+                      page.number(score.flagged_vips_share, "{:.0%}")])
             for place, score in enumerate(scores, 1)]
     note = ("" if same_workloads(scores)
             else f"<p class='flag'>Note: {escape(DIFFERENT_WORKLOADS)}.</p>")
     return ("<section><h2>Ranking by VIPS</h2>" + page.chart(figure, "ranking") + note
-            + page.table(["place", "device", "source", "VIPS", "VOPS", "scored", "not scored"],
-                     rows, sortable=True) + "</section>")
+            + page.table(["place", "device", "source", "VIPS", "VOPS", "scored", "not scored",
+                          "VIPS from flagged rows"], rows, sortable=True) + "</section>")
 
 
 def _variants(runs: list[DeviceRun]) -> str:
@@ -168,12 +170,13 @@ def _device_section(run: DeviceRun, score: DeviceScore) -> str:
 
 
 def _flags(run: DeviceRun) -> str:
-    """Throttling and validity, where they occurred."""
+    """The rows' flags (throttled, busy, unstable) and validity, where they occurred, and
+    what each flag that occurred means."""
     flags = []
     for result in run.results:
         label = result.key.label
-        for finding in result.throttled:
-            flags.append(f"throttled: {label}: {finding}")
+        for flag in result.flags:
+            flags.append(f"{flag.kind.value}: {label}: {flag.reason}")
         if result.status != "passed":
             detail = (result.error or "").strip().splitlines()[:1]
             flags.append(f"{result.status}: {label}"
@@ -182,14 +185,19 @@ def _flags(run: DeviceRun) -> str:
         elif result.validity is not None and not result.validity.passed:
             flags.append(f"invalid: {label}: {result.validity.describe()}")
     if not flags:
-        return "<p class='ok'>No throttling, every measured workload valid.</p>"
-    return "<ul class='flags'>" + "".join(f"<li>{escape(flag)}</li>" for flag in flags) + "</ul>"
+        return ("<p class='ok'>No row flagged (throttled, busy or unstable), every measured "
+                "workload valid.</p>")
+    present = set(kinds(flag for result in run.results for flag in result.flags))
+    meanings = "".join(f"<li>{escape(kind.value)}: {escape(kind.meaning)}</li>"
+                       for kind in FlagKind if kind.value in present)
+    return ("<ul class='flags'>" + "".join(f"<li>{escape(flag)}</li>" for flag in flags)
+            + "</ul>" + (f"<ul class='hint'>{meanings}</ul>" if meanings else ""))
 
 
 WORKLOAD_COLUMNS = ["workload", "status", "runner", "threads", "median ms", "p90 ms", "±CI",
                     "n", "stop", "accuracy", "source", "VIPS", "VOPS", "GMAC/s", "% of peak",
                     "load s", "first inference ms", "peak MB after load",
-                    "peak MB after timing", "flags"]
+                    "peak MB after timing", "others' share", "flags"]
 
 
 def _workload_table(run: DeviceRun) -> str:
@@ -199,7 +207,7 @@ def _workload_table(run: DeviceRun) -> str:
         stats = r.stats
         vips, vops = workload_vips(r) if r.scored else (None, None)
         share = peak_share(r, peak)
-        flags = [*(["throttled"] if r.throttled else []),
+        flags = [*kinds(r.flags),
                  *([] if r.validity is None or r.validity.passed else ["outputs diverge"])]
         rows.append(page.row([
             r.key.label, r.status, r.runner_label, page.number(r.threads, "{}"),
@@ -216,13 +224,14 @@ def _workload_table(run: DeviceRun) -> str:
                     "{:.2f}"),
             page.number(_megabytes(r.peak_rss_after_load_bytes), "{:.0f}"),
             page.number(_megabytes(r.peak_rss_after_timing_bytes), "{:.0f}"),
-            ", ".join(flags)]))
+            page.number(r.others_share, "{:.0%}"), ", ".join(flags)]))
     basis = ("t = mean seconds per image over one end-to-end pass (the paper's protocol)"
              if any(r.latency_basis == "end-to-end" for r in run.results)
              else "median ms = the steady-state inference median (t of VIPS)")
     return ("<h3>Workloads</h3><p class='hint'>Click a column to sort. " + escape(basis)
             + "; GMAC/s = multiply-accumulates per second at that t; % of peak = its FLOP/s "
-            "against the device's matrix-multiply peak at the same thread count.</p>"
+            "against the device's matrix-multiply peak at the same thread count; others' "
+            "share = the share of the timed cores other processes took while it was timed.</p>"
             + page.table(WORKLOAD_COLUMNS, rows, sortable=True))
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.identity import DEFAULT_IMPLEMENTATION, DEFAULT_VARIANT
+from pytest_aiotbench.measure.flags import FlagKind, kinds
 from pytest_aiotbench.measure.result import AGREEMENT, LABELLED, WorkloadResult
 from pytest_aiotbench.score.variants import VariantGain, variant_gains
 from pytest_aiotbench.score.vips import DeviceScore, WorkloadScore, same_workloads
@@ -34,6 +35,8 @@ class _Shown:
     variants: bool
     #: The column shows where the run has networks in another implementation than torch's.
     implementations: bool
+    #: The flags column shows where a row is flagged (throttled, busy, unstable).
+    flags: bool
 
     @classmethod
     def of(cls, results: list[WorkloadResult]) -> _Shown:
@@ -41,7 +44,8 @@ class _Shown:
                    labelled=any(r.top1 is not None for r in results),
                    variants=any(r.variant != DEFAULT_VARIANT for r in results),
                    implementations=any(r.implementation != DEFAULT_IMPLEMENTATION
-                                       for r in results))
+                                       for r in results),
+                   flags=any(r.flags for r in results))
 
 
 def _device_block(score: DeviceScore, facts: DeviceFacts | None) -> list[str]:
@@ -62,7 +66,7 @@ def _header(shown: _Shown) -> tuple[str, ...]:
             "runner", "mean e2e ms" if shown.paper else "median ms", "p90 ms", "img/s", "±CI",
             *(["e2e ms", "top-1", "top-5"] if shown.labelled else ["accuracy"]), "source",
             *(["Δacc", "speed-up"] if shown.variants else []),
-            "peak MB", "GMACs", "VIPS", "share")
+            "peak MB", "GMACs", "VIPS", "share", *(["flags"] if shown.flags else []))
 
 
 def _cells(row: WorkloadScore, shown: _Shown, gain: VariantGain | None) -> tuple[str, ...]:
@@ -83,6 +87,8 @@ def _cells(row: WorkloadScore, shown: _Shown, gain: VariantGain | None) -> tuple
                   else ["", ""])
     cells += [_megabytes(r.peak_rss_after_timing_bytes), f"{(r.macs or 0) / 1e9:.3g}",
               f"{row.vips:.2f}", f"{row.vips_share:.1%}"]
+    if shown.flags:
+        cells.append(",".join(kinds(r.flags)))
     return tuple(cells)
 
 
@@ -124,12 +130,20 @@ def _notes(score: DeviceScore, shown: _Shown) -> list[str]:
     if published:
         lines.append("published top-1 of the pretrained weights: " + ", ".join(
             f"{name} {value:.3f}" for name, value in published.items()))
-    for result in results:
-        if result.throttled:
-            lines.append(f"throttled: {result.key.label}: " + "; ".join(result.throttled))
+    lines += flag_lines(results)
     for result in score.unscored:
         lines.append(f"not scored: {result.key.label}: "
                      f"{result.status}{': ' + _first_line(result.error) if result.error else ''}")
+    return lines
+
+
+def flag_lines(results: list[WorkloadResult]) -> list[str]:
+    """Each flagged row with the figures that flagged it, then what each flag means."""
+    lines = [f"{kind}: {result.key.label}: " + "; ".join(
+        flag.reason for flag in result.flags if flag.kind.value == kind)
+        for result in results for kind in kinds(result.flags)]
+    present = set(kinds(flag for result in results for flag in result.flags))
+    lines += [f"flag {kind.value}: {kind.meaning}" for kind in FlagKind if kind.value in present]
     return lines
 
 
@@ -153,14 +167,16 @@ def render_ranking(scores: list[DeviceScore]) -> list[str]:
         return ["no workload was measured"]
     lines = ["ranking by VIPS:"]
     for place, score in enumerate(scores, 1):
+        flagged = (f"; {score.flagged_vips_share:.0%} of its VIPS from flagged rows"
+                   if score.flagged_vips_share else "")
         lines.append(f"  {place}. {score.device:<24} VIPS {score.vips:10.2f}   "
-                     f"VOPS {score.vops:12.1f}   ({len(score.workloads)} workloads)")
+                     f"VOPS {score.vops:12.1f}   ({len(score.workloads)} workloads{flagged})")
     if not same_workloads(scores):
         lines.append(f"  note: {DIFFERENT_WORKLOADS}")
     return lines
 
 
-TEXT_COLUMNS = ("network", "impl", "framework", "variant", "runner", "source")
+TEXT_COLUMNS = ("network", "impl", "framework", "variant", "runner", "source", "flags")
 
 
 def grid(header: tuple[str, ...], rows: list[tuple[str, ...]],

@@ -30,7 +30,7 @@ import traceback
 #: The runner protocol version this file implements. This file is pushed to a device alone
 #: and cannot read protocol_schema.json, so it states the version its code implements; the
 #: tests check it, and the keys it writes, against the schema (tests/test_runner_protocol.py).
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 #: An operator's ``delegate`` where the framework ran it with its own kernels, outside any
 #: delegate (the schema's enum no_delegate; the tests check it).
@@ -562,6 +562,66 @@ def thermal_state() -> dict:
     return {"temperatures_c": zones, "core_khz": freqs, "time": time.time()}
 
 
+# ------------------------------------------------------------------- competing load
+#: /proc/stat's per-core columns, in order: user nice system idle iowait irq softirq steal
+#: (guest time is inside user already). Idle and iowait are the time no one ran.
+IDLE_COLUMNS = (3, 4)
+STAT_COLUMNS = 8
+
+
+def core_ticks(stat_text: str, cores: list[int] | None) -> tuple[list[int], int, int] | None:
+    """(the cores summed, busy ticks, total ticks) of ``cores``' lines in /proc/stat's text
+    (every core's line where ``cores`` is None); None where none of them is there. A column
+    an old kernel lacks counts 0."""
+    wanted = None if cores is None else set(cores)
+    found, busy, total = [], 0, 0
+    for line in stat_text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or not name[3:].isdigit():
+            continue
+        core = int(name[3:])
+        if wanted is not None and core not in wanted:
+            continue
+        columns = [int(value) for value in rest.split()[:STAT_COLUMNS]]
+        found.append(core)
+        total += sum(columns)
+        busy += sum(value for index, value in enumerate(columns) if index not in IDLE_COLUMNS)
+    return (found, busy, total) if found else None
+
+
+def own_cpu_ticks() -> int:
+    """This process's CPU time so far, every thread's, in clock ticks: utime + stime, fields
+    14 and 15 of /proc/self/stat (counted after the command name, which may hold spaces)."""
+    with open("/proc/self/stat") as handle:
+        fields = handle.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def load_snapshot() -> tuple[list[int], int, int, int] | None:
+    """(cores, their busy ticks, their total ticks, this process's ticks) now, for the cores
+    this process may run on; None where /proc cannot be read."""
+    try:
+        cores: list[int] | None = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = None
+    try:
+        with open("/proc/stat") as handle:
+            counted = core_ticks(handle.read(), cores)
+        own = own_cpu_ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if counted is None else (*counted, own)
+
+
+def competing_load(before: tuple | None, after: tuple | None) -> dict | None:
+    """The protocol's competing_load between two snapshots (None: one is missing, or the
+    cores changed between them)."""
+    if before is None or after is None or before[0] != after[0]:
+        return None
+    return {"cores": after[0], "total_ticks": after[2] - before[2],
+            "busy_ticks": after[1] - before[1], "own_ticks": after[3] - before[3]}
+
+
 # ------------------------------------------------------------------------------ protocol
 class RunnerError(Exception):
     def __init__(self, stage: str, message: str):
@@ -581,6 +641,8 @@ class Timed:
     labelled: dict | None
     thermal_before: dict
     thermal_after: dict
+    #: The timed cores' time and this process's over the timed phase (None: unknown).
+    competing_load: dict | None
 
 
 def measure(request: dict) -> dict:
@@ -663,12 +725,14 @@ def _paper_pass(backend: Backend, name: str, probes, labelled_source: tuple | No
         raise RunnerError("request", "the paper protocol needs labelled images")
     clock = time.perf_counter
     thermal_before = thermal_state()
+    load_before = load_snapshot()
     labelled = _run_labelled(backend, labelled_source, clock)
+    load = competing_load(load_before, load_snapshot())
     thermal_after = thermal_state()
     outputs, _ = _answer_probes(backend, probes, name, clock, np)
     samples = labelled["end_to_end_s"]
     return Timed(samples[0] if samples else None, [], samples, "one_pass", outputs, labelled,
-                 thermal_before, thermal_after)
+                 thermal_before, thermal_after, load)
 
 
 def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple | None,
@@ -686,6 +750,7 @@ def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple
     labelled = (_run_labelled(backend, labelled_source, clock)
                 if labelled_source is not None else None)
     thermal_before = thermal_state()
+    load_before = load_snapshot()
     samples, stop_reason = _time_loop(
         backend.infer, timed_input, clock,
         min_samples=int(timing["min_samples"]),
@@ -695,8 +760,9 @@ def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple
         target_rel_ci=float(timing["target_rel_ci"]),
         confidence=float(timing["confidence"]),
     )
+    load = competing_load(load_before, load_snapshot())
     return Timed(first_inference_s, warmup_samples, samples, stop_reason, outputs, labelled,
-                 thermal_before, thermal_state())
+                 thermal_before, thermal_state(), load)
 
 
 def _paired_if_asked(request: dict, current: Backend, name: str, threads: int, probes,
@@ -901,6 +967,7 @@ def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Tim
         "probe_outputs": [o.tolist() for o in timed.probe_outputs],
         "labelled": timed.labelled,
         "thermal": {"before": timed.thermal_before, "after": timed.thermal_after},
+        "competing_load": timed.competing_load,
         "peak_rss_bytes": memory,
         "notes": notes,
         "peak_compute": peak,

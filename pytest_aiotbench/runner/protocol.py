@@ -31,6 +31,9 @@ Version history:
   5  ``profile`` in requests and results: a per-operator profiling pass after timing, on an
      instance of its own (``--aiot-profile``); each operator's mean time per inference and
      the kernel library that ran it, or the reason the runner cannot profile the framework.
+  6  ``competing_load`` in results: the timed cores' busy and total time (/proc/stat) and the
+     runner's own CPU time (/proc/self/stat) over the timed phase, so the host can tell
+     the share of those cores other processes took (null where the device cannot tell).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from pytest_aiotbench.runner.aiot_runner import core_ticks
 
 #: The protocol's one statement: version, messages and their fields, enumerations.
 SCHEMA_PATH = Path(__file__).resolve().with_name("protocol_schema.json")
@@ -160,6 +165,47 @@ class ThermalState:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompetingLoad:
+    """The time of the cores the runner was timed on, over the timed phase (or over a window
+    in which no runner ran: ``own_ticks`` 0), in the kernel's clock ticks: all of it, the
+    busy part (steal included: a hypervisor's other guests compete too), and the runner's
+    own CPU time. What is busy and not the runner's is other processes'."""
+
+    cores: tuple[int, ...]
+    total_ticks: int
+    busy_ticks: int
+    own_ticks: int
+
+    @property
+    def others_share(self) -> float | None:
+        """The share of the cores' time other processes took, in [0, 1] (a clock tick's
+        rounding can push the difference a little outside); None over no time at all."""
+        if self.total_ticks <= 0:
+            return None
+        return min(1.0, max(0.0, (self.busy_ticks - self.own_ticks) / self.total_ticks))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cores": list(self.cores), "total_ticks": self.total_ticks,
+                "busy_ticks": self.busy_ticks, "own_ticks": self.own_ticks}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CompetingLoad:
+        """A runner's ``competing_load``, or its copy in a results row."""
+        return cls(tuple(int(core) for core in raw["cores"]), int(raw["total_ticks"]),
+                   int(raw["busy_ticks"]), int(raw["own_ticks"]))
+
+    @classmethod
+    def between(cls, before: str, after: str, cores: list[int] | None) -> CompetingLoad | None:
+        """``cores``' time between two readings of /proc/stat's text (every core's where
+        ``cores`` is None), with no runner of ours in between; None where a reading lacks
+        them. The Python runner reads /proc/stat with the same ``core_ticks``."""
+        first, second = core_ticks(before, cores), core_ticks(after, cores)
+        if first is None or second is None or first[0] != second[0]:
+            return None
+        return cls(tuple(second[0]), second[2] - first[2], second[1] - first[1], 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,6 +361,8 @@ class RunResult:
     paired: PairedTiming | None = None
     #: The per-operator profile (None: the request did not ask for it).
     profile: Profile | None = None
+    #: The timed cores' time over the timed phase (None: the device cannot tell).
+    competing_load: CompetingLoad | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,6 +419,7 @@ def _result(raw: dict[str, Any]) -> RunResult:
     labelled = raw.get("labelled")
     memory = raw["peak_rss_bytes"]
     peak = raw["peak_compute"]
+    load = raw["competing_load"]
     return RunResult(
         runner=runner,
         runtime=_text(raw, "runtime"),
@@ -396,6 +445,7 @@ def _result(raw: dict[str, Any]) -> RunResult:
         peak_compute=None if peak is None else PeakCompute.from_json(peak),
         paired=None if raw["paired"] is None else PairedTiming.from_json(raw["paired"]),
         profile=None if raw["profile"] is None else Profile.from_json(raw["profile"]),
+        competing_load=None if load is None else CompetingLoad.from_json(load),
     )
 
 

@@ -34,6 +34,11 @@ class DeviceScore:
     workloads: tuple[WorkloadScore, ...]
     unscored: tuple[WorkloadResult, ...]
 
+    @property
+    def flagged_vips_share(self) -> float:
+        """How much of the device's VIPS comes from flagged rows (throttled, busy, unstable)."""
+        return sum(row.vips_share for row in self.workloads if row.result.flags)
+
     def to_json(self) -> dict[str, Any]:
         return {"device": self.device, "vips": self.vips, "vops": self.vops,
                 "scored_workloads": len(self.workloads),

@@ -124,7 +124,9 @@ void paper_pass(Backend& backend, const Inputs& inputs, Result& result) {
   if (!inputs.labelled) throw RunnerError("request", "the paper protocol needs labelled inputs");
   std::vector<float> output;
   result.thermal_before = read_thermal_state();
+  const std::optional<CoreTimes> load_before = read_core_times();
   result.labelled = labelled_pass(backend, *inputs.labelled, output, 5);
+  result.competing_load = core_times_between(load_before, read_core_times());
   result.thermal_after = read_thermal_state();
   answer_probes(backend, *inputs.probes, output, result.probe_outputs);
   const auto& end_to_end = result.labelled->end_to_end_s;
@@ -147,10 +149,12 @@ void rigorous_timing(Backend& backend, const Inputs& inputs, const Timing& timin
             result.warmup_samples_s);
   if (inputs.labelled) result.labelled = labelled_pass(backend, *inputs.labelled, output, 5);
   result.thermal_before = read_thermal_state();
+  const std::optional<CoreTimes> load_before = read_core_times();
   result.stop_reason = time_loop(backend, shape, timed_input.data(), output,
                                  timing.min_samples, timing.min_time_s, timing.max_time_s,
                                  timing.max_samples, timing.target_rel_ci, timing.confidence,
                                  result.samples_s);
+  result.competing_load = core_times_between(load_before, read_core_times());
   result.thermal_after = read_thermal_state();
 }
 

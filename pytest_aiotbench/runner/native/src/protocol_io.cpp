@@ -155,6 +155,17 @@ Json thermal_state(const ThermalState& state) {
   return json;
 }
 
+Json competing_load(const std::optional<CoreTimes>& times) {
+  namespace field = protocol::competing_load;
+  if (!times) return nullptr;
+  Json json;
+  json[field::cores] = times->cores;
+  json[field::total_ticks] = times->total_ticks;
+  json[field::busy_ticks] = times->busy_ticks;
+  json[field::own_ticks] = times->own_ticks;
+  return json;
+}
+
 Json labelled(const LabelledPass& pass) {
   namespace field = protocol::labelled;
   Json json;
@@ -261,6 +272,7 @@ std::string result_json(const Result& result) {
   Json& thermal = json[field::thermal];
   thermal[protocol::thermal::before] = thermal_state(result.thermal_before);
   thermal[protocol::thermal::after] = thermal_state(result.thermal_after);
+  json[field::competing_load] = competing_load(result.competing_load);
   Json& rss = json[field::peak_rss_bytes];
   rss[protocol::peak_rss_bytes::after_load] = bytes_or_null(result.rss_after_load);
   rss[protocol::peak_rss_bytes::after_timing] = bytes_or_null(result.rss_after_timing);

@@ -92,6 +92,7 @@ struct Result {
   std::vector<std::vector<double>> probe_outputs;
   std::optional<LabelledPass> labelled;  // decoded on the host: decoded_on_device false
   ThermalState thermal_before, thermal_after;
+  std::optional<CoreTimes> competing_load;  // over the timed phase; null where unknown
   int64_t rss_after_load = -1, rss_after_timing = -1;  // -1: unknown (null)
   std::vector<std::string> notes;
   bool peak_asked = false;  // answered "not measured" when asked, null otherwise
