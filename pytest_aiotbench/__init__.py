@@ -1,8 +1,13 @@
 """pytest-aiotbench: benchmark on-device inference of image classifiers (AIoTBench)."""
 
-from pytest_aiotbench.frameworks import register_framework
-from pytest_aiotbench.networks import NetworkCard, Preprocessing, register_network
-from pytest_aiotbench.workload import Workload, test_workload
+from pytest_aiotbench.networks import torchvision_compat
+
+# Before any test module imports torchvision (networks/torchvision_compat.py says why).
+torchvision_compat.install()
+
+from pytest_aiotbench.frameworks import register_framework  # noqa: E402
+from pytest_aiotbench.networks import NetworkCard, Preprocessing, register_network  # noqa: E402
+from pytest_aiotbench.workload import Workload, test_workload  # noqa: E402
 
 __all__ = ["NetworkCard", "Preprocessing", "Workload", "register_framework",
            "register_network", "test_workload"]

@@ -104,6 +104,10 @@ def parametrize(metafunc: pytest.Metafunc, chosen: Settings, devices: list[str])
                              indirect=True, scope="session")
 
 
+class MarkerError(ValueError):
+    """A test's ``@pytest.mark.aiot`` names what it cannot take (a usage error)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class MarkerPatterns:
     """A test's ``@pytest.mark.aiot`` patterns, per axis (an axis not named takes all)."""
@@ -121,9 +125,9 @@ class MarkerPatterns:
 def _selector_patterns(marker: pytest.Mark, metafunc: pytest.Metafunc) -> dict[str, list[str]]:
     unknown = sorted(set(marker.kwargs) - set(SELECTORS))
     if unknown or marker.args:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.aiot takes "
-                                f"{', '.join(f'{key}=' for key in SELECTORS)} patterns, not "
-                                f"{', '.join(unknown) or repr(marker.args)}")
+        raise MarkerError(f"{metafunc.definition.nodeid}: @pytest.mark.aiot takes "
+                          f"{', '.join(f'{key}=' for key in SELECTORS)} patterns, not "
+                          f"{', '.join(unknown) or repr(marker.args)}")
     return {key: [value] if isinstance(value, str) else list(value)
             for key, value in marker.kwargs.items()}
 

@@ -26,7 +26,10 @@ from pytest_aiotbench.report import benchmark_records
 from pytest_aiotbench.session import SESSION_KEY, BenchSession
 from pytest_aiotbench.stages import StageFailed, StageSkipped
 
-DEVICE_ERROR_KEY = pytest.StashKey[str]()
+#: A usage error found while collecting (devices, a test's aiot marker), raised as one line
+#: once collection is over (raised where found, it would be one module's collection error
+#: with a traceback).
+USAGE_ERROR_KEY = pytest.StashKey[str]()
 SETTINGS_KEY = pytest.StashKey[settings.Settings]()
 
 
@@ -140,7 +143,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     devices = (_device_aliases(metafunc.config) if matrix.DEVICE_AXIS in metafunc.fixturenames
                else [])
-    matrix.parametrize(metafunc, metafunc.config.stash[SESSION_KEY].settings, devices)
+    try:
+        matrix.parametrize(metafunc, metafunc.config.stash[SESSION_KEY].settings, devices)
+    except matrix.MarkerError as exc:
+        metafunc.config.stash.setdefault(USAGE_ERROR_KEY, str(exc))
 
 
 def _device_aliases(config: pytest.Config) -> list[str]:
@@ -150,7 +156,7 @@ def _device_aliases(config: pytest.Config) -> list[str]:
     try:
         return list(config.stash[LAB_KEY].devices)
     except (UnknownDeviceError, DeviceError) as exc:
-        config.stash[DEVICE_ERROR_KEY] = f"--aiot-device: {exc}"
+        config.stash.setdefault(USAGE_ERROR_KEY, f"--aiot-device: {exc}")
         return []
 
 
@@ -159,17 +165,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                   items: list[pytest.Item]):
     """Before -k/-m deselect (so they apply to added items too): the reference matrix
     when nothing else runs workloads, names checked, empty matrices deselected. After
-    pytest has grouped the items: network-major order."""
+    pytest has grouped the items: network-major order. A test module that failed to
+    collect may be the one that runs workloads: then the reference matrix never stands in."""
+    if USAGE_ERROR_KEY in config.stash:
+        raise pytest.UsageError(config.stash[USAGE_ERROR_KEY])
     asked = any(str(arg).startswith("--aiot-") for arg in config.invocation_params.args)
-    if asked and not any(matrix.is_workload(item) for item in items):
+    if asked and not session.testsfailed and not any(matrix.is_workload(i) for i in items):
         added = matrix.add_reference_matrix(session, items)
         if added:
             config.stash[SESSION_KEY].progress(
                 f"aiotbench: no test module here runs workloads, so the reference matrix runs "
                 f"(pytest_aiotbench.suite: {added} workload item(s)); import test_workload in "
                 "a test module to run your own")
-    if DEVICE_ERROR_KEY in config.stash:
-        raise pytest.UsageError(config.stash[DEVICE_ERROR_KEY])
     matrix.check_networks(config.stash[SESSION_KEY].settings)
     matrix.drop_empty(config, items)
     yield
@@ -181,7 +188,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     workloads will run: a bad folder is a usage error before anything is measured."""
     config = session.config
     lab = config.stash.get(LAB_KEY, None)
-    if (lab is None or DEVICE_ERROR_KEY in config.stash
+    if (lab is None or USAGE_ERROR_KEY in config.stash
             or not any(matrix.key_of(item) for item in session.items)):
         return
     dataset = None

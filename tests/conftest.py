@@ -27,7 +27,7 @@ UNUSED_PLUGINS = ("hypothesispytest", "hydra_pytest", "anyio", "jaxtyping", "kgb
 NO_UNUSED_PLUGINS = [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")]
 
 #: Short timing: these tests check behaviour, not speed (speed is `tox -e bench`).
-FAST = ["--aiot-warmup=0.05", "--aiot-min-time=0.1", "--aiot-max-time=0.5",
+FAST = ["--aiot-warmup=0.05", "--aiot-min-time=0.1", "--aiot-max-time=0.3",
         "--aiot-min-samples=5", "-p", "no:cacheprovider", *NO_UNUSED_PLUGINS]
 
 

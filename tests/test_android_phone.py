@@ -26,6 +26,7 @@ from pytest_aiotbench.runner.native.wheels import WHEELS_ENV
 from pytest_aiotbench.runner.program import RunnerProgram
 
 TARGET = "android-arm64-v8a"
+LINUX_TARGET = "linux-aarch64"
 LOADER = "/lib/ld-linux-aarch64.so.1"
 
 
@@ -64,8 +65,11 @@ def has_no_glibc_loader(phone: AndroidPhone) -> bool:
 
 def test_a_phone_is_measured_through_the_loader_route_from_an_empty_runner_cache(
         pytester, run_plugin, alpha, offline_wheels, artifact_cache):
-    for entry in (artifact_cache / "native").glob(f"runner-{TARGET}-*"):
-        shutil.rmtree(entry)
+    # Empty for both targets: the linux-aarch64 builds that the loader route wraps are made
+    # here too (test_arm64_board, later in the same worker, reuses them).
+    for target in (TARGET, LINUX_TARGET):
+        for entry in (artifact_cache / "native").glob(f"[!.]*-{target}-*"):
+            shutil.rmtree(entry)
     pytester.makepyfile(test_tiny=TINY_CNN_MODULE)
     result, document = run_plugin(
         "-v", f"--aiot-device={alpha.serial}", "--aiot-runner=native",

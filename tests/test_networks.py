@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 import torch
+from conftest import NO_UNUSED_PLUGINS
 
 from pytest_aiotbench import networks
 from pytest_aiotbench.networks import implementations
@@ -140,6 +141,28 @@ def test_torchvision_classifiers_load_where_torchvision_import_fails():
     if "plain-import-failed" in done.stdout:
         assert "torchvision::nms does not exist" in done.stdout
         assert "fallback True" in done.stdout
+
+
+USERS_TORCHVISION_MODULE = """
+import torch
+from torchvision.models import efficientnet_b0
+from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+
+def test_torchvision_models_of_my_own():
+    assert efficientnet_b0().eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+    net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None).eval()
+    assert net(torch.zeros(1, 3, 64, 64))["out"].shape == (1, 21, 64, 64)
+"""
+
+
+def test_a_users_test_module_imports_torchvision_s_models_as_usual(pytester):
+    """With the plugin installed, a test module's plain ``from torchvision.models import``
+    works in this environment, whose torchvision cannot load its C++ ops against the CPU
+    torch (the plugin is imported before any test module)."""
+    pytester.makepyfile(test_mine=USERS_TORCHVISION_MODULE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *NO_UNUSED_PLUGINS)
+    result.assert_outcomes(passed=1)
 
 
 def test_pretrained_weights_that_cannot_be_had_give_a_clear_error(tmp_path, monkeypatch):

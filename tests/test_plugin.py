@@ -200,6 +200,37 @@ def test_every_workload_item_carries_the_aiot_marker(pytester, run_plugin):
     result.stdout.fnmatch_lines(["test_other.py::test_other", "1/5 tests collected*"])
 
 
+
+def test_a_module_that_fails_to_import_runs_no_workload_in_its_place(pytester, run_plugin):
+    """The module that would run workloads cannot be imported: pytest reports the collection
+    error, and the reference matrix never stands in, even where pytest goes on."""
+    pytester.makepyfile(test_mine="raise RuntimeError('my module is broken')\n")
+    for extra in ([], ["--continue-on-collection-errors"]):
+        result, document = run_plugin("--aiot-network=squeezenet1_1",
+                                      "--aiot-framework=onnxruntime", *extra, in_process=True)
+        result.stdout.fnmatch_lines(["*ERROR collecting test_mine.py*",
+                                     "*RuntimeError: my module is broken*"])
+        assert "reference matrix" not in result.stdout.str()
+        assert result.ret == pytest.ExitCode.INTERRUPTED if not extra else result.ret != 0
+        assert not (document or {}).get("devices")
+
+
+def test_an_unknown_aiot_marker_key_is_one_line_naming_the_known_keys(pytester, run_plugin):
+    pytester.makepyfile(test_mine=TINY_CNN_MODULE + """
+
+import pytest
+
+
+@pytest.mark.aiot(netwrok="tiny_cnn")
+def test_typo(aiot_measured):
+    pass
+""")
+    result, _ = run_plugin("--collect-only", json_report=False)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: test_mine.py::*: @pytest.mark.aiot takes network=, "
+                                 "*patterns, not netwrok"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
 BUDGET_MODULE = TINY_CNN_MODULE + '''
 import pytest
 

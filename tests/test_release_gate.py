@@ -100,14 +100,23 @@ def test_records_are_pytest_benchmarks_saved_listed_and_compared(gate_project, r
                            "--benchmark-compare-fail=median:300%")
     result.assert_outcomes(passed=4)
     assert result.ret == 0
+    # The slowed run: pytest-benchmark's comparison fails it, and so does the aiotbench gate
+    # that takes the saved pytest-benchmark run as its baseline.
     slowed(monkeypatch)
-    result, _ = run_plugin(FRAMEWORKS, store, "--benchmark-compare=0001",
-                           "--benchmark-compare-fail=median:300%")
+    saved_run = next(storage.rglob("0001_*.json"))
+    result, document = run_plugin(FRAMEWORKS, store, "--benchmark-compare=0001",
+                                  "--benchmark-compare-fail=median:300%",
+                                  f"--aiot-baseline={saved_run}", "--aiot-fail-on=median:+400%")
     assert result.ret != 0
     regressed = (result.stdout.str() + result.stderr.str()).split("Performance has regressed")
     assert len(regressed) > 1, result.stdout.str()
     assert "gate_net-onnxruntime-local" in regressed[1]
     assert "tiny_cnn" not in regressed[1]
+    result.stdout.fnmatch_lines([f"*against the baseline *{saved_run.name} (pytest-benchmark "
+                                 "run*"])
+    assert document["baseline_comparison"]["baseline"][0]["kind"] == "pytest-benchmark run"
+    assert {w["workload"] for w in document["baseline_comparison"]["workloads"]
+            if w["failed"]} == {"gate_net-onnxruntime", "gate_net-tflite"}
 
     # pytest-benchmark's own command lists and compares the saved runs.
     cli = [sys.executable, "-m", "pytest_benchmark", "--storage", f"file://{storage}"]
@@ -223,50 +232,31 @@ def test_gate_fails_exactly_the_slowed_items_with_their_figures(gate_project, ru
     assert row["gate"]["mode"] == "paired" and 0.5 < row["gate"]["ratio"] < 2
 
 
-def test_a_device_vips_drop_fails_the_session_naming_the_device(gate_project, run_plugin,
-                                                                monkeypatch, tmp_path):
-    # VIPS sums images per second: the fastest workloads dominate it, so the slowed network
-    # runs alone here.
-    only = ["--aiot-framework=onnxruntime,tflite", "--aiot-network=gate_net"]
+def test_a_device_vips_drop_fails_the_session_and_new_and_missing_are_listed(
+        gate_project, run_plugin, monkeypatch, tmp_path):
+    """The device total is over the workloads in both runs: the slowed network alone there
+    (VIPS sums images per second, so the fastest workloads would dominate it), while the
+    tiny network is timed on another framework each time: one new, one missing, neither
+    gated."""
+    both = ["--aiot-framework=onnxruntime,tflite", "--aiot-network=gate_net,tiny_cnn"]
     baseline = tmp_path / "baseline.json"
-    run_plugin(*only, f"--aiot-json={baseline}", json_report=False)
+    run_plugin(*both, "-k", "not tiny_cnn-tflite", f"--aiot-json={baseline}", json_report=False)
     slowed(monkeypatch)
-    result, document = run_plugin(*only, f"--aiot-baseline={baseline}",
-                                  "--aiot-fail-on=vips:-50%")
+    result, document = run_plugin(*both, "-k", "not tiny_cnn-onnxruntime",
+                                  f"--aiot-baseline={baseline}", "--aiot-fail-on=vips:-50%")
     # No item owns a device's total: the items pass, the session fails.
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["REGRESSED: device local: vips * -> * (-*%; beyond (at least "
-                                 "-*%) the noise) exceeds -50%"])
-    assert document["baseline_comparison"]["devices"][0]["failed"]
-
-
-def test_new_and_missing_workloads_are_listed_not_failed(gate_project, run_plugin, tmp_path):
-    baseline = tmp_path / "baseline.json"
-    run_plugin("--aiot-framework=onnxruntime", f"--aiot-json={baseline}", json_report=False)
-    result, document = run_plugin("--aiot-framework=onnxruntime,tflite",
-                                  "--aiot-network=gate_net", f"--aiot-baseline={baseline}",
-                                  "--aiot-fail-on=median:+400%")
-    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
-        "new (not in the baseline, not gated): gate_net-tflite on local",
-        "missing (in the baseline, not timed this run): tiny_cnn-onnxruntime on local"])
-    assert document["baseline_comparison"]["new"] == [{"device": "local",
-                                                        "workload": "gate_net-tflite"}]
-
-
-def test_a_pytest_benchmark_saved_run_is_a_baseline_too(gate_project, run_plugin, monkeypatch,
-                                                        tmp_path):
-    storage = tmp_path / "storage"
-    run_plugin("--aiot-framework=tflite", "--benchmark-save=main",
-               f"--benchmark-storage=file://{storage}", json_report=False)
-    saved = next(storage.rglob("0001_main.json"))
-    slowed(monkeypatch)
-    result, document = run_plugin("--aiot-framework=tflite", f"--aiot-baseline={saved}",
-                                  "--aiot-fail-on=median:+400%")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*against the baseline *0001_main.json (pytest-benchmark run*"])
-    assert document["baseline_comparison"]["baseline"][0]["kind"] == "pytest-benchmark run"
+        "*device total (2 workloads in both)*",
+        "REGRESSED: device local: vips * -> * (-*%; beyond (at least -*%) the noise) exceeds "
+        "-50%",
+        "new (not in the baseline, not gated): tiny_cnn-tflite on local",
+        "missing (in the baseline, not timed this run): tiny_cnn-onnxruntime on local"],
+        consecutive=False)
+    comparison = document["baseline_comparison"]
+    assert comparison["devices"][0]["failed"]
+    assert comparison["new"] == [{"device": "local", "workload": "tiny_cnn-tflite"}]
 
 
 OTHER_BENCHMARK = {"machine_info": {}, "commit_info": {}, "version": "5.3.1",
