@@ -3,7 +3,6 @@ matrix.py, fixtures.py, session.py, farm.py)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,10 @@ from pytest_aiotbench.gate import BaselineArtifacts, BaselineError, ReleaseGate,
 from pytest_aiotbench.images import DatasetError
 from pytest_aiotbench.lab import LAB_KEY, Lab
 from pytest_aiotbench.report import benchmark_records
-from pytest_aiotbench.session import SESSION_KEY, BenchSession
+from pytest_aiotbench.session import SESSION_KEY, BenchSession, progress_writer
 from pytest_aiotbench.stages import StageFailed, StageSkipped
 
-#: A usage error found while collecting (devices, a test's aiot marker), raised as one line
-#: once collection is over (raised where found, it would be one module's collection error
-#: with a traceback).
+#: A usage error met while collecting (devices, an aiot marker): one line once it is over.
 USAGE_ERROR_KEY = pytest.StashKey[str]()
 SETTINGS_KEY = pytest.StashKey[settings.Settings]()
 
@@ -84,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 if parsed.baseline else None)
     except BaselineError as exc:
         raise pytest.UsageError(str(exc)) from None
-    progress = _progress_writer(config)
+    progress = progress_writer(config)
     session = BenchSession(parsed, progress, gate, forward=farm.is_worker(config))
     config.stash[SESSION_KEY] = session
     if farm.is_controller(config):  # it runs no item: no lab, the workers' results
@@ -124,17 +121,6 @@ def pytest_report_header(config: pytest.Config):
     farm_line = farm.describe(config) if farm.is_controller(config) else None
     return [*benchmark_records.replace_header(session.settings, lines),
             session.header_lines(farm_line)]
-
-
-def _progress_writer(config: pytest.Config):
-    def write(line: str) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(line)
-        else:
-            print(line, file=sys.stderr)
-
-    return write
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -237,3 +237,15 @@ class BenchSession:
 
 
 SESSION_KEY = pytest.StashKey[BenchSession]()
+
+
+def progress_writer(config: pytest.Config) -> Callable[[str], None]:
+    """The session's progress lines: to the terminal reporter, else to stderr."""
+    def write(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line, file=sys.stderr)
+
+    return write
