@@ -200,3 +200,42 @@ def test_pretrained_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
     loaded = card.build(pretrained=True).state_dict()
     assert expected.keys() == loaded.keys()
     assert all(torch.equal(expected[k], loaded[k]) for k in expected)
+
+
+class HandWrittenEncoderLayer(torch.nn.Module):
+    """nn.TransformerEncoderLayer's computation (post-norm, ReLU) written out op by op."""
+
+    def __init__(self, width: int, heads: int, hidden: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.out = torch.nn.Linear(width, 3 * width), torch.nn.Linear(width, width)
+        self.up, self.down = torch.nn.Linear(width, hidden), torch.nn.Linear(hidden, width)
+        self.norm1, self.norm2 = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+
+    def forward(self, x):
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).reshape(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+        attended = (weights @ v).transpose(1, 2).reshape(batch, length, width)
+        x = self.norm1(x + self.out(attended))
+        return self.norm2(x + self.down(torch.relu(self.up(x))))
+
+
+def test_attention_counts_its_products_whichever_path_torch_takes():
+    """torch's fused paths (the encoder layer's and attention's fast path in eval mode, the
+    CPU's fused scaled-dot-product attention) count the same as the hand-written layer: the
+    projections, the two attention products and the feed-forward."""
+    from pytest_aiotbench.networks.flops import torch_macs
+
+    width, heads, hidden, length = 64, 4, 128, 16
+    expected = 4 * length * width * width + 2 * length * length * width \
+        + 2 * length * width * hidden
+    fused = torch.nn.TransformerEncoderLayer(width, heads, hidden, batch_first=True).eval()
+    assert torch_macs(fused, (1, length, width)) == expected
+    assert torch_macs(HandWrittenEncoderLayer(width, heads, hidden).eval(),
+                      (1, length, width)) == expected
+    attention = torch.nn.MultiheadAttention(width, heads, batch_first=True).eval()
+    for need_weights in (True, False):
+        assert torch_macs(lambda x, w=need_weights: attention(x, x, x, need_weights=w)[0],
+                          (1, length, width)) == expected - 2 * length * width * hidden
+    assert torch.backends.mha.get_fastpath_enabled()  # turned back on after counting

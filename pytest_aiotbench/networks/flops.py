@@ -14,14 +14,52 @@ from typing import Any
 
 
 def torch_macs(model: Any, input_shape: tuple[int, ...]) -> int:
-    """torch's FlopCounterMode counts 2 FLOPs per multiply-accumulate of exactly those."""
+    """torch's FlopCounterMode counts 2 FLOPs per multiply-accumulate of exactly those.
+    Attention is counted as its products: torch's fused paths (TransformerEncoderLayer's and
+    MultiheadAttention's fast path, one opaque op each) are turned off while counting, and
+    the CPU's fused scaled-dot-product attention, which the counter does not know, is
+    counted as its two matrix products; a network then counts the same as its hand-written
+    equivalent."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     example = torch.zeros(input_shape)
-    with torch.no_grad(), _without_dynamo_import(), FlopCounterMode(display=False) as counter:
+    with (torch.no_grad(), _without_dynamo_import(), _unfused_attention(),
+          FlopCounterMode(display=False, custom_mapping=_attention_formulas()) as counter):
         model(example)
     return counter.get_total_flops() // 2
+
+
+@contextlib.contextmanager
+def _unfused_attention() -> Iterator[None]:
+    """torch.backends.mha's fast path off for the block (where this torch has the switch)."""
+    import torch
+
+    switch = getattr(torch.backends, "mha", None)
+    if switch is None or not hasattr(switch, "set_fastpath_enabled"):
+        yield
+        return
+    before = switch.get_fastpath_enabled()
+    switch.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        switch.set_fastpath_enabled(before)
+
+
+def _attention_formulas() -> dict[Any, Any]:
+    """FLOP formulas for the fused attention ops the counter lacks: Q·Kᵀ and the weights · V,
+    2 FLOPs per multiply-accumulate, as its own formula for the GPU kernels counts them."""
+    import torch
+    from torch.utils import flop_counter
+
+    def two_products(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+        return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    ops = [getattr(torch.ops.aten, name, None)
+           for name in ("_scaled_dot_product_flash_attention_for_cpu",)]
+    return {op: two_products for op in ops
+            if op is not None and op not in flop_counter.flop_registry}
 
 
 @contextlib.contextmanager
