@@ -57,14 +57,14 @@ class RunFacts:
                                  for alias, facts in self.device_facts.items()},
                 "deploy": {alias: stats.to_json() for alias, stats in self.deploy.items()},
                 "unavailable": list(self.unavailable),
-                "counts": dataclasses.asdict(self.counts)}
+                "counts": self.counts.to_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunFacts:
         return cls({alias: DeviceFacts.from_json(facts)
                     for alias, facts in data["device_facts"].items()},
                    {alias: DeployStats.from_json(stats) for alias, stats in data["deploy"].items()},
-                   list(data["unavailable"]), StageCounts(**data["counts"]))
+                   list(data["unavailable"]), StageCounts.from_json(data["counts"]))
 
 
 class BenchSession:
@@ -148,7 +148,8 @@ class BenchSession:
         environment["timing"] = {
             "session_s": time.perf_counter() - self.started,
             "prepare_s": run.counts.prepare_s, "artifacts_built": run.counts.artifacts_built,
-            "artifacts_reused": run.counts.artifacts_reused}
+            "artifacts_reused": run.counts.artifacts_reused,
+            "exports": [dataclasses.asdict(cost) for cost in run.counts.exports]}
         document = ResultsDocument.build(self.results, score_all(self.results),
                                          run.facts_with_deploy(), environment,
                                          self.settings.to_json())
@@ -226,7 +227,7 @@ class BenchSession:
         elapsed = time.perf_counter() - self.started
         counts = run.counts
         lines.append(
-            f"artifacts: {counts.artifacts_built} exported, {counts.artifacts_reused} from the "
+            f"artifacts: {counts.describe_exports()}, {counts.artifacts_reused} from the "
             f"cache; preparing took {counts.prepare_s:.1f} s of the session's {elapsed:.1f} s "
             f"({counts.prepare_s / elapsed:.1%})")
         if self.settings.json_path:

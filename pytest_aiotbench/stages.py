@@ -34,6 +34,7 @@ from pytest_aiotbench.artifacts import (
     export_artifact,
     prepare_network,
 )
+from pytest_aiotbench.artifacts.cache import ExportCost
 from pytest_aiotbench.devices import Device, DeviceError, DeviceFacts, FrameworkMissing
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
 from pytest_aiotbench.gate.pairing import PAIRED, PairPlan
@@ -144,11 +145,32 @@ class StageCounts:
     prepare_s: float = 0.0
     artifacts_built: int = 0
     artifacts_reused: int = 0
+    #: Each export made this session, with what it cost.
+    exports: list[ExportCost] = dataclasses.field(default_factory=list)
 
     def add(self, other: StageCounts) -> None:
         self.prepare_s += other.prepare_s
         self.artifacts_built += other.artifacts_built
         self.artifacts_reused += other.artifacts_reused
+        self.exports += other.exports
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StageCounts:
+        return cls(**{**data, "exports": [ExportCost(**cost) for cost in data["exports"]]})
+
+    def describe_exports(self) -> str:
+        """'3 exported in 41.0 s (slowest: mobilenet_v2.pte, 20.3 s, peak 1.9 GB)'."""
+        said = f"{self.artifacts_built} exported"
+        if not self.exports:
+            return said
+        slowest = max(self.exports, key=lambda cost: cost.build_s)
+        peak = (f", peak {slowest.peak_rss_bytes / 1e9:.1f} GB"
+                if slowest.peak_rss_bytes is not None else "")
+        return (f"{said} in {sum(cost.build_s for cost in self.exports):.1f} s (slowest: "
+                f"{slowest.artifact}, {slowest.build_s:.1f} s{peak})")
 
 
 class Stages:
@@ -208,6 +230,7 @@ class Stages:
             self.counts.prepare_s += time.perf_counter() - started
         if artifact.built:
             self.counts.artifacts_built += 1
+            self.counts.exports.append(ExportCost.of(artifact))
             self.progress(f"aiotbench: exported {artifact.path.name} in {artifact.build_s:.1f} s")
         else:
             self.counts.artifacts_reused += 1

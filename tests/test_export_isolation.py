@@ -168,6 +168,15 @@ def test_a_corrupt_cache_entry_is_reported_exported_again_and_passes(pytester, r
     served = workloads_by_id(document)["tiny_cnn-onnxruntime-local"]["artifact"]
     assert served["built_this_session"]
     assert hashlib.sha256(Path(served["path"]).read_bytes()).hexdigest() == served["sha256"]
+    # What the export cost: its time and the export worker's peak memory (torch and the
+    # converter loaded: hundreds of MB), in the row, the session's timing and the summary.
+    (cost,) = document["environment"]["timing"]["exports"]
+    assert cost == {"artifact": path.name, "build_s": served["build_s"],
+                    "peak_rss_bytes": served["export_peak_rss_bytes"]}
+    assert cost["build_s"] > 0 and 100e6 < cost["peak_rss_bytes"] < 20e9
+    again.stdout.fnmatch_lines([f"artifacts: 1 exported in {cost['build_s']:.1f} s (slowest: "
+                                f"{path.name}, {cost['build_s']:.1f} s, peak "
+                                f"{cost['peak_rss_bytes'] / 1e9:.1f} GB), 0 from the cache*"])
 
 
 # ---------------------------------------------------------------- the worker's own edges

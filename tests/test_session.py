@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from pytest_aiotbench.artifacts.cache import ExportCost
 from pytest_aiotbench.devices import DeployStats, DeviceFacts
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
@@ -73,7 +74,8 @@ def test_workers_facts_merge_into_the_controllers_and_travel_as_json():
     board = DeviceFacts("adb", "Board", model="Board", machine="aarch64", cores=4,
                         peak_compute=PeakCompute(True, {1: 10.0, 4: 38.5}, "sgemm"))
     one = RunFacts({"Board": board}, {"Board": DeployStats(3, 1, 1000)}, ["x (offline)"],
-                   StageCounts(1.5, 2, 1))
+                   StageCounts(1.5, 2, 1, [ExportCost("m.pte", 20.3, 1_900_000_000),
+                                           ExportCost("m.onnx", 3.0, None)]))
     two = RunFacts({"local": DeviceFacts("local", "local", cores=2)},
                    {"Board": DeployStats(1, 4, 10)}, ["x (offline)"], StageCounts(0.5, 0, 3))
     merged = RunFacts()
@@ -84,6 +86,9 @@ def test_workers_facts_merge_into_the_controllers_and_travel_as_json():
     assert merged.deploy["Board"] == DeployStats(4, 5, 1010)
     assert merged.unavailable == ["x (offline)"]
     assert (merged.counts.artifacts_built, merged.counts.artifacts_reused) == (2, 4)
+    assert merged.counts.describe_exports() == ("2 exported in 23.3 s (slowest: m.pte, 20.3 s, "
+                                                "peak 1.9 GB)")
+    assert StageCounts(artifacts_built=0).describe_exports() == "0 exported"
     assert merged.facts_with_deploy()["Board"].deploy == DeployStats(4, 5, 1010)
 
 

@@ -61,12 +61,29 @@ class Artifact:
     #: Which operators the framework hands to its delegate; None where it was not analysed
     #: (the notes say why).
     delegation: Delegation | None = None
+    #: The export worker's peak memory while it made this file (None: taken from the cache,
+    #: or exported where it was not measured).
+    export_peak_rss_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256, "bytes": self.size_bytes,
                 "cache_key": self.key, "built_this_session": self.built,
-                "build_s": self.build_s, "notes": list(self.notes),
+                "build_s": self.build_s, "export_peak_rss_bytes": self.export_peak_rss_bytes,
+                "notes": list(self.notes),
                 "delegation": self.delegation.to_json() if self.delegation else None}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportCost:
+    """What one export of the session cost: its file, seconds and the worker's peak memory."""
+
+    artifact: str
+    build_s: float
+    peak_rss_bytes: int | None
+
+    @classmethod
+    def of(cls, artifact: Artifact) -> ExportCost:
+        return cls(artifact.path.name, artifact.build_s, artifact.export_peak_rss_bytes)
 
 
 class ArtifactCache:

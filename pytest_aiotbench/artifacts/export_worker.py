@@ -149,6 +149,9 @@ class Analyse:
 @dataclasses.dataclass(frozen=True)
 class Done:
     notes: list[str]
+    #: The worker's peak resident memory over the job (VmHWM, reset as the job starts):
+    #: what one export needs, the worker's own libraries included (None: not measured).
+    peak_rss_bytes: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -669,7 +672,30 @@ def main(argv: list[str]) -> int:
             connection.send(Failed(type(exc).__name__, f"the export worker could not read the "
                                    f"job: {exc}"))
             continue
+        fresh_peak = isinstance(job, Job) and _reset_peak_memory()
         reply = worker.handle(job)
+        if fresh_peak and isinstance(reply, Done):
+            reply = dataclasses.replace(reply, peak_rss_bytes=_peak_memory())
         sys.stdout.flush()
         sys.stderr.flush()
         connection.send(reply)
+
+
+def _reset_peak_memory() -> bool:
+    """Start this process's VmHWM afresh (Linux: 5 to /proc/self/clear_refs); whether it was."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_memory() -> int | None:
+    """This process's VmHWM in bytes (None where /proc cannot tell)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

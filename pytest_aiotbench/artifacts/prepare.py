@@ -115,14 +115,26 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
         "tools": framework.tool_versions(),
     }
     example = network.probes[0:1]
+    #: The worker's peak memory of each export made here, by the file it wrote.
+    peaks: dict[str, int | None] = {}
 
     def describe(artifact: Path) -> Delegation:
         return export_worker.delegation(framework, card.implementation, artifact)
 
-    fp32 = _cached(cache, f"{card.label}-{framework.name}", parts,
-                   f"{card.name}{framework.suffix}", on_build_start,
-                   lambda destination: _export(network, framework, "fp32", example, [], None,
-                                               destination), describe)
+    def measured(artifact: Artifact) -> Artifact:
+        return (dataclasses.replace(artifact, export_peak_rss_bytes=peaks.get(artifact.path.name))
+                if artifact.built else artifact)
+
+    def export(variant: str, calibration: list[np.ndarray], fp32_artifact: Path | None):
+        def build(destination: Path) -> list[str]:
+            notes, peaks[destination.name] = _export(network, framework, variant, example,
+                                                     calibration, fp32_artifact, destination)
+            return notes
+        return build
+
+    fp32 = measured(_cached(cache, f"{card.label}-{framework.name}", parts,
+                            f"{card.name}{framework.suffix}", on_build_start,
+                            export("fp32", [], None), describe))
     if variant == "fp32":
         return fp32
     samples = calibration if calibration is not None else network.probes
@@ -130,10 +142,9 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
                      "calibration_sha256": hashlib.sha256(
                          np.ascontiguousarray(samples).tobytes()).hexdigest()}
     batches = [samples[i:i + 1] for i in range(len(samples))]
-    return _cached(cache, f"{card.label}-{framework.name}-{variant}", variant_parts,
-                   f"{card.name}-{variant}{framework.suffix}", on_build_start,
-                   lambda destination: _export(network, framework, variant, example, batches,
-                                               fp32.path, destination), describe)
+    return measured(_cached(cache, f"{card.label}-{framework.name}-{variant}", variant_parts,
+                            f"{card.name}-{variant}{framework.suffix}", on_build_start,
+                            export(variant, batches, fp32.path), describe))
 
 
 def _cached(cache: ArtifactCache, label: str, parts: dict[str, Any], filename: str,
@@ -150,9 +161,10 @@ def _cached(cache: ArtifactCache, label: str, parts: dict[str, Any], filename: s
 
 def _export(network: PreparedNetwork, framework: Framework, variant: str, example: np.ndarray,
             calibration: list[np.ndarray], fp32_artifact: Path | None,
-            destination: Path) -> list[str]:
+            destination: Path) -> tuple[list[str], int | None]:
     """Write one artifact: in the export worker, or here where the worker cannot rebuild the
-    network (or AIOTBENCH_EXPORT_IN_PROCESS=1 asks for it)."""
+    network (or AIOTBENCH_EXPORT_IN_PROCESS=1 asks for it). Its notes, and the worker's
+    peak memory over it (None where it was not measured)."""
     card = network.card
     what = "exporting" if variant == "fp32" else f"making the {variant} variant of"
     failed = f"{what} {card.name!r} to {framework.name} failed"
@@ -160,8 +172,8 @@ def _export(network: PreparedNetwork, framework: Framework, variant: str, exampl
     if not export_worker.in_process():
         outcome = _in_worker(network, framework, variant, example, calibration, fp32_artifact,
                              destination, failed)
-        if isinstance(outcome, list):
-            return outcome
+        if isinstance(outcome, export_worker.Done):
+            return outcome.notes, outcome.peak_rss_bytes
         here = [f"exported in the session's process: the export worker cannot rebuild "
                 f"{card.name!r} for {framework.name} ({outcome})"]
     try:
@@ -171,13 +183,13 @@ def _export(network: PreparedNetwork, framework: Framework, variant: str, exampl
         raise
     except Exception as exc:
         raise ExportError(f"{failed}: {type(exc).__name__}: {exc}") from exc
-    return [*notes, *here]
+    return [*notes, *here], None
 
 
 def _in_worker(network: PreparedNetwork, framework: Framework, variant: str,
                example: np.ndarray, calibration: list[np.ndarray], fp32_artifact: Path | None,
-               destination: Path, failed: str) -> list[str] | str:
-    """The export worker's notes of the artifact it wrote, or why it cannot export this
+               destination: Path, failed: str) -> export_worker.Done | str:
+    """The export worker's answer for the artifact it wrote, or why it cannot export this
     network (the session then does)."""
     job = export_worker.job_for(network, framework, variant, example, calibration,
                                 fp32_artifact, destination)
@@ -189,7 +201,7 @@ def _in_worker(network: PreparedNetwork, framework: Framework, variant: str,
         raise ExportError(f"{failed}: {exc}{export_worker.full_disk_hint(destination)}") \
             from None
     if isinstance(reply, export_worker.Done):
-        return reply.notes
+        return reply
     if isinstance(reply, export_worker.Failed):
         if reply.unsupported:
             raise _unsupported(reply.error_type)(reply.message)
