@@ -60,6 +60,7 @@ from pytest_aiotbench.artifacts.delegation import Delegation
 from pytest_aiotbench.frameworks.base import Framework, VariantUnsupported
 from pytest_aiotbench.networks import implementations
 from pytest_aiotbench.networks.card import NetworkCard
+from pytest_aiotbench.runner.aiot_runner import peak_resident_bytes
 
 #: Set to 1 to export in the session's process (no isolation): for comparison and debugging.
 IN_PROCESS_ENV = "AIOTBENCH_EXPORT_IN_PROCESS"
@@ -675,7 +676,7 @@ def main(argv: list[str]) -> int:
         fresh_peak = isinstance(job, Job) and _reset_peak_memory()
         reply = worker.handle(job)
         if fresh_peak and isinstance(reply, Done):
-            reply = dataclasses.replace(reply, peak_rss_bytes=_peak_memory())
+            reply = dataclasses.replace(reply, peak_rss_bytes=peak_resident_bytes())
         sys.stdout.flush()
         sys.stderr.flush()
         connection.send(reply)
@@ -688,14 +689,3 @@ def _reset_peak_memory() -> bool:
     except OSError:
         return False
     return True
-
-
-def _peak_memory() -> int | None:
-    """This process's VmHWM in bytes (None where /proc cannot tell)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
