@@ -14,9 +14,10 @@ from pytest_aiotbench.devices import Device, Selection, select_devices
 from pytest_aiotbench.gate.pairing import PairPlan
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.images import Dataset, load_dataset
+from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
 from pytest_aiotbench.session import RunFacts
 from pytest_aiotbench.settings import Settings
-from pytest_aiotbench.stages import Stages
+from pytest_aiotbench.stages import Stages, StageSkipped
 
 
 class Lab:
@@ -61,6 +62,19 @@ class Lab:
         device = self.devices.get(key.device)
         if device is not None:
             self.stages.check_runner(device, key)
+
+    def prefetch(self, keys: list[WorkloadKey]) -> None:
+        """Start the exports these workloads need ahead of them, several at once; not for
+        a workload whose device can have no runner (it skips before any export)."""
+        pairs: dict[tuple[NetworkChoice, ArtifactChoice], None] = {}
+        for key in keys:
+            try:
+                self.check_runner(key)
+            except StageSkipped:
+                continue
+            pairs.setdefault((NetworkChoice(key.network, key.implementation),
+                              ArtifactChoice(key.framework, key.variant)), None)
+        self.stages.prefetch(list(pairs))
 
     def facts(self) -> RunFacts:
         """What this process's stages learned: device facts, pushes, export counts."""

@@ -190,6 +190,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                  + ", ".join(lab.unavailable))
     if dataset is not None:
         progress(f"aiotbench: accuracy on {dataset.describe()}")
+    if not config.option.collectonly and not farm.is_worker(config):
+        lab.prefetch([key for item in session.items if (key := matrix.key_of(item))])
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -282,6 +282,11 @@ class Settings:
                               metavar="N")
     rtol: float = option("rtol", 1e-3, "largest relative error against the fp32 reference "
                          "before the item fails", number(float, 0.0, 10.0), metavar="FRACTION")
+    export_workers: int | None = option(
+        "export-workers", None, "export worker processes run at once, ahead of the items "
+        "that need their files: auto (0) as many as the cores and the memory allow; 1 exports "
+        "one at a time as each item needs it", number(int, 0, 64, unset="auto"), metavar="N",
+        default_text="auto")
     probes: int = option("probes", 4, "probe inputs checked against the fp32 reference",
                          number(int, 1, 1000), metavar="N")
     timeout_s: float = option("timeout", 900.0, "seconds one runner call may take",

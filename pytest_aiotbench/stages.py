@@ -15,6 +15,7 @@ import dataclasses
 import fcntl
 import re
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from pytest_aiotbench.artifacts import (
     prepare_network,
 )
 from pytest_aiotbench.artifacts.cache import ExportCost
+from pytest_aiotbench.artifacts.pool import ExportPool, auto_workers
 from pytest_aiotbench.devices import Device, DeviceError, DeviceFacts, FrameworkMissing
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
 from pytest_aiotbench.gate.pairing import PAIRED, PairPlan
@@ -112,6 +114,8 @@ class Exported:
     network: PreparedNetwork
     choice: ArtifactChoice
     artifact: Artifact
+    #: When it was exported, in seconds since the stages began (None: from the cache).
+    window: tuple[float, float] | None = None
 
     @property
     def framework(self) -> frameworks.Framework:
@@ -192,6 +196,14 @@ class Stages:
         self._calibration: dict[str, np.ndarray] = {}
         self._labelled_inputs: dict[str, Path] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix="aiotbench-"))
+        #: The clock the rows' timelines are read on (the session begins about now).
+        self.started = time.perf_counter()
+        #: The exports started ahead of their items (None: each item exports its own).
+        self.pool: ExportPool | None = None
+        self._lock = threading.Lock()
+        self._networks: dict[NetworkChoice, PreparedNetwork | StageFailed] = {}
+        self._network_locks: dict[NetworkChoice, threading.Lock] = {}
+        self._preparing: list[tuple[float, float]] = []
 
     @property
     def dataset(self) -> Dataset | None:
@@ -199,7 +211,19 @@ class Stages:
 
     # ---------------------------------------------------------------- network
     def network(self, choice: NetworkChoice) -> PreparedNetwork:
-        """Build the network and its fp32 reference answers on the probes."""
+        """Build the network and its fp32 reference answers on the probes (once a process:
+        the export pool and the items share it)."""
+        with self._lock:
+            lock = self._network_locks.setdefault(choice, threading.Lock())
+        with lock:
+            if choice not in self._networks:
+                self._networks[choice] = self._prepared_network(choice)
+        prepared = self._networks[choice]
+        if isinstance(prepared, StageFailed):
+            raise prepared
+        return prepared
+
+    def _prepared_network(self, choice: NetworkChoice) -> PreparedNetwork | StageFailed:
         started = time.perf_counter()
         try:
             card = networks.get(choice.name, choice.implementation)
@@ -208,14 +232,49 @@ class Stages:
                                    seed=self.settings.seed, probe_count=self.settings.probes,
                                    workdir=self._workdir)
         except BuildError as exc:
-            raise StageFailed("network", str(exc)) from None
+            return StageFailed("network", str(exc))
         finally:
-            self.counts.prepare_s += time.perf_counter() - started
+            self._preparing_since(started)
+
+    def _preparing_since(self, started: float) -> None:
+        """Count [started, now] as preparing: prepare_s is the wall time that some stage
+        spent preparing, however many exports ran at once."""
+        with self._lock:
+            self._preparing.append((started, time.perf_counter()))
+            self.counts.prepare_s = _covered(self._preparing)
+
+    def prefetch(self, pairs: list[tuple[NetworkChoice, ArtifactChoice]]) -> None:
+        """Start the exports of these (network, artifact) pairs in the export pool, where
+        --aiot-export-workers allows more than one at once and there are several."""
+        workers = min(auto_workers(self.settings.export_workers), len(pairs))
+        if workers < 2 or self.pool is not None:
+            return
+        self.pool = ExportPool(workers, self._pool_export, _export_peak)
+        self.progress(f"aiotbench: {len(pairs)} artifacts prepared ahead, up to {workers} "
+                      "exports at once (--aiot-export-workers)")
+        self.pool.start(pairs)
+
+    def _pool_export(self, pair: tuple[NetworkChoice, ArtifactChoice]) -> Exported:
+        network, choice = pair
+        return self._export(self.network(network), choice)
 
     # ---------------------------------------------------------------- export
     def artifact(self, network: PreparedNetwork, choice: ArtifactChoice) -> Exported:
-        """The framework's file of the network in the variant: from the cache or exported now
-        (the cache's lock makes concurrent sessions and xdist workers export it once)."""
+        """The framework's file of the network in the variant: the export pool's (waiting
+        while it runs), or from the cache or exported now (the cache's lock makes concurrent
+        sessions and xdist workers export it once)."""
+        ahead = (self.pool.outcome((NetworkChoice(network.card.name,
+                                                  network.card.implementation), choice))
+                 if self.pool is not None else None)
+        if ahead is None:
+            return self._export(network, choice)
+        started = time.perf_counter()
+        try:
+            return ahead.result()
+        finally:
+            self._preparing_since(started)
+
+    def _export(self, network: PreparedNetwork, choice: ArtifactChoice) -> Exported:
         started = time.perf_counter()
         try:
             framework = frameworks.adapter(choice.framework, network.card.implementation)
@@ -227,14 +286,19 @@ class Stages:
         except ExportError as exc:
             raise StageFailed("export", str(exc)) from None
         finally:
-            self.counts.prepare_s += time.perf_counter() - started
-        if artifact.built:
-            self.counts.artifacts_built += 1
-            self.counts.exports.append(ExportCost.of(artifact))
-            self.progress(f"aiotbench: exported {artifact.path.name} in {artifact.build_s:.1f} s")
-        else:
-            self.counts.artifacts_reused += 1
-        return Exported(network, choice, artifact)
+            self._preparing_since(started)
+        with self._lock:
+            if artifact.built:
+                self.counts.artifacts_built += 1
+                self.counts.exports.append(ExportCost.of(artifact))
+            else:
+                self.counts.artifacts_reused += 1
+        if not artifact.built:
+            return Exported(network, choice, artifact)
+        self.progress(f"aiotbench: exported {artifact.path.name} in {artifact.build_s:.1f} s")
+        ended = time.perf_counter()
+        return Exported(network, choice, artifact,
+                        (started - self.started, ended - self.started))
 
     def _announce_export(self, label: str) -> None:
         self.progress(f"aiotbench: exporting {label} (not in the cache {self.cache.root}) ...")
@@ -326,6 +390,8 @@ class Stages:
         With --aiot-quiet=wait, a row timed busy is timed once more where the cores fell
         quiet within the bound; a row still busy is kept, flagged."""
         cooldown_s = self._cool_down(deployed.device)
+        if deployed.device.kind == "local" and self.pool is not None:
+            self.pool.wait_idle()  # the host's timing never shares its cores with a converter
         measured = time.perf_counter()
         raw, quiet = self._run(deployed)
         result = self._result(deployed, nodeid, raw, quiet)
@@ -345,7 +411,13 @@ class Stages:
                                     f"{first_share:.0%} of the timed cores in the first timing")
             result.quiet_wait_s = waited_s
         result.cooldown_s = cooldown_s
-        result.measure_s = time.perf_counter() - measured
+        ended = time.perf_counter()
+        result.measure_s = ended - measured
+        export = deployed.exported.window
+        result.timeline = {"export_start_s": export[0] if export else None,
+                           "export_end_s": export[1] if export else None,
+                           "timing_start_s": measured - self.started,
+                           "timing_end_s": ended - self.started}
         if self.settings.quiet == "warn" and result.flagged(FlagKind.BUSY):
             warnings.warn(BusyCoresWarning(
                 f"{result.key.id} flagged busy: " + "; ".join(
@@ -496,7 +568,24 @@ class Stages:
     def close(self) -> None:
         import shutil
 
+        if self.pool is not None:
+            self.pool.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """The time that the union of the spans covers."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def _export_peak(exported: Exported) -> float | None:
+    """An export's measured peak memory, for the pool's room check."""
+    return exported.artifact.export_peak_rss_bytes if exported.artifact.built else None
 
 
 def _peak_known(facts: DeviceFacts) -> bool:

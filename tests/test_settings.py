@@ -20,7 +20,7 @@ from pytest_aiotbench.settings import SettingsError, parse
 
 def test_every_setting_with_an_option_is_in_the_table_once():
     names = [entry.name for _, entry in settings.options()]
-    assert len(names) == len(set(names)) == 45
+    assert len(names) == len(set(names)) == 46
     # The fields without an option are none: every setting can be given.
     assert {field for field, _ in settings.options()} == {
         field.name for field in dataclasses.fields(settings.Settings)}

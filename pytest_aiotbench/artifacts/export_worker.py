@@ -49,6 +49,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -416,16 +417,17 @@ class ExportWorker:
 #: ``__main__``, its messages' classes would not be the session's).
 _LAUNCH = f"import sys; from {__name__} import main; sys.exit(main(sys.argv[1:]))"
 
-_SHARED: tuple[int, ExportWorker] | None = None
+#: The workers by (process, thread): each export pool thread drives a worker of its own.
+_WORKERS: dict[tuple[int, int], ExportWorker] = {}
 
 
 def shared_worker() -> ExportWorker:
-    """This process's worker (a forked child gets its own, never its parent's)."""
-    global _SHARED
-    if _SHARED is None or _SHARED[0] != os.getpid():
-        _SHARED = (os.getpid(), ExportWorker())
-        atexit.register(_SHARED[1].close)
-    return _SHARED[1]
+    """This thread's worker (a forked child gets its own, never its parent's)."""
+    key = (os.getpid(), threading.get_ident())
+    if key not in _WORKERS:
+        _WORKERS[key] = worker = ExportWorker()
+        atexit.register(worker.close)
+    return _WORKERS[key]
 
 
 def in_process() -> bool:

@@ -112,6 +112,9 @@ class WorkloadResult:
     cooldown_s: float = 0.0
     #: Seconds spent waiting for the timed cores to be quiet before timing (--aiot-quiet).
     quiet_wait_s: float = 0.0
+    #: When, in seconds since the session's stages began: its artifact's export (None for
+    #: a file from the cache) and its timing (the measure stage, runner calls included).
+    timeline: dict[str, float | None] | None = None
     #: What t in VIPS is: "inference" (steady-state median) or "end-to-end" (paper protocol:
     #: mean over one pass, JPEG decode + preprocessing + inference, first image included).
     latency_basis: str = "inference"
