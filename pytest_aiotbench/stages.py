@@ -33,6 +33,7 @@ from pytest_aiotbench.artifacts import (
     BuildError,
     PreparedNetwork,
     export_artifact,
+    export_worker,
     prepare_network,
 )
 from pytest_aiotbench.artifacts.cache import ExportCost
@@ -249,10 +250,11 @@ class Stages:
         workers = min(auto_workers(self.settings.export_workers), len(pairs))
         if workers < 2 or self.pool is not None:
             return
+        export_worker.share_cores(workers)
         self.pool = ExportPool(workers, self._pool_export, _export_peak)
         self.progress(f"aiotbench: {len(pairs)} artifacts prepared ahead, up to {workers} "
                       "exports at once (--aiot-export-workers)")
-        self.pool.start(pairs)
+        self.pool.start(_networks_in_turn(pairs))
 
     def _pool_export(self, pair: tuple[NetworkChoice, ArtifactChoice]) -> Exported:
         network, choice = pair
@@ -571,6 +573,19 @@ class Stages:
         if self.pool is not None:
             self.pool.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _networks_in_turn(pairs: list[tuple[NetworkChoice, ArtifactChoice]]
+                      ) -> list[tuple[NetworkChoice, ArtifactChoice]]:
+    """The pairs with the networks taken in turn (each network's first artifact, then each
+    one's second, ...): the pool's first exports build different networks side by side, not
+    one after another's lock, and the session's last exports are not all of one network."""
+    by_network: dict[NetworkChoice, list[tuple[NetworkChoice, ArtifactChoice]]] = {}
+    for pair in pairs:
+        by_network.setdefault(pair[0], []).append(pair)
+    rounds = max((len(group) for group in by_network.values()), default=0)
+    return [group[turn] for turn in range(rounds) for group in by_network.values()
+            if turn < len(group)]
 
 
 def _covered(spans: list[tuple[float, float]]) -> float:

@@ -26,9 +26,12 @@ REPO = Path(__file__).resolve().parent.parent
 UNUSED_PLUGINS = ("hypothesispytest", "hydra_pytest", "anyio", "jaxtyping", "kgb")
 NO_UNUSED_PLUGINS = [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")]
 
-#: Short timing: these tests check behaviour, not speed (speed is `tox -e bench`).
+#: Short timing: these tests check behaviour, not speed (speed is `tox -e bench`). Exports one
+#: at a time as each item needs it: three test workers share CI's two cores already, and the
+#: export pool has tests of its own (test_export_pool.py names its workers).
 FAST = ["--aiot-warmup=0.05", "--aiot-min-time=0.1", "--aiot-max-time=0.3",
-        "--aiot-min-samples=5", "-p", "no:cacheprovider", *NO_UNUSED_PLUGINS]
+        "--aiot-min-samples=5", "--aiot-export-workers=1", "-p", "no:cacheprovider",
+        *NO_UNUSED_PLUGINS]
 
 
 def unavailable(what: str, reason: object) -> NoReturn:

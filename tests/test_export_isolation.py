@@ -116,11 +116,15 @@ def tiny_cnn_after_the_crashes():
 '''
 
 
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["one-export-at-a-time", "export-pool"])
 def test_a_converter_that_aborts_or_exits_fails_only_its_own_item(pytester, run_plugin,
-                                                                 tmp_path):
+                                                                 tmp_path, workers):
+    """Also in the export pool, where the dying workers are the pool threads' own and are
+    replaced there."""
     pytester.makepyfile(test_crashing=CRASHING_MODULE)
     result, document = run_plugin("-v", "--aiot-framework=onnxruntime",
-                                  f"--aiot-cache={tmp_path / 'cache'}")
+                                  f"--aiot-cache={tmp_path / 'cache'}",
+                                  f"--aiot-export-workers={workers}")
     result.assert_outcomes(passed=2, errors=2)
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_workload?aborts_when_exported-onnxruntime-local?*",

@@ -359,6 +359,9 @@ class ExportWorker:
         env = {**os.environ, "PYTHONUNBUFFERED": "1",  # nothing said is lost to an exit
                "PYTHONPATH": os.pathsep.join([package_root, *filter(None, os.environ.get(
                    "PYTHONPATH", "").split(os.pathsep))])}
+        if _THREADS is not None:  # torch (OpenMP) and TensorFlow read these as they start
+            env.update(OMP_NUM_THREADS=str(_THREADS), TF_NUM_INTRAOP_THREADS=str(_THREADS),
+                       TF_NUM_INTEROP_THREADS="1")
         with open(self._log, "ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _LAUNCH, str(theirs.fileno())],
@@ -416,6 +419,18 @@ class ExportWorker:
 #: The worker's command: ``main`` imported from this module by its name (run as
 #: ``__main__``, its messages' classes would not be the session's).
 _LAUNCH = f"import sys; from {__name__} import main; sys.exit(main(sys.argv[1:]))"
+
+#: The threads each export worker started from now on may use (None: the converters' own
+#: defaults, every core): set by the export pool, so that its workers share the cores.
+_THREADS: int | None = None
+
+
+def share_cores(workers: int) -> None:
+    """Workers started from now on use this process's cores once between ``workers`` of
+    them (converters that each take every core slow each other down)."""
+    global _THREADS
+    _THREADS = max(1, len(os.sched_getaffinity(0)) // workers)
+
 
 #: The workers by (process, thread): each export pool thread drives a worker of its own.
 _WORKERS: dict[tuple[int, int], ExportWorker] = {}
