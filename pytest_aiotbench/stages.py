@@ -148,14 +148,16 @@ class StageCounts:
     """What the stages did this session, for the summary (merged across xdist workers)."""
 
     prepare_s: float = 0.0
-    artifacts_built: int = 0
     artifacts_reused: int = 0
     #: Each export made this session, with what it cost.
     exports: list[ExportCost] = dataclasses.field(default_factory=list)
 
+    @property
+    def artifacts_built(self) -> int:
+        return len(self.exports)
+
     def add(self, other: StageCounts) -> None:
         self.prepare_s += other.prepare_s
-        self.artifacts_built += other.artifacts_built
         self.artifacts_reused += other.artifacts_reused
         self.exports += other.exports
 
@@ -251,7 +253,8 @@ class Stages:
         if workers < 2 or self.pool is not None:
             return
         export_worker.share_cores(workers)
-        self.pool = ExportPool(workers, self._pool_export, _export_peak)
+        self.pool = ExportPool(workers, self._pool_export,
+                               lambda exported: exported.artifact.export_peak_rss_bytes)
         self.progress(f"aiotbench: {len(pairs)} artifacts prepared ahead, up to {workers} "
                       "exports at once (--aiot-export-workers)")
         self.pool.start(_networks_in_turn(pairs))
@@ -291,7 +294,6 @@ class Stages:
             self._preparing_since(started)
         with self._lock:
             if artifact.built:
-                self.counts.artifacts_built += 1
                 self.counts.exports.append(ExportCost.of(artifact))
             else:
                 self.counts.artifacts_reused += 1
@@ -596,11 +598,6 @@ def _covered(spans: list[tuple[float, float]]) -> float:
             total += end - max(start, reach)
             reach = end
     return total
-
-
-def _export_peak(exported: Exported) -> float | None:
-    """An export's measured peak memory, for the pool's room check."""
-    return exported.artifact.export_peak_rss_bytes if exported.artifact.built else None
 
 
 def _peak_known(facts: DeviceFacts) -> bool:

@@ -74,10 +74,10 @@ def test_workers_facts_merge_into_the_controllers_and_travel_as_json():
     board = DeviceFacts("adb", "Board", model="Board", machine="aarch64", cores=4,
                         peak_compute=PeakCompute(True, {1: 10.0, 4: 38.5}, "sgemm"))
     one = RunFacts({"Board": board}, {"Board": DeployStats(3, 1, 1000)}, ["x (offline)"],
-                   StageCounts(1.5, 2, 1, [ExportCost("m.pte", 20.3, 1_900_000_000),
-                                           ExportCost("m.onnx", 3.0, None)]))
+                   StageCounts(1.5, 1, [ExportCost("m.pte", 20.3, 1_900_000_000),
+                                        ExportCost("m.onnx", 3.0, None)]))
     two = RunFacts({"local": DeviceFacts("local", "local", cores=2)},
-                   {"Board": DeployStats(1, 4, 10)}, ["x (offline)"], StageCounts(0.5, 0, 3))
+                   {"Board": DeployStats(1, 4, 10)}, ["x (offline)"], StageCounts(0.5, 3))
     merged = RunFacts()
     for facts in (one, two):
         merged.merge(RunFacts.from_json(json.loads(json.dumps(facts.to_json()))))
@@ -88,7 +88,7 @@ def test_workers_facts_merge_into_the_controllers_and_travel_as_json():
     assert (merged.counts.artifacts_built, merged.counts.artifacts_reused) == (2, 4)
     assert merged.counts.describe_exports() == ("2 exported in 23.3 s (slowest: m.pte, 20.3 s, "
                                                 "peak 1.9 GB)")
-    assert StageCounts(artifacts_built=0).describe_exports() == "0 exported"
+    assert StageCounts().describe_exports() == "0 exported"
     assert merged.facts_with_deploy()["Board"].deploy == DeployStats(4, 5, 1010)
 
 

@@ -56,7 +56,6 @@ class ExportPool:
     def __init__(self, workers: int, export: Callable[[Any], Any],
                  peak_of: Callable[[Any], float | None],
                  memory: Callable[[], float | None] = available_memory):
-        self.workers = workers
         self._export = export
         self._peak_of = peak_of
         self._memory = memory
@@ -66,8 +65,6 @@ class ExportPool:
         self._changed = threading.Condition()
         self._running = 0
         self._largest_peak: float | None = None
-        #: How often an export waited for memory before it started (for the summary).
-        self.memory_waits = 0
 
     @property
     def running(self) -> int:
@@ -96,7 +93,6 @@ class ExportPool:
     def _run(self, key: Hashable) -> Any:
         with self._changed:
             while self._running and not self._fits():
-                self.memory_waits += 1
                 self._changed.wait()
             self._running += 1
         try:

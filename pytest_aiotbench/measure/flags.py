@@ -75,6 +75,21 @@ def kinds(flags: Iterable[Flag]) -> list[str]:
     return [kind.value for kind in FlagKind if kind in present]
 
 
+def described(label: str, flags: Iterable[Flag]) -> list[str]:
+    """One line per kind a row is flagged with, and its figures: "busy: <label>: others
+    took 52% of cores 0,1 ..."."""
+    flags = list(flags)
+    return [f"{kind}: {label}: " + "; ".join(flag.reason for flag in flags
+                                             if flag.kind.value == kind)
+            for kind in kinds(flags)]
+
+
+def present(flags: Iterable[Flag]) -> list[FlagKind]:
+    """The kinds among ``flags``, in FlagKind's order: what a report explains."""
+    found = set(kinds(flags))
+    return [kind for kind in FlagKind if kind.value in found]
+
+
 def throttled(findings: Iterable[str]) -> list[Flag]:
     return [Flag(FlagKind.THROTTLED, finding) for finding in findings]
 

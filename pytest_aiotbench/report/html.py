@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.gate.thresholds import METRICS
-from pytest_aiotbench.measure.flags import FlagKind, kinds
+from pytest_aiotbench.measure.flags import described, kinds, present
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.report import operators, page
 from pytest_aiotbench.report.json_file import ResultsDocument
@@ -175,8 +175,7 @@ def _flags(run: DeviceRun) -> str:
     flags = []
     for result in run.results:
         label = result.key.label
-        for flag in result.flags:
-            flags.append(f"{flag.kind.value}: {label}: {flag.reason}")
+        flags += described(label, result.flags)
         if result.status != "passed":
             detail = (result.error or "").strip().splitlines()[:1]
             flags.append(f"{result.status}: {label}"
@@ -187,9 +186,9 @@ def _flags(run: DeviceRun) -> str:
     if not flags:
         return ("<p class='ok'>No row flagged (throttled, busy or unstable), every measured "
                 "workload valid.</p>")
-    present = set(kinds(flag for result in run.results for flag in result.flags))
     meanings = "".join(f"<li>{escape(kind.value)}: {escape(kind.meaning)}</li>"
-                       for kind in FlagKind if kind.value in present)
+                       for kind in present(flag for result in run.results
+                                           for flag in result.flags))
     return ("<ul class='flags'>" + "".join(f"<li>{escape(flag)}</li>" for flag in flags)
             + "</ul>" + (f"<ul class='hint'>{meanings}</ul>" if meanings else ""))
 

@@ -6,7 +6,7 @@ import dataclasses
 
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.identity import DEFAULT_IMPLEMENTATION, DEFAULT_VARIANT
-from pytest_aiotbench.measure.flags import FlagKind, kinds
+from pytest_aiotbench.measure.flags import described, kinds, present
 from pytest_aiotbench.measure.result import AGREEMENT, LABELLED, WorkloadResult
 from pytest_aiotbench.score.variants import VariantGain, variant_gains
 from pytest_aiotbench.score.vips import DeviceScore, WorkloadScore, same_workloads
@@ -139,12 +139,9 @@ def _notes(score: DeviceScore, shown: _Shown) -> list[str]:
 
 def flag_lines(results: list[WorkloadResult]) -> list[str]:
     """Each flagged row with the figures that flagged it, then what each flag means."""
-    lines = [f"{kind}: {result.key.label}: " + "; ".join(
-        flag.reason for flag in result.flags if flag.kind.value == kind)
-        for result in results for kind in kinds(result.flags)]
-    present = set(kinds(flag for result in results for flag in result.flags))
-    lines += [f"flag {kind.value}: {kind.meaning}" for kind in FlagKind if kind.value in present]
-    return lines
+    lines = [line for result in results for line in described(result.key.label, result.flags)]
+    return lines + [f"flag {kind.value}: {kind.meaning}"
+                    for kind in present(flag for result in results for flag in result.flags)]
 
 
 def _end_to_end(result) -> str:
