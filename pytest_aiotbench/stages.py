@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_aiotbench import frameworks, networks
+from pytest_aiotbench import frameworks, networks, tasks
 from pytest_aiotbench.artifacts import (
     Artifact,
     ArtifactCache,
@@ -48,7 +48,7 @@ from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure import flags as row_flags
 from pytest_aiotbench.measure.flags import FlagKind
 from pytest_aiotbench.measure.quiet import BusyCoresWarning, QuietWait, wait_for_quiet
-from pytest_aiotbench.measure.result import AGREEMENT, INVALID, LABELLED, PASSED
+from pytest_aiotbench.measure.result import IMAGE, INFERENCE, INVALID, LABELLED, PASSED
 from pytest_aiotbench.measure.thermal import throttle_findings
 from pytest_aiotbench.runner.aiot_runner import preprocess
 from pytest_aiotbench.runner.native.build import NativeBuilder
@@ -60,6 +60,7 @@ from pytest_aiotbench.runner.protocol import (
     ProfileRequest,
     RunRequest,
     RunResult,
+    TensorFile,
 )
 from pytest_aiotbench.settings import Settings
 
@@ -338,7 +339,10 @@ class Stages:
             request = RunRequest(
                 framework=framework.name,
                 artifact=device.stage(artifact.path, artifact.sha256),
-                probe_inputs=device.stage(network.probe_path),
+                probe_inputs=tuple(
+                    TensorFile(one.name, one.dtype, device.stage(path))
+                    for one, path in zip(network.card.inputs, network.probe_paths,
+                                         strict=True)),
                 threads=threads,
                 timing=self.settings.timing(),
                 paired=self._paired_request(exported, device),
@@ -373,7 +377,7 @@ class Stages:
         Python runner (decoded on the device), or one tensor file preprocessed here with
         the same ``preprocess`` for the native runner (a phone has no Pillow)."""
         dataset = self.dataset
-        if dataset is None:
+        if dataset is None or not _scored_by_labels(card):
             return {}
         if program.kind == "python":
             return {"images": tuple(device.stage(image.path) for image in dataset.images),
@@ -384,7 +388,8 @@ class Stages:
             np.save(path, np.concatenate([preprocess(str(image.path), spec)
                                           for image in dataset.images]))
             self._labelled_inputs[card.label] = path
-        return {"labelled_inputs": device.stage(self._labelled_inputs[card.label])}
+        return {"labelled_inputs": (TensorFile(card.inputs[0].name, "float32", device.stage(
+            self._labelled_inputs[card.label])),)}
 
     # ---------------------------------------------------------------- measure
     def measure(self, deployed: Deployed, nodeid: str = "") -> WorkloadResult:
@@ -446,6 +451,7 @@ class Stages:
         return WorkloadResult(
             key=deployed.key, nodeid=nodeid, protocol=self.settings.protocol,
             macs=network.macs, weights=network.weights, weights_sha256=network.weights_sha256,
+            task=network.card.task, unit=IMAGE if network.card.takes_images else INFERENCE,
             published_top1=(network.card.reference_top1 if network.weights == "pretrained"
                             else None),
             runner=deployed.program.kind, artifact=artifact.to_json(),
@@ -517,10 +523,12 @@ class Stages:
     def _judge(self, raw: RunResult, network: PreparedNetwork, result: WorkloadResult) -> None:
         """The answers against the fp32 reference: passed, or invalid with the figures."""
         result.validity = compare(raw.probe_outputs, network.reference_outputs,
-                                  tolerance_for(result.key.variant, self.settings.rtol))
+                                  network.outputs,
+                                  tolerance_for(result.key.variant, self.settings.rtol),
+                                  tasks.get(network.card.task))
         if result.top1 is None:
-            result.accuracy = result.validity.top1_agreement
-            result.accuracy_source = AGREEMENT
+            result.accuracy = result.validity.agreement
+            result.accuracy_source = result.validity.agreement_measure
         if result.validity.passed:
             result.status = PASSED
         else:
@@ -547,7 +555,7 @@ class Stages:
 
     def _check_labels(self, card: networks.NetworkCard) -> None:
         dataset = self.dataset
-        if dataset is None:
+        if dataset is None or not _scored_by_labels(card):
             return
         for image in dataset.images:
             if image.label >= card.num_classes:
@@ -559,7 +567,7 @@ class Stages:
     def _calibration_for(self, card: networks.NetworkCard) -> np.ndarray | None:
         """A few labelled images, preprocessed for this network (None: use the probes)."""
         dataset = self.dataset
-        if dataset is None:
+        if dataset is None or not card.takes_images:
             return None
         if card.label not in self._calibration:
             step = max(1, len(dataset.images) // CALIBRATION_IMAGES)
@@ -575,6 +583,12 @@ class Stages:
         if self.pool is not None:
             self.pool.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _scored_by_labels(card: networks.NetworkCard) -> bool:
+    """Whether the labelled images score this network: a classifier of images. Another
+    network's quality is its task's agreement with fp32."""
+    return card.takes_images and tasks.get(card.task).takes_labels
 
 
 def _networks_in_turn(pairs: list[tuple[NetworkChoice, ArtifactChoice]]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REFERENCE_MODULE, TINY_CNN_MODULE
+from probe_files import float_input
 from test_device_errors import tiny_elf
 
 from pytest_aiotbench.devices import (
@@ -357,7 +358,7 @@ def native_program(executable: Path, target: str) -> RunnerProgram:
     return RunnerProgram("native", executable, (), runner)
 
 
-REQUEST = RunRequest("onnxruntime", "model.onnx", "probes.npy", 1, Timing())
+REQUEST = RunRequest("onnxruntime", "model.onnx", float_input("probes.npy"), 1, Timing())
 #: The host's machine (the adbd boards run on it), its e_machine and loader.
 HOST = platform.machine()
 E_MACHINES = {"x86_64": 62, "aarch64": 183}

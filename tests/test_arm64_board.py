@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from arm64_board import Arm64Board, BoardUnavailable
 from conftest import BOARD_FRAMEWORKS, TINY_CNN_MODULE, unavailable
+from probe_files import float_input
 
 from pytest_aiotbench.devices import RunnerFailed
 from pytest_aiotbench.devices.adb import AdbDevice, AdbOptions
@@ -74,7 +75,7 @@ def test_a_runner_the_board_cannot_execute_is_named_with_both_architectures(
     assert runner.target == Target.host().name
     device = AdbDevice(arm64_board.serial, AdbOptions(workdir=str(tmp_path / "w")))
     try:
-        request = RunRequest("tflite", "m.tflite", "p.npy", 1, Timing())
+        request = RunRequest("tflite", "m.tflite", float_input("p.npy"), 1, Timing())
         program = RunnerProgram("native", runner.executable, runner.libraries, runner)
         with pytest.raises(RunnerFailed) as raised:
             device.run(program, request, 60)

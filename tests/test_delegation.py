@@ -19,7 +19,7 @@ from pytest_aiotbench.artifacts import (
 )
 from pytest_aiotbench.artifacts.cache import DELEGATION_KEY
 from pytest_aiotbench.artifacts.export_worker import perform
-from pytest_aiotbench.networks.card import NetworkCard
+from pytest_aiotbench.networks.card import NetworkCard, image_input
 from pytest_aiotbench.runner.protocol import NO_DELEGATE
 
 SHAPE = (1, 3, 16, 16)
@@ -52,7 +52,7 @@ def exported(framework: str, destination: Path) -> Path:
     """The model written by the framework's real adapter, as the export stage calls it."""
     torch.manual_seed(0)
     perform(frameworks.get(framework), RefusedPool().eval(), "torch", "fp32",
-            np.random.default_rng(0).random(SHAPE, dtype=np.float32), [], None, destination)
+            (np.random.default_rng(0).random(SHAPE, dtype=np.float32),), [], None, destination)
     return destination
 
 
@@ -191,7 +191,7 @@ def test_onnxruntime_counts_the_graph_it_optimised_fp32_and_int8(tmp_path):
     assert "Relu" not in facts.delegated
     assert sum(n for op, n in facts.delegated.items() if op.endswith("Conv")) == 2
 
-    calibration = [rng.random(SHAPE, dtype=np.float32) for _ in range(2)]
+    calibration = [(rng.random(SHAPE, dtype=np.float32),) for _ in range(2)]
     int8 = tmp_path / "m-int8.onnx"
     adapter.make_variant("int8", fp32, None, None, calibration, int8)
     facts = adapter.delegation(int8)
@@ -204,7 +204,7 @@ def test_onnxruntime_counts_the_graph_it_optimised_fp32_and_int8(tmp_path):
 
 
 def test_the_export_stage_records_the_facts_once_per_entry(tmp_path):
-    card = NetworkCard("refused_pool", refused_pool, input_shape=SHAPE, num_classes=5,
+    card = NetworkCard("refused_pool", refused_pool, inputs=image_input(SHAPE), num_classes=5,
                        origin=__name__)
     prepared = prepare_network(card, pretrained=False, seed=0, probe_count=1,
                                workdir=tmp_path / "probes")

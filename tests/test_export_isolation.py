@@ -19,7 +19,7 @@ from conftest import TINY_CNN_MODULE, unavailable
 from pytest_aiotbench import frameworks
 from pytest_aiotbench.artifacts import ArtifactCache, export_artifact, prepare_network
 from pytest_aiotbench.artifacts.export_worker import tail
-from pytest_aiotbench.networks.card import NetworkCard
+from pytest_aiotbench.networks.card import NetworkCard, image_input
 
 IN_SESSION = "exported in the session's process"
 
@@ -205,16 +205,18 @@ def unseeded_cnn(pretrained: bool) -> torch.nn.Module:
     return model
 
 
-def onnx_outputs(path: Path, probes: np.ndarray) -> np.ndarray:
+def onnx_outputs(path: Path, probes: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The first output's answers to the one input's probes."""
+    (images,) = probes
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.stack([session.run(None, {name: probes[i:i + 1]})[0].reshape(-1)
-                     for i in range(len(probes))])
+    return np.stack([session.run(None, {name: images[i:i + 1]})[0].reshape(-1)
+                     for i in range(len(images))])
 
 
 def test_weights_the_worker_cannot_draw_again_are_handed_to_it(tmp_path):
-    card = NetworkCard("unseeded_cnn", unseeded_cnn, input_shape=(1, 3, 16, 16), num_classes=5,
-                       origin=__name__)
+    card = NetworkCard("unseeded_cnn", unseeded_cnn, inputs=image_input((1, 3, 16, 16)),
+                       num_classes=5, origin=__name__)
     prepared = prepare_network(card, pretrained=False, seed=0, probe_count=3,
                                workdir=tmp_path / "probes")
     artifact = export_artifact(prepared, frameworks.get("onnxruntime"),
@@ -222,15 +224,15 @@ def test_weights_the_worker_cannot_draw_again_are_handed_to_it(tmp_path):
     assert not any(IN_SESSION in note for note in artifact.notes)
     # The file computes the session's weights, not a fresh draw of the worker's.
     np.testing.assert_allclose(onnx_outputs(artifact.path, prepared.probes),
-                               prepared.reference_outputs, rtol=1e-4, atol=1e-4)
+                               prepared.reference_outputs[0], rtol=1e-4, atol=1e-4)
 
 
 def test_a_builder_made_inside_a_function_is_exported_in_the_session(tmp_path):
     def local_builder(pretrained: bool) -> torch.nn.Module:
         return SmallCNN()
 
-    card = NetworkCard("local_cnn", local_builder, input_shape=(1, 3, 16, 16), num_classes=5,
-                       origin=__name__)
+    card = NetworkCard("local_cnn", local_builder, inputs=image_input((1, 3, 16, 16)),
+                       num_classes=5, origin=__name__)
     prepared = prepare_network(card, pretrained=False, seed=0, probe_count=2,
                                workdir=tmp_path / "probes")
     artifact = export_artifact(prepared, frameworks.get("onnxruntime"),
@@ -238,7 +240,7 @@ def test_a_builder_made_inside_a_function_is_exported_in_the_session(tmp_path):
     assert any(IN_SESSION in note and "not defined at the top level" in note
                for note in artifact.notes)
     np.testing.assert_allclose(onnx_outputs(artifact.path, prepared.probes),
-                               prepared.reference_outputs, rtol=1e-4, atol=1e-4)
+                               prepared.reference_outputs[0], rtol=1e-4, atol=1e-4)
 
 
 TORCH_ABORT = """\

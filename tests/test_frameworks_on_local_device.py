@@ -3,6 +3,7 @@ local device, and check its answers against the fp32 reference."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,22 @@ import torch
 
 from pytest_aiotbench import frameworks
 from pytest_aiotbench.artifacts import ArtifactCache, export_artifact, prepare_network
+from pytest_aiotbench.artifacts.prepare import PreparedNetwork
 from pytest_aiotbench.devices import FrameworkMissing, LocalDevice, RunnerFailed
 from pytest_aiotbench.measure import compare, summarize
-from pytest_aiotbench.networks.card import NetworkCard
+from pytest_aiotbench.networks.card import NetworkCard, image_input
 from pytest_aiotbench.runner.native.build import NativeBuilder
 from pytest_aiotbench.runner.program import PYTHON_RUNNER, RunnerProgram
-from pytest_aiotbench.runner.protocol import NO_DELEGATE, ProfileRequest, RunRequest, Timing
+from pytest_aiotbench.runner.protocol import (
+    NO_DELEGATE,
+    ProfileRequest,
+    RunRequest,
+    TensorFile,
+    Timing,
+)
+from pytest_aiotbench.tasks import get as task
+
+CLASSIFICATION = task("classification")
 
 FAST_TIMING = Timing(warmup_s=0.05, min_samples=5, min_time_s=0.1, max_time_s=0.5)
 
@@ -28,8 +39,8 @@ def small_cnn(pretrained: bool) -> torch.nn.Module:
         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10))
 
 
-CARD = NetworkCard("small_cnn", small_cnn, input_shape=(1, 3, 32, 32), num_classes=10,
-                   origin=__name__)
+CARD = NetworkCard("small_cnn", small_cnn, inputs=image_input((1, 3, 32, 32)),
+                   num_classes=10, origin=__name__)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +49,11 @@ def prepared(tmp_path_factory):
                            workdir=tmp_path_factory.mktemp("probes"))
 
 
-def request_for(framework: str, artifact: Path, probes: Path,
+def request_for(framework: str, artifact: Path, network: PreparedNetwork,
                 profile: ProfileRequest | None = None) -> RunRequest:
-    return RunRequest(framework, str(artifact), str(probes), 1, FAST_TIMING, profile=profile)
+    probes = tuple(TensorFile(one.name, one.dtype, str(path))
+                   for one, path in zip(network.card.inputs, network.probe_paths, strict=True))
+    return RunRequest(framework, str(artifact), probes, 1, FAST_TIMING, profile=profile)
 
 
 #: The kernel library each framework hands this network's convolutions to, as its profiler
@@ -66,7 +79,7 @@ def test_export_deploy_time_and_check(framework, runner, prepared, artifact_cach
     assert artifact.path.suffix == adapter.suffix and artifact.size_bytes > 0
 
     result = LocalDevice().run(program_for(runner, framework, artifact_cache),
-                               request_for(framework, artifact.path, prepared.probe_path,
+                               request_for(framework, artifact.path, prepared,
                                            ProfileRequest(runs=3, warmup_runs=1)), 300)
 
     assert result.runner == runner and result.framework == framework and result.threads == 1
@@ -75,9 +88,11 @@ def test_export_deploy_time_and_check(framework, runner, prepared, artifact_cach
     assert stats.n >= 5 and 0 < stats.min_s <= stats.median_s <= stats.max_s
     assert result.load_s > 0 and result.first_inference_s > 0
     assert result.peak_memory.after_timing >= result.peak_memory.after_load > 0
-    validity = compare(result.probe_outputs, prepared.reference_outputs, rtol=1e-4)
+    validity = compare(result.probe_outputs, prepared.reference_outputs, prepared.outputs,
+                       1e-4, CLASSIFICATION)
     assert validity.passed, validity.describe()
-    assert validity.top1_agreement == 1.0
+    assert validity.agreement == 1.0
+    assert [check.name for check in validity.outputs] == ["output"]
 
     # The profiling pass: every framework on the native runner, all but LiteRT (no per-op API
     # in its Python Interpreter: the reason says so) on the Python runner.
@@ -111,18 +126,26 @@ def test_a_corrupt_artifact_fails_at_load_naming_the_file(framework, runner, pre
     broken.write_bytes(b"\x08\x07 this is not a model file" * 8)
     with pytest.raises(RunnerFailed) as error:
         LocalDevice().run(program_for(runner, framework, artifact_cache),
-                          request_for(framework, broken, prepared.probe_path), 120)
+                          request_for(framework, broken, prepared), 120)
     assert error.value.stage == "load"
     assert f"broken model{suffix}" in str(error.value)
 
 
+def answers(*outputs: np.ndarray) -> list[list[np.ndarray]]:
+    """Per-output (probes, size) arrays as a runner answers them: per probe, per output."""
+    return [[output[probe] for output in outputs] for probe in range(len(outputs[0]))]
+
+
 def test_wrong_outputs_are_caught_relative_to_scale(prepared):
-    scaled = prepared.reference_outputs * 1e12
-    assert compare(scaled, scaled, rtol=1e-6).passed
+    (reference,) = prepared.reference_outputs
+    scaled = reference * 1e12
+    check = functools.partial(compare, reference=(scaled,), outputs=prepared.outputs,
+                              task=CLASSIFICATION)
+    assert check(answers(scaled), rtol=1e-6).passed
     nudged = scaled.copy()
     nudged[0, 0] += 1e-3 * np.abs(scaled[0]).max()
-    assert not compare(nudged, scaled, rtol=1e-4).passed
-    assert not compare(np.full_like(scaled, np.nan), scaled, rtol=1.0).passed
+    assert not check(answers(nudged), rtol=1e-4).passed
+    assert not check(answers(np.full_like(scaled, np.nan)), rtol=1.0).passed
 
 
 def test_a_missing_framework_is_reported_with_what_to_install(prepared, artifact_cache,
@@ -132,7 +155,7 @@ def test_a_missing_framework_is_reported_with_what_to_install(prepared, artifact
     device = LocalDevice(python=python_without_frameworks)
     with pytest.raises(FrameworkMissing) as error:
         device.run(PYTHON_RUNNER, request_for("onnxruntime", artifact.path,
-                                              prepared.probe_path), 120)
+                                              prepared), 120)
     assert "onnxruntime" in str(error.value) and "install" in str(error.value)
 
 
@@ -145,7 +168,7 @@ def test_a_runner_that_dies_reports_its_exit_code_and_stderr(prepared, tmp_path)
     with pytest.raises(RunnerFailed) as error:
         LocalDevice(python=str(crashing)).run(
             PYTHON_RUNNER, request_for("onnxruntime", tmp_path / "m.onnx",
-                                       prepared.probe_path), 10)
+                                       prepared), 10)
     assert "killed by SIGSEGV (signal 11, exit code 139)" in str(error.value)
     assert "Segmentation fault" in str(error.value)
 
@@ -155,5 +178,5 @@ def test_a_python_that_does_not_exist_is_named(prepared, tmp_path):
     with pytest.raises(RunnerFailed) as error:
         LocalDevice(python=str(missing)).run(
             PYTHON_RUNNER, request_for("onnxruntime", tmp_path / "m.onnx",
-                                       prepared.probe_path), 10)
+                                       prepared), 10)
     assert str(missing) in str(error.value)

@@ -16,8 +16,9 @@ from headless_chromium import Chromium
 from test_html_report import ARTEFACTS, chromium  # noqa: F401 (the browser fixture, shared)
 
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.measure.result import AGREEMENT, PASSED, GateVerdict, WorkloadResult
+from pytest_aiotbench.measure.result import PASSED, GateVerdict, WorkloadResult
 from pytest_aiotbench.measure.stats import summarize
+from pytest_aiotbench.measure.validity import CLASSIFICATION_AGREEMENT as AGREEMENT
 from pytest_aiotbench.report.benchmark_records import BenchmarkRecords
 from pytest_aiotbench.report.json_file import SCHEMA, ResultsDocument
 from pytest_aiotbench.score.vips import score_all

@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import onnx_chain
+from probe_files import float_input
 
 from pytest_aiotbench.devices import LocalDevice, RunnerFailed
 from pytest_aiotbench.devices.adb import c_library, mount_of
@@ -79,7 +80,7 @@ def test_the_bundled_loader_runs_the_runner_with_the_same_answers(bundled, host_
     onnx_chain(4, model)
     probes = tmp_path / "probes.npy"
     np.save(probes, np.random.default_rng(0).random((2, 4, 4, 4), np.float32))
-    request = RunRequest("onnxruntime", str(model), str(probes), 1, QUICK)
+    request = RunRequest("onnxruntime", str(model), float_input(str(probes)), 1, QUICK)
     device = LocalDevice()
     answers = {}
     for name, runner in (("plain", host_runner), ("bundled", bundled)):
@@ -99,7 +100,7 @@ def test_a_loader_the_device_cannot_start_is_named_with_its_answer(bundled, tmp_
     runner = dataclasses.replace(
         bundled, executable=copy / "bin" / bundled.executable.name, loader=loader,
         libraries=tuple(copy / "lib" / path.name for path in bundled.libraries))
-    request = RunRequest("onnxruntime", "m.onnx", "p.npy", 1, QUICK)
+    request = RunRequest("onnxruntime", "m.onnx", float_input("p.npy"), 1, QUICK)
     with pytest.raises(RunnerFailed) as raised:
         LocalDevice().run(program_of(runner), request, 60)
     message = str(raised.value)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY_CNN_MODULE, onnx_chain
+from probe_files import float_input
 from test_runner_protocol import check_message, check_result_keys
 
 from pytest_aiotbench.devices import LocalDevice, RunnerFailed
@@ -95,14 +96,15 @@ def test_both_runners_answer_every_field_of_the_schema(native_runners, tmp_path)
             return self.linear(torch.flatten(x, 1)) + self.edges
 
     artifact = tmp_path / "unbounded.onnx"
-    frameworks.get("onnxruntime").export(Unbounded().eval(), torch.randn(1, 3, 2, 2), artifact)
+    frameworks.get("onnxruntime").export(Unbounded().eval(), (torch.randn(1, 3, 2, 2),),
+                                         artifact)
     rng = np.random.default_rng(0)
     np.save(tmp_path / "probes.npy", rng.random((2, 3, 2, 2), np.float32))
     np.save(tmp_path / "labelled.npy", rng.random((3, 3, 2, 2), np.float32))
-    request = RunRequest("onnxruntime", str(artifact), str(tmp_path / "probes.npy"), 1,
+    request = RunRequest("onnxruntime", str(artifact), float_input(tmp_path / "probes.npy"), 1,
                          Timing(warmup_s=0.01, min_time_s=0.01, max_time_s=math.inf,
                                 max_samples=25, target_rel_ci=1e-12),
-                         labelled_inputs=str(tmp_path / "labelled.npy"),
+                         labelled_inputs=float_input(tmp_path / "labelled.npy"),
                          peak_probe_threads=(1,), profile=ProfileRequest(runs=3))
     # The product binary has no fault switch: the variable changes nothing.
     native = describe(native_runners["onnxruntime"], "", request.to_json(),
@@ -118,7 +120,7 @@ def test_both_runners_answer_every_field_of_the_schema(native_runners, tmp_path)
         assert result.labelled is not None and len(result.labelled.top_k) == 3
         results[name] = result
     for outputs in (results["native"].probe_outputs, results["python"].probe_outputs):
-        assert [(row[0], row[4]) for row in outputs] == [(math.inf, -math.inf)] * 2
+        assert [(row[0][0], row[0][4]) for row in outputs] == [(math.inf, -math.inf)] * 2
     assert [row[0] for row in results["native"].labelled.top_k] == [0, 0, 0]
     assert results["native"].labelled.top_k == results["python"].labelled.top_k
     assert np.allclose(results["native"].probe_outputs, results["python"].probe_outputs)
@@ -142,11 +144,12 @@ def test_the_native_runner_refuses_another_protocol_version(native_runners):
     ("{", "cannot parse the request: [json.exception.parse_error"),
     (json.dumps({"protocol_version": PROTOCOL_VERSION, "framework": "tflite"}),
      "the request has no field artifact"),
-    (RunRequest("tflite", "m", "p", 1).to_json().replace('"warmup_s": 0.5', '"warmup_s": "x"'),
+    (RunRequest("tflite", "m", float_input("p"), 1).to_json().replace('"warmup_s": 0.5',
+                                                                       '"warmup_s": "x"'),
      "the request's timing has no number warmup_s"),
-    (RunRequest("onnxruntime", "m", "p", 1).to_json(),
+    (RunRequest("onnxruntime", "m", float_input("p"), 1).to_json(),
      "this runner runs tflite, the request asks for onnxruntime"),
-    (json.dumps({**json.loads(RunRequest("tflite", "m", "p", 1).to_json()),
+    (json.dumps({**json.loads(RunRequest("tflite", "m", float_input("p"), 1).to_json()),
                  "paired": {"artifact": "b"}}),
      "the request's paired has no field block_min_samples"),
 ])
@@ -267,7 +270,7 @@ def test_one_backend_failing_to_build_leaves_the_others_built(native_runners, ar
 def test_a_library_missing_beside_the_runner_is_named(native_runners, tmp_path):
     runner = native_runners["onnxruntime"]
     program = RunnerProgram("native", runner.executable, ())  # the bundle left behind
-    request = RunRequest("onnxruntime", "m.onnx", "p.npy", 1, Timing())
+    request = RunRequest("onnxruntime", "m.onnx", float_input("p.npy"), 1, Timing())
     with pytest.raises(RunnerFailed, match=r"shared library libonnxruntime\.so\.1 is missing"):
         LocalDevice().run(program, request, 60)
 
@@ -294,7 +297,7 @@ def paired_artifacts(tmp_path_factory) -> dict:
         onnx_chain(depth, folder / f"{side}.onnx")
         layers = [torch.nn.Linear(64, 64) for _ in range(depth)]
         frameworks.get("pytorch-mobile").export(
-            torch.nn.Sequential(torch.nn.Flatten(), *layers).eval(), torch.randn(1, 4, 4, 4),
+            torch.nn.Sequential(torch.nn.Flatten(), *layers).eval(), (torch.randn(1, 4, 4, 4),),
             folder / f"{side}.ptl")
         artifacts["onnxruntime", side] = str(folder / f"{side}.onnx")
         artifacts["pytorch-mobile", side] = str(folder / f"{side}.ptl")
@@ -305,7 +308,7 @@ def paired_request(artifacts: dict, framework: str, mode: str = "rigorous",
                    baseline: str | None = None, **paired) -> str:
     """A short request with ``paired`` set (null when ``paired`` is {"off": True})."""
     request = json.loads(RunRequest(
-        framework, artifacts[framework, "current"], artifacts["probes"], 1,
+        framework, artifacts[framework, "current"], float_input(artifacts["probes"]), 1,
         Timing(mode=mode, warmup_s=0.01, warmup_min_samples=5, min_time_s=0.01,
                max_time_s=0.05)).to_json())
     request["paired"] = None if paired.pop("off", False) else {
@@ -511,7 +514,7 @@ def test_a_library_missing_on_the_phone_is_named(phone, native_runners, tmp_path
     kept = tuple(p for p in runner.libraries if p.name != "libexecutorch_threadpool.so")
     device = AdbDevice(phone.serial, AdbOptions(workdir=str(tmp_path / "w")))
     try:
-        request = RunRequest("executorch", "m.pte", "p.npy", 1, Timing())
+        request = RunRequest("executorch", "m.pte", float_input("p.npy"), 1, Timing())
         with pytest.raises(RunnerFailed,
                            match=r"shared library libexecutorch_threadpool\.so is missing"):
             device.run(RunnerProgram("native", runner.executable, kept), request, 60)
@@ -556,7 +559,7 @@ def test_a_phone_without_taskset_runs_unpinned_and_its_row_says_so(
         runner = native_runners["onnxruntime"]
         model = Path(paired_artifacts["onnxruntime", "current"])
         request = RunRequest("onnxruntime", device.stage(model),
-                             device.stage(Path(paired_artifacts["probes"])), 1,
+                             float_input(device.stage(Path(paired_artifacts["probes"]))), 1,
                              Timing(warmup_s=0.01, min_time_s=0.05, max_time_s=0.5))
         result = device.run(RunnerProgram("native", runner.executable, runner.libraries,
                                           runner), request, 60)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import onnx_chain
+from probe_files import float_input
 
 from pytest_aiotbench.runner.aiot_runner import NO_DELEGATE as PYTHON_RUNNER_NO_DELEGATE
 from pytest_aiotbench.runner.aiot_runner import PROTOCOL_VERSION as PYTHON_RUNNER_VERSION
@@ -106,19 +107,21 @@ def test_the_native_sources_name_fields_only_through_the_generated_header():
 
 
 def test_a_request_carries_the_version_and_every_field():
-    request = RunRequest("onnxruntime", "/w/m.onnx", "/w/p.npy", 2, Timing(mode="paper"),
-                         labelled_inputs="/w/l.npy")
+    request = RunRequest("onnxruntime", "/w/m.onnx", float_input("/w/p.npy"), 2,
+                         Timing(mode="paper"), labelled_inputs=float_input("/w/l.npy"))
     data = json.loads(request.to_json())
     assert set(data) == set(message_fields("request"))
     assert set(data["timing"]) == set(message_fields("timing"))
     assert data["protocol_version"] == PROTOCOL_VERSION
-    assert data["timing"]["mode"] == "paper" and data["labelled_inputs"] == "/w/l.npy"
+    assert set(data["probe_inputs"][0]) == set(message_fields("tensor_file"))
+    assert data["timing"]["mode"] == "paper"
+    assert data["labelled_inputs"] == [{"name": "input", "dtype": "float32", "path": "/w/l.npy"}]
     assert data["images"] == []
 
 
 def test_a_request_is_strict_json_even_with_an_unbounded_cap():
     """Neither runner's JSON takes a bare Infinity: a non-finite number is a string."""
-    text = RunRequest("tflite", "m", "p", 1, Timing(max_time_s=math.inf)).to_json()
+    text = RunRequest("tflite", "m", float_input("p"), 1, Timing(max_time_s=math.inf)).to_json()
     data = json.loads(text, parse_constant=lambda token: pytest.fail(f"bare {token}"))
     assert data["timing"]["max_time_s"] == "Infinity"
 
@@ -168,16 +171,17 @@ def test_the_python_runner_answers_a_typed_result(tmp_path):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5)).eval()
     example = torch.randn(1, 3, 2, 2)
     artifact = tmp_path / "linear.onnx"
-    frameworks.get("onnxruntime").export(model, example, artifact)
+    frameworks.get("onnxruntime").export(model, (example,), artifact)
     np.save(tmp_path / "probes.npy", np.random.default_rng(0).random((3, 3, 2, 2), np.float32))
-    request = RunRequest("onnxruntime", str(artifact), str(tmp_path / "probes.npy"), 1,
+    request = RunRequest("onnxruntime", str(artifact), float_input(tmp_path / "probes.npy"), 1,
                          Timing(warmup_s=0.01, min_time_s=0.05, max_time_s=0.2))
     code, stdout = run_python_runner(request.to_json())
     result = parse_result(stdout)
     assert code == 0 and isinstance(result, RunResult), stdout
     check_result_keys(json.loads(stdout))
     assert result.runner == "python" and result.framework == "onnxruntime"
-    assert len(result.probe_outputs) == 3 and len(result.probe_outputs[0]) == 5
+    assert len(result.probe_outputs) == 3 and len(result.probe_outputs[0]) == 1
+    assert len(result.probe_outputs[0][0]) == 5 and len(result.output_names) == 1
     assert result.peak_memory.after_load > 10**6
     assert result.peak_memory.after_timing >= result.peak_memory.after_load
     assert result.samples_s and result.stop_reason in ("converged", "time_cap")
@@ -197,9 +201,9 @@ def test_the_python_runner_measures_peak_compute_when_asked(tmp_path):
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5)).eval()
     artifact = tmp_path / "linear.onnx"
-    frameworks.get("onnxruntime").export(model, torch.randn(1, 3, 2, 2), artifact)
+    frameworks.get("onnxruntime").export(model, (torch.randn(1, 3, 2, 2),), artifact)
     np.save(tmp_path / "probes.npy", np.random.default_rng(0).random((1, 3, 2, 2), np.float32))
-    request = RunRequest("onnxruntime", str(artifact), str(tmp_path / "probes.npy"), 2,
+    request = RunRequest("onnxruntime", str(artifact), float_input(str(tmp_path / "probes.npy")), 2,
                          Timing(warmup_s=0.0, min_time_s=0.01, max_time_s=0.05),
                          peak_probe_threads=(1, 2))
     started = time.perf_counter()
@@ -227,7 +231,7 @@ def test_the_python_runner_times_a_pair_in_alternated_rounds(tmp_path):
     np.save(tmp_path / "probes.npy", np.random.default_rng(0).random((1, 4, 4, 4), np.float32))
     paired = PairedRequest(str(light), block_min_samples=3, block_min_time_s=0.002,
                            min_rounds=4, max_rounds=6, max_time_s=30, target_rel_ci=0.0)
-    request = RunRequest("onnxruntime", str(heavy), str(tmp_path / "probes.npy"), 1,
+    request = RunRequest("onnxruntime", str(heavy), float_input(str(tmp_path / "probes.npy")), 1,
                          Timing(warmup_s=0.01, min_time_s=0.02, max_time_s=0.1),
                          paired=paired)
     code, stdout = run_python_runner(request.to_json())
@@ -251,7 +255,7 @@ def test_the_python_runner_names_the_baseline_artifact_it_cannot_load(tmp_path):
     onnx_chain(1, current)
     (tmp_path / "baseline.onnx").write_bytes(b"not a model")
     np.save(tmp_path / "probes.npy", np.zeros((1, 4, 4, 4), np.float32))
-    request = RunRequest("onnxruntime", str(current), str(tmp_path / "probes.npy"), 1,
+    request = RunRequest("onnxruntime", str(current), float_input(str(tmp_path / "probes.npy")), 1,
                          Timing(warmup_s=0.0, min_time_s=0.01, max_time_s=0.05),
                          paired=PairedRequest(str(tmp_path / "baseline.onnx")))
     code, stdout = run_python_runner(request.to_json())
@@ -259,7 +263,7 @@ def test_the_python_runner_names_the_baseline_artifact_it_cannot_load(tmp_path):
     assert code == 2 and isinstance(failure, RunFailure), stdout
     assert failure.stage == "load" and "baseline's artifact" in failure.error
     assert "baseline.onnx" in failure.error
-    paper = RunRequest("onnxruntime", str(current), str(tmp_path / "probes.npy"), 1,
+    paper = RunRequest("onnxruntime", str(current), float_input(str(tmp_path / "probes.npy")), 1,
                        Timing(mode="paper"), paired=PairedRequest(str(current)))
     code, stdout = run_python_runner(paper.to_json())
     failure = parse_result(stdout)

@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 
+from pytest_aiotbench import tasks
 from pytest_aiotbench.artifacts.cache import ExportCost
 from pytest_aiotbench.devices import DeployStats, DeviceFacts
 from pytest_aiotbench.identity import WorkloadKey
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
-from pytest_aiotbench.measure.result import AGREEMENT, FAILED, PASSED, SKIPPED
+from pytest_aiotbench.measure.result import FAILED, PASSED, SKIPPED
+from pytest_aiotbench.measure.validity import CLASSIFICATION_AGREEMENT as AGREEMENT
+from pytest_aiotbench.networks.card import Output
 from pytest_aiotbench.report import table
 from pytest_aiotbench.report.json_file import SCHEMA, ResultsDocument, ResultsFileError
 from pytest_aiotbench.runner.protocol import PeakCompute
@@ -28,11 +32,14 @@ def timed(device: str, network: str, framework: str, median_ms: float,
     """A passed result whose samples lie around ``median_ms``."""
     draw = random.Random(seed)
     samples = sorted(median_ms / 1e3 * (1 + draw.uniform(-0.05, 0.05)) for _ in range(41))
-    reference = [[1.0, 2.0, 3.0], [3.0, 1.0, 0.0]]
+    reference = np.asarray([[1.0, 2.0, 3.0], [3.0, 1.0, 0.0]])
+    answers = [[row] for row in reference]  # per probe, its one output
     result = WorkloadResult(WorkloadKey(device, network, framework, variant), status=PASSED,
                             samples_s=samples, stats=summarize(samples), macs=300_000_000,
                             threads=2, runner="python",
-                            validity=compare(reference, reference, 1e-3))
+                            validity=compare(answers, (reference,),
+                                             (Output("output", (1, 3), "float32"),), 1e-3,
+                                             tasks.get("classification")))
     result.accuracy, result.accuracy_source = 1.0, AGREEMENT
     return result
 

@@ -125,8 +125,10 @@ class Job:
     framework: Source
     framework_name: str
     variant: str
-    example: np.ndarray
-    calibration: tuple[np.ndarray, ...]
+    #: One batch-1 array per model input, in forward order.
+    example: tuple[np.ndarray, ...]
+    #: One such tuple per calibration sample.
+    calibration: tuple[tuple[np.ndarray, ...], ...]
     fp32_artifact: str | None
     destination: str
     sys_path: tuple[str, ...]
@@ -200,8 +202,8 @@ class WorkerDied(Exception):
 
 
 # ------------------------------------------------------------------------ session side
-def job_for(network: Any, framework: Framework, variant: str, example: np.ndarray,
-            calibration: list[np.ndarray], fp32_artifact: Path | None,
+def job_for(network: Any, framework: Framework, variant: str, example: tuple[np.ndarray, ...],
+            calibration: list[tuple[np.ndarray, ...]], fp32_artifact: Path | None,
             destination: Path) -> Job | None:
     """The job that exports in the worker, or None where the worker could not rebuild the
     network (a builder defined inside a function, not in a module)."""
@@ -496,8 +498,8 @@ def full_disk_hint(destination: Path) -> str:
 
 # ------------------------------------------------------------------------ both sides
 def perform(framework: Framework, model: Any, implementation: str, variant: str,
-            example: np.ndarray, calibration: list[np.ndarray], fp32_artifact: Path | None,
-            destination: Path) -> list[str]:
+            example: tuple[np.ndarray, ...], calibration: list[tuple[np.ndarray, ...]],
+            fp32_artifact: Path | None, destination: Path) -> list[str]:
     """The export itself, wherever it runs: the adapter writes ``destination``."""
     traced = implementations.get(implementation).example(example)
     with warnings.catch_warnings():

@@ -22,7 +22,7 @@ from pytest_aiotbench.frameworks.base import (
     VariantUnsupported,
 )
 from pytest_aiotbench.networks import implementations
-from pytest_aiotbench.networks.card import NetworkCard
+from pytest_aiotbench.networks.card import INTEGER_DTYPES, NetworkCard, Output
 
 #: Bump when probe generation changes (it is part of what the reference outputs mean).
 PROBE_REVISION = 1
@@ -42,12 +42,28 @@ class PreparedNetwork:
     #: The model's fingerprint: its weights (and, for Keras, its architecture).
     weights_sha256: str
     macs: int
-    probes: np.ndarray  # (n, *input_shape[1:]) float32
-    reference_outputs: np.ndarray  # (n, num_outputs) float64, from the host's fp32 model
-    probe_path: Path
+    #: Per input (the card's order), ``(n, *shape[1:])`` of its dtype.
+    probes: tuple[np.ndarray, ...]
+    #: What the fp32 model answers: its outputs, named, in the order it returns them.
+    outputs: tuple[Output, ...]
+    #: Per output, ``(n, size)`` float64: the host's fp32 answers to the probes.
+    reference_outputs: tuple[np.ndarray, ...]
+    #: Per input, its probes' .npy file.
+    probe_paths: tuple[Path, ...]
     prepare_s: float
     #: The seed its random weights were drawn with (the export worker draws them again).
     seed: int | None = None
+
+    @property
+    def example(self) -> tuple[np.ndarray, ...]:
+        """The first probe of every input, batch 1: what exporters trace with."""
+        return tuple(probe[0:1] for probe in self.probes)
+
+    def batches(self, samples: tuple[np.ndarray, ...] | None = None
+                ) -> list[tuple[np.ndarray, ...]]:
+        """One batch-1 tuple of inputs per row of ``samples`` (default: the probes)."""
+        rows = samples if samples is not None else self.probes
+        return [tuple(one[i:i + 1] for one in rows) for i in range(len(rows[0]))]
 
 
 def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_count: int,
@@ -62,35 +78,48 @@ def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_cou
                          f"{type(exc).__name__}: {exc}") from exc
     probes = make_probes(card, probe_count, seed)
     try:
-        reference = np.stack([kind.outputs(model, probes[i:i + 1])
-                              for i in range(len(probes))])
-        macs = kind.macs(model, card.input_shape)
+        answers = [kind.outputs(model, [one[i:i + 1] for one in probes])
+                   for i in range(probe_count)]
+        macs = kind.macs(model, [one[0:1] for one in probes])
     except Exception as exc:
-        raise BuildError(f"network {card.name!r} does not run on input shape "
-                         f"{card.input_shape}: {type(exc).__name__}: {exc}") from exc
+        raise BuildError(_does_not_run(card, exc)) from exc
+    outputs = tuple(Output(name, tuple(value.shape), str(value.dtype))
+                    for name, value in answers[0].items())
+    reference = tuple(np.stack([np.asarray(answer[output.name], np.float64).reshape(-1)
+                                for answer in answers]) for output in outputs)
     workdir.mkdir(parents=True, exist_ok=True)
-    probe_path = workdir / f"{card.label}-probes-{seed}-{probe_count}.npy"
-    np.save(probe_path, probes)
+    probe_paths = []
+    for one, values in zip(card.inputs, probes, strict=True):
+        path = workdir / f"{card.label}-{one.name}-probes-{seed}-{probe_count}.npy"
+        np.save(path, values)
+        probe_paths.append(path)
     return PreparedNetwork(card, model, "pretrained" if pretrained else "random",
-                           kind.fingerprint(model), macs, probes, reference, probe_path,
-                           time.perf_counter() - started, seed)
+                           kind.fingerprint(model), macs, probes, outputs, reference,
+                           tuple(probe_paths), time.perf_counter() - started, seed)
 
 
-def make_probes(card: NetworkCard, count: int, seed: int) -> np.ndarray:
-    """Seeded probe inputs that look like preprocessed images (uniform pixels, scaled and
-    normalised as the card's preprocessing does, along its channel axis)."""
+def _does_not_run(card: NetworkCard, exc: Exception) -> str:
+    """Why the fp32 model refused its probes; where an integer input's range is the likely
+    cause (an id past an embedding's size), the input and its range are named."""
+    text = f"{type(exc).__name__}: {exc}"
+    shapes = ", ".join(f"{one.name} {one.shape} {one.dtype}" for one in card.inputs)
+    message = f"network {card.name!r} does not run on its inputs ({shapes}): {text}"
+    integers = [one for one in card.inputs if one.dtype in INTEGER_DTYPES]
+    if integers and "index" in text.lower() and "range" in text.lower():
+        ranges = ", ".join(f"{one.name!r} draws from [{one.range[0]:g}, {one.range[1]:g})"
+                           for one in integers)
+        message += (f"; an id is out of the model's range: {ranges}; set high= of that "
+                    "Input to the embedding's size")
+    return message
+
+
+def make_probes(card: NetworkCard, count: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Seeded probes, one array per input: images look like preprocessed images (uniform
+    pixels, scaled and normalised as the card's preprocessing does), ids and other numbers
+    are drawn from the input's range."""
     rng = np.random.default_rng([seed, PROBE_REVISION])
-    shape = (count, *card.input_shape[1:])
-    spec = card.preprocessing
-    pixels = rng.random(shape, dtype=np.float32) * np.float32(spec.pixel_range)
-    axis = 1 if spec.layout == "NCHW" else len(shape) - 1
-    if len(shape) == 4 and shape[axis] == len(spec.mean):
-        along = [1, 1, 1, 1]
-        along[axis] = -1
-        mean = np.asarray(spec.mean, np.float32).reshape(along)
-        std = np.asarray(spec.std, np.float32).reshape(along)
-        pixels = (pixels - mean) / std
-    return np.ascontiguousarray(pixels, dtype=np.float32)
+    return tuple(np.ascontiguousarray(one.draw(rng, count, card.preprocessing))
+                 for one in card.inputs)
 
 
 def export_artifact(network: PreparedNetwork, framework: Framework, cache: ArtifactCache,
@@ -109,12 +138,14 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
     parts = {
         "network": card.name,
         "input_shape": list(card.input_shape),
+        **({} if card.short_form else {"inputs": [
+            [one.name, list(one.shape), one.dtype] for one in card.inputs]}),
         "weights_sha256": network.weights_sha256,
         "framework": framework.name,
         "export_revision": framework.export_revision,
         "tools": framework.tool_versions(),
     }
-    example = network.probes[0:1]
+    example = network.example
     #: The worker's peak memory of each export made here, by the file it wrote.
     peaks: dict[str, int | None] = {}
 
@@ -125,7 +156,8 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
         return (dataclasses.replace(artifact, export_peak_rss_bytes=peaks.get(artifact.path.name))
                 if artifact.built else artifact)
 
-    def export(variant: str, calibration: list[np.ndarray], fp32_artifact: Path | None):
+    def export(variant: str, calibration: list[tuple[np.ndarray, ...]],
+               fp32_artifact: Path | None):
         def build(destination: Path) -> list[str]:
             notes, peaks[destination.name] = _export(network, framework, variant, example,
                                                      calibration, fp32_artifact, destination)
@@ -137,11 +169,13 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
                             export("fp32", [], None), describe))
     if variant == "fp32":
         return fp32
-    samples = calibration if calibration is not None else network.probes
+    batches = network.batches(None if calibration is None else (calibration,))
+    digest = hashlib.sha256()
+    for batch in batches:
+        for one in batch:
+            digest.update(np.ascontiguousarray(one).tobytes())
     variant_parts = {**parts, "variant": variant, "from_sha256": fp32.sha256,
-                     "calibration_sha256": hashlib.sha256(
-                         np.ascontiguousarray(samples).tobytes()).hexdigest()}
-    batches = [samples[i:i + 1] for i in range(len(samples))]
+                     "calibration_sha256": digest.hexdigest()}
     return measured(_cached(cache, f"{card.label}-{framework.name}-{variant}", variant_parts,
                             f"{card.name}-{variant}{framework.suffix}", on_build_start,
                             export(variant, batches, fp32.path), describe))
@@ -159,8 +193,9 @@ def _cached(cache: ArtifactCache, label: str, parts: dict[str, Any], filename: s
                           f"{type(exc).__name__}: {exc}") from exc
 
 
-def _export(network: PreparedNetwork, framework: Framework, variant: str, example: np.ndarray,
-            calibration: list[np.ndarray], fp32_artifact: Path | None,
+def _export(network: PreparedNetwork, framework: Framework, variant: str,
+            example: tuple[np.ndarray, ...], calibration: list[tuple[np.ndarray, ...]],
+            fp32_artifact: Path | None,
             destination: Path) -> tuple[list[str], int | None]:
     """Write one artifact: in the export worker, or here where the worker cannot rebuild the
     network (or AIOTBENCH_EXPORT_IN_PROCESS=1 asks for it). Its notes, and the worker's
@@ -187,7 +222,8 @@ def _export(network: PreparedNetwork, framework: Framework, variant: str, exampl
 
 
 def _in_worker(network: PreparedNetwork, framework: Framework, variant: str,
-               example: np.ndarray, calibration: list[np.ndarray], fp32_artifact: Path | None,
+               example: tuple[np.ndarray, ...], calibration: list[tuple[np.ndarray, ...]],
+               fp32_artifact: Path | None,
                destination: Path, failed: str) -> export_worker.Done | str:
     """The export worker's answer for the artifact it wrote, or why it cannot export this
     network (the session then does)."""

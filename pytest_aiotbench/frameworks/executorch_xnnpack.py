@@ -31,7 +31,7 @@ class ExecuTorch(Framework):
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
 
-        exported = torch.export.export(model, (example,))
+        exported = torch.export.export(model, example)
         program = to_edge_transform_and_lower(
             exported, transform_passes=[_explicit_pool_padding()],
             partitioner=[XnnpackPartitioner()]).to_executorch()
@@ -54,10 +54,10 @@ class ExecuTorch(Framework):
 
         quantizer = XNNPACKQuantizer().set_global(
             get_symmetric_quantization_config(is_per_channel=True))
-        prepared = prepare_pt2e(torch.export.export(model, (example,)).module(), quantizer)
+        prepared = prepare_pt2e(torch.export.export(model, example).module(), quantizer)
         for batch in calibration:
-            prepared(torch.as_tensor(batch))
-        quantized = torch.export.export(convert_pt2e(prepared), (example,))
+            prepared(*(torch.as_tensor(one) for one in batch))
+        quantized = torch.export.export(convert_pt2e(prepared), example)
         program = to_edge_transform_and_lower(
             quantized, partitioner=[XnnpackPartitioner()]).to_executorch()
         destination.write_bytes(program.buffer)

@@ -39,7 +39,7 @@ class OnnxRuntime(Framework):
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
         import torch
 
-        program = torch.onnx.export(model, (example,), dynamo=True, verbose=False)
+        program = torch.onnx.export(model, example, dynamo=True, verbose=False)
         # One self-contained file: the device gets one push, not a model plus a data file.
         program.save(str(destination), external_data=False)
         return ["torch.onnx.export(dynamo=True); CPU provider, ORT_ENABLE_ALL"]
@@ -67,8 +67,9 @@ class OnnxRuntime(Framework):
                 quantize_dynamic(prepared, str(destination), weight_type=QuantType.QInt8,
                                  per_channel=True)
                 return ["dynamic int8 (onnxruntime.quantization), per-channel weights"]
-            input_name = onnx.load(prepared, load_external_data=False).graph.input[0].name
-            feeds = iter([{input_name: x} for x in calibration])
+            names = [one.name for one in
+                     onnx.load(prepared, load_external_data=False).graph.input]
+            feeds = iter([dict(zip(names, batch, strict=True)) for batch in calibration])
 
             class Feeds(CalibrationDataReader):
                 def get_next(self) -> dict | None:
@@ -136,7 +137,8 @@ class OnnxRuntimeFromKeras(OnnxRuntime):
 
         function = tf.function(lambda batch: model(batch, training=False))
         tf2onnx.convert.from_function(
-            function, input_signature=[tf.TensorSpec(example.shape, tf.float32, name="input")],
+            function, input_signature=[tf.TensorSpec(example[0].shape, tf.float32,
+                                                     name="input")],
             opset=ONNX_OPSET, output_path=str(destination))
         return [f"converted by tf2onnx (opset {ONNX_OPSET}) from the Keras model; input NHWC; "
                 "CPU provider, ORT_ENABLE_ALL"]

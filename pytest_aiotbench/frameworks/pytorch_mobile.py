@@ -35,7 +35,8 @@ class PyTorchMobile(Framework):
         import torch
 
         with torch.no_grad():
-            traced = torch.jit.trace(model, example)
+            # strict=False: a dict or list of outputs is traced as it is returned.
+            traced = torch.jit.trace(model, example, strict=False)
         notes = ["traced TorchScript for the lite interpreter"]
         try:
             from torch.utils.mobile_optimizer import optimize_for_mobile
@@ -54,7 +55,8 @@ class PyTorchMobile(Framework):
                          "(BatchNorm folded) with channels-last weights instead")
             with torch.no_grad():
                 channels_last = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
-                traced = torch.jit.freeze(torch.jit.trace(channels_last, example))
+                traced = torch.jit.freeze(torch.jit.trace(channels_last, example,
+                                                          strict=False))
         traced._save_for_lite_interpreter(str(destination))
         return notes
 

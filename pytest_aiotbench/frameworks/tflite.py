@@ -26,10 +26,14 @@ class TFLite(Framework):
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
         import litert_torch
+        import torch
 
-        converted = litert_torch.convert(model, (example,))
+        converted = litert_torch.convert(model, example)
         converted.export(str(destination))
-        return ["converted by litert-torch; input kept in NCHW"]
+        notes = ["converted by litert-torch; input kept in NCHW"]
+        if any(getattr(one, "dtype", None) is torch.int64 for one in example):
+            notes.append("litert-torch makes int64 inputs int32: the runners feed them so")
+        return notes
 
     variants = ("fp16", "dynamic-int8", "int8")
 
@@ -57,13 +61,14 @@ class TFLite(Framework):
 
         signatures = Interpreter(model_path=str(fp32_artifact)).get_signature_list()
         key = next(iter(signatures))
-        input_name = signatures[key]["inputs"][0]
+        names = signatures[key]["inputs"]
         tool = quantizer.Quantizer(str(fp32_artifact), recipe.static_wi8_ai8())
         for boundary in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
             # Keep float input and output: the runner feeds every variant the same tensors.
             tool.update_quantization_recipe(regex=".*", operation_name=boundary,
                                             algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
-        ranges = tool.calibrate({key: [{input_name: x} for x in calibration]}, num_threads=2)
+        ranges = tool.calibrate({key: [dict(zip(names, batch, strict=True))
+                                       for batch in calibration]}, num_threads=2)
         tool.quantize(ranges, enable_progress_report=False).export_model(str(destination),
                                                                          overwrite=True)
         return [f"full int8 weights and activations, calibrated on {len(calibration)} inputs; "
@@ -135,7 +140,7 @@ class TFLiteFromKeras(TFLite):
             note = ("dynamic-range int8 (TFLiteConverter): int8 weights, activations quantized "
                     "at run time")
         else:
-            converter.representative_dataset = lambda: ([batch] for batch in calibration)
+            converter.representative_dataset = lambda: (list(batch) for batch in calibration)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             # Input and output stay float: the runner feeds every variant the same tensors.
             note = (f"full int8 weights and activations (TFLiteConverter), calibrated on "
@@ -151,7 +156,8 @@ def _keras_converter(model: Any, example: Any) -> Any:
     import keras
     import tensorflow as tf
 
-    inputs = keras.Input(tuple(example.shape[1:]), batch_size=example.shape[0])
+    (batch,) = example  # one input (the registry says so for Keras networks)
+    inputs = keras.Input(tuple(batch.shape[1:]), batch_size=batch.shape[0])
     return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs)))
 
 

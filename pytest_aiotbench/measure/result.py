@@ -12,9 +12,11 @@ from pytest_aiotbench.measure.validity import Validity
 from pytest_aiotbench.runner.protocol import CompetingLoad, PairedTiming, Profile
 
 PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
-#: Where a result's accuracy came from (``accuracy_source``).
-AGREEMENT = "top-1 agreement with fp32 reference"
+#: Where a result's accuracy came from (``accuracy_source``): the labelled images, or the
+#: task's agreement with the fp32 reference (``tasks``: its ``agreement_measure``).
 LABELLED = "labelled images"
+#: What one inference takes (``unit``): one image, or the model's inputs of any kind.
+IMAGE, INFERENCE = "image", "inference"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +92,9 @@ class WorkloadResult:
     validity: Validity | None = None
     accuracy: float | None = None
     accuracy_source: str | None = None
+    #: What the network is for (``tasks``), and what one timed call processes.
+    task: str = "classification"
+    unit: str = IMAGE
     macs: int | None = None
     weights: str | None = None
     weights_sha256: str | None = None

@@ -1,24 +1,61 @@
 """Are the deployed artifact's answers still those of the fp32 weights?
 
-Random weights give logits from about 1e-9 (MobileNetV2) to 1e12 (InceptionV3), so every
-comparison is relative to the reference output's own scale.
+Every output of the model is checked on its own: random weights give logits from about
+1e-9 (MobileNetV2) to 1e12 (InceptionV3), and a detector's boxes and scores live on scales
+of their own, so each comparison is relative to that output's reference scale. The task
+says what the answers keep of fp32's (top-1 agreement, per-pixel agreement, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from pytest_aiotbench.networks.card import Output
+from pytest_aiotbench.tasks import Task
+
+#: What the agreement meant before tasks (results stored by older versions).
+CLASSIFICATION_AGREEMENT = "top-1 agreement with fp32 reference"
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputCheck:
+    """One output against its fp32 reference, over every probe input."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    max_rel_error: float
+    passed: bool
+    #: Why it could not be compared ("" where it was).
+    problem: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "max_rel_error": self.max_rel_error, "passed": self.passed}
+        return {**data, "problem": self.problem} if self.problem else data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OutputCheck:
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data["max_rel_error"],
+                   data["passed"], data.get("problem", ""))
 
 
 @dataclasses.dataclass(frozen=True)
 class Validity:
     probes: int
+    #: The worst output's worst probe.
     max_rel_error: float
+    #: Per probe, its worst output's error.
     rel_errors: tuple[float, ...]
-    top1_agreement: float
+    #: The task's measure of what the answers keep of fp32's, in [0, 1].
+    agreement: float
     rtol: float
+    outputs: tuple[OutputCheck, ...] = ()
+    agreement_measure: str = CLASSIFICATION_AGREEMENT
 
     @property
     def passed(self) -> bool:
@@ -26,31 +63,80 @@ class Validity:
 
     def describe(self) -> str:
         worst = int(np.argmax(self.rel_errors)) if self.rel_errors else 0
-        return (f"max relative error {self.max_rel_error:.3g} (probe {worst}) against the fp32 "
-                f"reference, tolerance {self.rtol:.3g}; top-1 agreement "
-                f"{self.top1_agreement:.0%} over {self.probes} probe inputs")
+        problems = [f"output {check.name!r}: {check.problem}" for check in self.outputs
+                    if check.problem]
+        if problems:
+            return "; ".join(problems)
+        where = ""
+        if len(self.outputs) > 1:
+            output = max(self.outputs, key=lambda check: check.max_rel_error)
+            where = f", output {output.name!r}"
+        return (f"max relative error {self.max_rel_error:.3g} (probe {worst}{where}) against "
+                f"the fp32 reference, tolerance {self.rtol:.3g}; {self.agreement_measure} "
+                f"{self.agreement:.0%} over {self.probes} probe inputs")
 
     def to_json(self) -> dict[str, Any]:
         return {"probes": self.probes, "max_rel_error": self.max_rel_error,
-                "rel_errors": list(self.rel_errors), "top1_agreement": self.top1_agreement,
-                "rtol": self.rtol, "passed": self.passed}
+                "rel_errors": list(self.rel_errors), "agreement": self.agreement,
+                "agreement_measure": self.agreement_measure, "rtol": self.rtol,
+                "passed": self.passed, "outputs": [check.to_json() for check in self.outputs]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Validity:
+        agreement = data["agreement"] if "agreement" in data else data["top1_agreement"]
         return cls(data["probes"], data["max_rel_error"], tuple(data["rel_errors"]),
-                   data["top1_agreement"], data["rtol"])
+                   agreement, data["rtol"],
+                   tuple(OutputCheck.from_json(check) for check in data.get("outputs", ())),
+                   data.get("agreement_measure", CLASSIFICATION_AGREEMENT))
 
 
-def compare(outputs: Any, reference: np.ndarray, rtol: float) -> Validity:
-    """Relative error per probe: max |out - ref| / max |ref|; and top-1 agreement."""
-    got = np.asarray(outputs, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    if got.shape != ref.shape:
-        return Validity(len(ref), float("inf"), tuple(float("inf") for _ in ref), 0.0, rtol)
-    scale = np.abs(ref).max(axis=1)
-    scale = np.where(scale > 0, scale, 1.0)
-    errors = np.abs(got - ref).max(axis=1) / scale
-    errors = np.where(np.isfinite(errors), errors, np.inf)
-    agreement = float(np.mean(got.argmax(axis=1) == ref.argmax(axis=1)))
-    return Validity(len(ref), float(errors.max()), tuple(float(e) for e in errors), agreement,
-                    rtol)
+def compare(answers: Sequence[Sequence[Sequence[float]]], reference: Sequence[np.ndarray],
+            outputs: Sequence[Output], rtol: float, task: Task) -> Validity:
+    """The runner's answers (per probe, one flat list per output, in the card's order)
+    against the fp32 reference (per output, ``(probes, size)``): per output, the relative
+    error of each probe, max |out - ref| / max |ref|; and the task's agreement."""
+    probes = len(reference[0]) if reference else 0
+    checks: list[OutputCheck] = []
+    errors = np.zeros((len(outputs), probes))
+    got: list[np.ndarray] = []
+    for index, (output, expected) in enumerate(zip(outputs, reference, strict=True)):
+        problem = _shape_problem(answers, index, expected)
+        if problem:
+            errors[index] = np.inf
+            got.append(np.full_like(expected, np.nan))
+            checks.append(OutputCheck(output.name, output.shape, output.dtype, float("inf"),
+                                      False, problem))
+            continue
+        values = np.asarray([answer[index] for answer in answers], dtype=np.float64)
+        scale = np.abs(expected).max(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        error = np.abs(values - expected).max(axis=1) / scale
+        errors[index] = np.where(np.isfinite(error), error, np.inf)
+        got.append(values)
+        worst = float(errors[index].max()) if probes else 0.0
+        checks.append(OutputCheck(output.name, output.shape, output.dtype, worst,
+                                  worst <= rtol))
+    per_probe = errors.max(axis=0) if len(outputs) else np.zeros(probes)
+    if any(check.problem for check in checks):
+        agreement = 0.0
+    else:
+        agreement = task.agreement(got, reference, [o.shape for o in outputs],
+                                   per_probe <= rtol)
+    return Validity(probes, float(per_probe.max()) if probes else 0.0,
+                    tuple(float(e) for e in per_probe), agreement, rtol, tuple(checks),
+                    task.agreement_measure)
+
+
+def _shape_problem(answers: Sequence[Sequence[Sequence[float]]], index: int,
+                   expected: np.ndarray) -> str:
+    """Why the answers' output ``index`` cannot be compared with ``expected`` ("" if it can)."""
+    if len(answers) != len(expected):
+        return f"the runner answered {len(answers)} probes, not {len(expected)}"
+    for answer in answers:
+        if len(answer) <= index:
+            return (f"the artifact gave {len(answer)} outputs; the fp32 model gives more "
+                    "(an output the converter dropped)")
+        if len(answer[index]) != expected.shape[1]:
+            return (f"the artifact's output {index} has {len(answer[index])} values, the fp32 "
+                    f"model's {expected.shape[1]}")
+    return ""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 
-def torch_macs(model: Any, input_shape: tuple[int, ...]) -> int:
+def torch_macs(model: Any, example: tuple[Any, ...]) -> int:
     """torch's FlopCounterMode counts 2 FLOPs per multiply-accumulate of exactly those.
     Attention is counted as its products: torch's fused paths (TransformerEncoderLayer's and
     MultiheadAttention's fast path, one opaque op each) are turned off while counting, and
@@ -23,10 +23,9 @@ def torch_macs(model: Any, input_shape: tuple[int, ...]) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    example = torch.zeros(input_shape)
     with (torch.no_grad(), _without_dynamo_import(), _unfused_attention(),
           FlopCounterMode(display=False, custom_mapping=_attention_formulas()) as counter):
-        model(example)
+        model(*example)
     return counter.get_total_flops() // 2
 
 
@@ -94,7 +93,7 @@ _DYNAMO_DISABLE_CACHE = "__dynamo_disable"
 
 
 def keras_macs(model: Any, input_shape: tuple[int, ...]) -> int:
-    """Traced into a TensorFlow graph at ``input_shape`` (so any Keras model counts:
+    """Traced into a TensorFlow graph at its input's shape (so any Keras model counts:
     functional, sequential or subclassed), then summed over the convolution and matrix
     product operations from their static shapes."""
     import tensorflow as tf

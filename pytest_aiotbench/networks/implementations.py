@@ -9,11 +9,13 @@ import abc
 import hashlib
 import sys
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from pytest_aiotbench.networks import flops
+from pytest_aiotbench.runner.aiot_runner import flattened
 
 
 class Implementation(abc.ABC):
@@ -33,20 +35,21 @@ class Implementation(abc.ABC):
         """Seed the random initialisation of the weights a builder makes next."""
 
     @abc.abstractmethod
-    def outputs(self, model: Any, batch: np.ndarray) -> np.ndarray:
-        """The model's fp32 answer to one input batch, flattened, as float64."""
+    def outputs(self, model: Any, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's fp32 answer to one batch of its inputs (in forward order): every
+        output it returns, by name (``named_outputs``), as numpy arrays."""
 
     @abc.abstractmethod
-    def macs(self, model: Any, input_shape: tuple[int, ...]) -> int:
-        """Multiply-accumulates of one forward pass (see ``flops``)."""
+    def macs(self, model: Any, inputs: Sequence[np.ndarray]) -> int:
+        """Multiply-accumulates of one forward pass on these inputs (see ``flops``)."""
 
     @abc.abstractmethod
     def fingerprint(self, model: Any) -> str:
         """sha256 of what makes the model compute what it computes (part of the cache key)."""
 
-    def example(self, batch: np.ndarray) -> Any:
-        """The input the exporters trace the model with."""
-        return batch
+    def example(self, inputs: Sequence[np.ndarray]) -> tuple[Any, ...]:
+        """The inputs the exporters trace the model with, in forward order."""
+        return tuple(inputs)
 
     def ready(self, network: str, model: Any) -> Any:
         """The builder's model of ``network`` in inference mode; a clear error for any
@@ -84,19 +87,20 @@ class Torch(Implementation):
     def _inference_mode(self, model: Any) -> Any:
         return model.eval()
 
-    def example(self, batch: np.ndarray) -> Any:
+    def example(self, inputs: Sequence[np.ndarray]) -> tuple[Any, ...]:
         import torch
 
-        return torch.from_numpy(batch.copy())
+        return tuple(torch.from_numpy(batch.copy()) for batch in inputs)
 
-    def outputs(self, model: Any, batch: np.ndarray) -> np.ndarray:
+    def outputs(self, model: Any, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
         with torch.inference_mode():
-            return model(torch.from_numpy(batch)).double().numpy().reshape(-1)
+            answer = model(*self.example(inputs))
+        return {name: tensor.numpy() for name, tensor in named_outputs(answer).items()}
 
-    def macs(self, model: Any, input_shape: tuple[int, ...]) -> int:
-        return flops.torch_macs(model, input_shape)
+    def macs(self, model: Any, inputs: Sequence[np.ndarray]) -> int:
+        return flops.torch_macs(model, self.example(inputs))
 
     def fingerprint(self, model: Any) -> str:
         import torch
@@ -124,11 +128,13 @@ class Keras(Implementation):
 
         keras.utils.set_random_seed(seed)
 
-    def outputs(self, model: Any, batch: np.ndarray) -> np.ndarray:
-        return _numpy(model(batch, training=False)).astype(np.float64).reshape(-1)
+    def outputs(self, model: Any, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        (batch,) = inputs  # a Keras network takes one input here (the registry says so)
+        return {name: _numpy(tensor)
+                for name, tensor in named_outputs(model(batch, training=False)).items()}
 
-    def macs(self, model: Any, input_shape: tuple[int, ...]) -> int:
-        return flops.keras_macs(model, input_shape)
+    def macs(self, model: Any, inputs: Sequence[np.ndarray]) -> int:
+        return flops.keras_macs(model, inputs[0].shape)
 
     def fingerprint(self, model: Any) -> str:
         digest = hashlib.sha256()
@@ -138,6 +144,14 @@ class Keras(Implementation):
             digest.update(f"{values.dtype}:{values.shape};".encode())
             digest.update(np.ascontiguousarray(values).tobytes())
         return digest.hexdigest()
+
+
+def named_outputs(answer: Any) -> dict[str, Any]:
+    """A model's answer as named tensors, in the order the exporters flatten it (torch's
+    pytree: a tuple or list in order, a dict in its insertion order): a lone tensor is
+    ``output``, a tuple's elements ``output_<i>``, a dict's values their keys; nested ones
+    join their names with dots. The runner names a TorchScript answer the same way."""
+    return dict(flattened(answer))
 
 
 def _numpy(tensor: Any) -> np.ndarray:

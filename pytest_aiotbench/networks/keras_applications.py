@@ -24,6 +24,7 @@ from pytest_aiotbench.networks.card import (
     NetworkCard,
     Preprocessing,
     PretrainedWeightsUnavailable,
+    image_input,
 )
 
 
@@ -43,7 +44,7 @@ def _keras_network(name: str, application: str, preprocessing: Preprocessing,
     return NetworkCard(
         name=name,
         builder=build,
-        input_shape=(1, input_size, input_size, 3),
+        inputs=image_input((1, input_size, input_size, 3)),
         preprocessing=preprocessing,
         implementation="keras",
         published_gmacs=published_gmacs,

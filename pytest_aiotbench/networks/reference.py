@@ -14,7 +14,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pytest_aiotbench.networks.card import NetworkCard, Preprocessing, PretrainedWeightsUnavailable
+from pytest_aiotbench.networks.card import (
+    NetworkCard,
+    Preprocessing,
+    PretrainedWeightsUnavailable,
+    image_input,
+)
 
 
 def _torchvision_network(
@@ -37,7 +42,7 @@ def _torchvision_network(
     return NetworkCard(
         name=name,
         builder=build,
-        input_shape=(1, 3, input_size, input_size),
+        inputs=image_input((1, 3, input_size, input_size)),
         preprocessing=Preprocessing(resize=resize, crop=input_size),
         published_gmacs=published_gmacs,
         reference_top1=top1_percent / 100,

@@ -7,6 +7,12 @@ test module or conftest::
     def tiny_cnn(pretrained: bool = False) -> torch.nn.Module:
         ...
 
+    @register_network(inputs=[Input("input_ids", (1, 32), "int64", high=30522),
+                              Input("attention_mask", (1, 32), "int64", high=2)],
+                      num_classes=2)
+    def text_classifier() -> torch.nn.Module:
+        ...
+
 A network may come in several implementations (the reference ResNet50 in torch and in
 Keras); each is its own card under the network's one name. The first registered is the
 network's primary implementation, the one that runs when no implementation is chosen.
@@ -15,12 +21,12 @@ network's primary implementation, the one that runs when no implementation is ch
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_aiotbench.identity import DEFAULT_IMPLEMENTATION
 from pytest_aiotbench.networks import implementations
-from pytest_aiotbench.networks.card import NetworkCard, Preprocessing
+from pytest_aiotbench.networks.card import Input, NetworkCard, Preprocessing, image_input
 
 #: name -> implementation -> card, in registration order.
 _REGISTRY: dict[str, dict[str, NetworkCard]] = {}
@@ -34,6 +40,8 @@ def register_network(
     name: str | None = None,
     *,
     input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[Input] | None = None,
+    task: str = "classification",
     preprocessing: Preprocessing | None = None,
     num_classes: int = 1000,
     published_gmacs: float | None = None,
@@ -51,16 +59,24 @@ def register_network(
     224x224 RGB image in the implementation's layout: ``(1, 3, 224, 224)`` for torch,
     ``(1, 224, 224, 3)`` (NHWC) for Keras; the preprocessing to torchvision's scaling in
     that layout.
+
+    ``inputs`` declares the model's inputs instead, in the order its forward takes them
+    (``Input(name, shape, dtype, low=, high=)``: token ids, masks, audio, several images);
+    ``task`` is what the network is for (``pytest_aiotbench.tasks``: classification,
+    segmentation, generic), which says how its quality is measured.
     """
+    from pytest_aiotbench import tasks
+
+    tasks.get(task)  # an unknown task fails at registration, naming the known ones
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
         takes_flag = len(inspect.signature(builder).parameters) > 0
         network_name = name or builder.__name__
         kind = implementations.get(implementation or implementations.from_annotation(builder)
                                    or DEFAULT_IMPLEMENTATION)
-        shape = tuple(input_shape) if input_shape else (
-            (1, 3, 224, 224) if kind.layout == "NCHW" else (1, 224, 224, 3))
-        side = shape[2] if kind.layout == "NHWC" else shape[-1]
+        declared = _declared_inputs(network_name, input_shape, inputs, kind)
+        shape = declared[0].shape
+        side = shape[2] if kind.layout == "NHWC" and len(shape) > 2 else shape[-1]
         if not takes_flag:
             def call(pretrained: bool) -> Any:
                 if pretrained:
@@ -72,7 +88,8 @@ def register_network(
         card = NetworkCard(
             name=network_name,
             builder=call,
-            input_shape=shape,
+            inputs=declared,
+            task=task,
             preprocessing=preprocessing or Preprocessing(
                 resize=round(side * 256 / 224), crop=side, layout=kind.layout),
             num_classes=num_classes,
@@ -88,6 +105,30 @@ def register_network(
         return builder
 
     return decorate
+
+
+def _declared_inputs(network: str, input_shape: tuple[int, ...] | None,
+                     inputs: Sequence[Input] | None,
+                     kind: implementations.Implementation) -> tuple[Input, ...]:
+    """The card's inputs: as declared, or the short form's one image."""
+    if inputs is None:
+        return image_input(tuple(input_shape) if input_shape else (
+            (1, 3, 224, 224) if kind.layout == "NCHW" else (1, 224, 224, 3)))
+    where = f"network {network!r}"
+    if input_shape is not None:
+        raise ValueError(f"{where}: give inputs= or input_shape=, not both (input_shape= is "
+                         "the short form of one float image input)")
+    declared = tuple(inputs)
+    if not declared or not all(isinstance(one, Input) for one in declared):
+        raise ValueError(f"{where}: inputs= takes a list of pytest_aiotbench.Input, one per "
+                         "argument of the model's forward")
+    names = [one.name for one in declared]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where}: input names must differ: {names}")
+    if kind.name != "torch" and (len(declared) > 1 or declared[0].dtype != "float32"):
+        raise ValueError(f"{where}: a {kind.name} network takes one float32 input here; "
+                         "several or typed inputs are for torch networks")
+    return declared
 
 
 def add(card: NetworkCard, *, replace: bool = False) -> None:

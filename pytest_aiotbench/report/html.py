@@ -26,7 +26,7 @@ from pytest_aiotbench.measure.flags import described, kinds, present
 from pytest_aiotbench.measure.result import WorkloadResult
 from pytest_aiotbench.report import operators, page
 from pytest_aiotbench.report.json_file import ResultsDocument
-from pytest_aiotbench.report.table import DIFFERENT_WORKLOADS, SOURCE_SHORT
+from pytest_aiotbench.report.table import DIFFERENT_WORKLOADS, common_unit, source_short
 from pytest_aiotbench.runner.protocol import PeakCompute
 from pytest_aiotbench.score.efficiency import FLOPS_PER_MAC, gmac_per_s, peak_share
 from pytest_aiotbench.score.variants import variant_gains
@@ -215,7 +215,7 @@ def _workload_table(run: DeviceRun) -> str:
             page.number(stats.median_ci_rel_half_width if stats else None, "{:.1%}"),
             page.number(len(r.samples_s), "{}"), r.stop_reason or "",
             page.number(r.accuracy, "{:.3f}"),
-            SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or ""),
+            source_short(r.accuracy_source),
             page.number(vips, "{:.2f}"), page.number(vops, "{:.1f}"),
             page.number(gmac_per_s(r), "{:.2f}"), page.number(share, "{:.1%}"),
             page.number(r.load_s, "{:.3f}"),
@@ -226,7 +226,8 @@ def _workload_table(run: DeviceRun) -> str:
             page.number(r.others_share, "{:.0%}"), ", ".join(flags)]))
     basis = ("t = mean seconds per image over one end-to-end pass (the paper's protocol)"
              if any(r.latency_basis == "end-to-end" for r in run.results)
-             else "median ms = the steady-state inference median (t of VIPS)")
+             else f"median ms = the steady-state inference median, per "
+                  f"{common_unit(run.results)} (t of VIPS)")
     return ("<h3>Workloads</h3><p class='hint'>Click a column to sort. " + escape(basis)
             + "; GMAC/s = multiply-accumulates per second at that t; % of peak = its FLOP/s "
             "against the device's matrix-multiply peak at the same thread count; others' "

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 
+from pytest_aiotbench import tasks
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.identity import DEFAULT_IMPLEMENTATION, DEFAULT_VARIANT
 from pytest_aiotbench.measure.flags import described, kinds, present
-from pytest_aiotbench.measure.result import AGREEMENT, LABELLED, WorkloadResult
+from pytest_aiotbench.measure.result import IMAGE, LABELLED, WorkloadResult
 from pytest_aiotbench.score.variants import VariantGain, variant_gains
 from pytest_aiotbench.score.vips import DeviceScore, WorkloadScore, same_workloads
 
 DIFFERENT_WORKLOADS = ("the devices did not all score the same workloads; VIPS is a sum, so "
                        "compare devices on the same set")
 
-SOURCE_SHORT = {AGREEMENT: "agree-fp32", LABELLED: "labelled"}
+
+
+def source_short(source: str | None) -> str:
+    """A result's accuracy source as the "source" column names it."""
+    if source == LABELLED:
+        return "labelled"
+    task = tasks.by_measure().get(source or "")
+    return task.short if task is not None else (source or "?")
 
 
 def render(scores: list[DeviceScore], facts: dict[str, DeviceFacts]) -> list[str]:
@@ -37,6 +45,8 @@ class _Shown:
     implementations: bool
     #: The flags column shows where a row is flagged (throttled, busy, unstable).
     flags: bool
+    #: What one timed call processes, where every row says the same (else "inference").
+    unit: str
 
     @classmethod
     def of(cls, results: list[WorkloadResult]) -> _Shown:
@@ -45,7 +55,18 @@ class _Shown:
                    variants=any(r.variant != DEFAULT_VARIANT for r in results),
                    implementations=any(r.implementation != DEFAULT_IMPLEMENTATION
                                        for r in results),
-                   flags=any(r.flags for r in results))
+                   flags=any(r.flags for r in results),
+                   unit=common_unit(results))
+
+
+def common_unit(results: list[WorkloadResult]) -> str:
+    """"image" where every row's inference is one image, else "inference"."""
+    units = {r.unit for r in results}
+    return units.pop() if len(units) == 1 else "inference"
+
+
+def per_second(unit: str) -> str:
+    return "img/s" if unit == IMAGE else "inf/s"
 
 
 def _device_block(score: DeviceScore, facts: DeviceFacts | None) -> list[str]:
@@ -63,7 +84,8 @@ def _title(score: DeviceScore, facts: DeviceFacts | None) -> str:
 
 def _header(shown: _Shown) -> tuple[str, ...]:
     return ("network", *(["impl"] if shown.implementations else []), "framework", "variant",
-            "runner", "mean e2e ms" if shown.paper else "median ms", "p90 ms", "img/s", "±CI",
+            "runner", "mean e2e ms" if shown.paper else "median ms", "p90 ms",
+            per_second(shown.unit), "±CI",
             *(["e2e ms", "top-1", "top-5"] if shown.labelled else ["accuracy"]), "source",
             *(["Δacc", "speed-up"] if shown.variants else []),
             "peak MB", "GMACs", "VIPS", "share", *(["flags"] if shown.flags else []))
@@ -81,7 +103,7 @@ def _cells(row: WorkloadScore, shown: _Shown, gain: VariantGain | None) -> tuple
         cells += [_end_to_end(r), _fraction(r.top1), _fraction(r.top5)]
     else:
         cells += [_fraction(r.accuracy)]
-    cells += [SOURCE_SHORT.get(r.accuracy_source or "", r.accuracy_source or "?")]
+    cells += [source_short(r.accuracy_source)]
     if shown.variants:
         cells += ([f"{gain.accuracy_change:+.3f}", f"{gain.speedup:.2f}x"] if gain is not None
                   else ["", ""])
@@ -97,14 +119,15 @@ def _notes(score: DeviceScore, shown: _Shown) -> list[str]:
     results = [row.result for row in score.workloads]
     basis = ("t = mean seconds per image over one end-to-end pass (JPEG decode + "
              "preprocessing + inference, first image included: the paper's protocol)"
-             if shown.paper else "t = median seconds per image, inference only")
+             if shown.paper else f"t = median seconds per {shown.unit}, inference only")
     lines = [f"VIPS {score.vips:.2f}   VOPS {score.vops:.1f}   "
              f"({len(score.workloads)} workloads scored; {basis}; "
              "MFLOPs = million multiply-accumulates)"]
     sources = {r.accuracy_source for r in results}
-    if AGREEMENT in sources:
-        lines.append("accuracy source agree-fp32: no labelled images were given, so accuracy is "
-                     "the top-1 agreement with the host's fp32 reference on the probe inputs")
+    for measure, task in tasks.by_measure().items():
+        if measure in sources:
+            lines.append(f"accuracy source {task.short}: no labelled images score these rows, "
+                         f"so accuracy is the {measure} (the host's) on the probe inputs")
     if LABELLED in sources:
         images = max(r.images for r in results)
         lines.append(f"accuracy source labelled: top-1/top-5 measured on the device with the "

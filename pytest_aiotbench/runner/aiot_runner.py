@@ -30,7 +30,7 @@ import traceback
 #: The runner protocol version this file implements. This file is pushed to a device alone
 #: and cannot read protocol_schema.json, so it states the version its code implements; the
 #: tests check it, and the keys it writes, against the schema (tests/test_runner_protocol.py).
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 
 #: An operator's ``delegate`` where the framework ran it with its own kernels, outside any
 #: delegate (the schema's enum no_delegate; the tests check it).
@@ -113,8 +113,12 @@ class Backend:
     def load(self, path: str, threads: int, quiet: bool = False) -> None:
         raise NotImplementedError
 
-    def infer(self, batch):  # numpy array in, numpy array out
+    def infer(self, inputs):  # one numpy array per model input in, a list of outputs out
         raise NotImplementedError
+
+    def output_names(self) -> list:
+        """The artifact's names of its outputs, in the order infer() returns them."""
+        return []
 
     def version(self) -> str:
         mod = sys.modules.get(self.module)
@@ -159,9 +163,9 @@ class RecordsSinceLoad(Backend):
         infer = self.infer
         self.calls = 0
 
-        def counted(batch):
+        def counted(inputs):
             self.calls += 1
-            return infer(batch)
+            return infer(inputs)
 
         self.infer = counted
         return ""
@@ -183,13 +187,24 @@ class TFLiteBackend(Backend):
         # The default op resolver applies the XNNPACK delegate on CPU.
         self.interpreter = Interpreter(model_path=path, num_threads=threads)
         self.interpreter.allocate_tensors()
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        # The graph's order, as the native runner's C API reads it (the signature sorts
+        # its names: a dict's "out" and "aux" would swap).
+        self.inputs = [(d["index"], d["dtype"]) for d in self.interpreter.get_input_details()]
+        details = self.interpreter.get_output_details()
+        self.outputs = [d["index"] for d in details]
+        self.names = [d["name"] for d in details]
 
-    def infer(self, batch):
-        self.interpreter.set_tensor(self.input_index, batch)
+    def infer(self, inputs):
+        check_input_count(len(inputs), len(self.inputs))
+        for (index, dtype), values in zip(self.inputs, inputs, strict=True):
+            # litert-torch makes int64 ids int32: fed as the file declares them
+            self.interpreter.set_tensor(index, values if values.dtype == dtype
+                                        else values.astype(dtype))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_index)
+        return [self.interpreter.get_tensor(index) for index in self.outputs]
+
+    def output_names(self) -> list:
+        return list(self.names)
 
     def enable_profiling(self) -> str:
         return ("LiteRT's Python Interpreter has no per-operator profiler (its C API's profiler "
@@ -225,10 +240,16 @@ class OnnxRuntimeBackend(RecordsSinceLoad):
             options.profile_file_prefix = os.path.join(self.trace_dir, "trace")
             self.profile_source = f"onnxruntime {ort.__version__} session profiling"
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.inputs = [(one.name, ORT_TYPES.get(one.type)) for one in self.session.get_inputs()]
 
-    def infer(self, batch):
-        return self.session.run(None, {self.input_name: batch})[0]
+    def infer(self, inputs):
+        check_input_count(len(inputs), len(self.inputs))
+        return self.session.run(None, {
+            name: values if dtype is None or values.dtype == dtype else values.astype(dtype)
+            for (name, dtype), values in zip(self.inputs, inputs, strict=True)})
+
+    def output_names(self) -> list:
+        return [one.name for one in self.session.get_outputs()]
 
     def stop_profile(self) -> list[tuple[str, str, str, float]]:
         """The session's trace: one ``Node`` event per kernel run (``<node>_kernel_time``,
@@ -267,9 +288,17 @@ class PyTorchMobileBackend(Backend):
         self.torch = torch
         self.module_ = _load_for_lite_interpreter(path)
 
-    def infer(self, batch):
+    def infer(self, inputs):
         with self.torch.inference_mode():
-            return self.module_(self.torch.from_numpy(batch)).numpy()
+            answer = self.module_(*(self.torch.from_numpy(values) for values in inputs))
+        named = flattened(answer)
+        self.names = [name for name, _ in named]
+        return [tensor.numpy() for _, tensor in named]
+
+    names: tuple = ()
+
+    def output_names(self) -> list:
+        return list(self.names)
 
     #: Marks each profiled inference, so that operators are numbered within one.
     INFERENCE_MARK = "aiotbench::inference"
@@ -277,10 +306,10 @@ class PyTorchMobileBackend(Backend):
     def enable_profiling(self) -> str:
         infer = self.infer
 
-        def marked(batch):
+        def marked(inputs):
             from torch.autograd.profiler import record_function
             with record_function(self.INFERENCE_MARK):
-                return infer(batch)
+                return infer(inputs)
 
         self.infer = marked
         return ""
@@ -332,8 +361,16 @@ class ExecuTorchBackend(RecordsSinceLoad):
             return
         self.forward = Runtime.get().load_program(path).load_method("forward").execute
 
-    def infer(self, batch):
-        return self.forward([self.torch.from_numpy(batch)])[0].numpy()
+    def infer(self, inputs):
+        answer = self.forward([self.torch.from_numpy(values) for values in inputs])
+        self.count = len(answer)
+        return [tensor.numpy() for tensor in answer]
+
+    count = 0
+
+    def output_names(self) -> list:
+        return (["output"] if self.count == 1 else
+                [f"output_{index}" for index in range(self.count)])
 
     #: ETDump events that wrap others (the whole call, a delegate call, a kernel call):
     #: summing them with what they wrap would count it twice.
@@ -391,6 +428,32 @@ class ExecuTorchBackend(RecordsSinceLoad):
 BACKENDS = {cls.name: cls for cls in (TFLiteBackend, OnnxRuntimeBackend,
                                       PyTorchMobileBackend, ExecuTorchBackend)}
 
+#: ONNX's element types by the names ONNX Runtime's Python API gives them.
+ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
+             "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8",
+             "tensor(bool)": "bool"}
+
+
+def check_input_count(given: int, declared: int) -> None:
+    if given != declared:
+        raise RunnerError("inputs", f"the request gives {given} inputs; the artifact takes "
+                                    f"{declared}")
+
+
+def flattened(answer, name: str = "") -> list:
+    """(name, tensor) of every output in a TorchScript answer: a tuple or list in order, a
+    dict in its order, named as the host names the fp32 model's outputs."""
+    if isinstance(answer, dict):
+        parts = [(str(key), value) for key, value in answer.items()]
+    elif isinstance(answer, (tuple, list)):
+        parts = [(f"output_{index}", value) for index, value in enumerate(answer)]
+    else:
+        return [(name or "output", answer)]
+    named = []
+    for part, value in parts:
+        named.extend(flattened(value, f"{name}.{part}" if name else part))
+    return named
+
 
 # ------------------------------------------------------------------- preprocessing
 def preprocess(path: str, spec: dict):
@@ -429,16 +492,17 @@ def preprocess(path: str, spec: dict):
 
 def labelled_pass(infer, load_image, count: int, clock, top_k: int = 5,
                   decoded_on_device: bool = True) -> dict:
-    """One pass over the labelled images, timing each end to end (``load_image``: decode and
-    preprocess a JPEG, or read a preprocessed tensor) and its inference alone."""
+    """One pass over the labelled items, timing each end to end (``load_image``: decode and
+    preprocess a JPEG, or read preprocessed tensors; a list with one array per model input)
+    and its inference alone."""
     import numpy as np
 
     end_to_end, inference, top = [], [], []
     for index in range(count):
         t0 = clock()
-        batch = load_image(index)
+        inputs = load_image(index)
         t1 = clock()
-        logits = infer(batch)
+        logits = infer(inputs)[0]  # a classifier's scores: its first output
         t2 = clock()
         end_to_end.append(t2 - t0)
         inference.append(t2 - t1)
@@ -637,7 +701,8 @@ class Timed:
     warmup_samples_s: list
     samples_s: list
     stop_reason: str
-    probe_outputs: list  # one flat float64 array per probe input
+    probe_outputs: list  # per probe input, one flat float64 array per output
+    output_names: list
     labelled: dict | None
     thermal_before: dict
     thermal_after: dict
@@ -694,12 +759,29 @@ def _backend(request: dict) -> tuple[str, Backend]:
     return name, BACKENDS[name]()
 
 
-def _read_probes(path: str, np):
-    try:
-        probes = np.load(path)
-    except Exception as exc:
-        raise RunnerError("inputs", f"cannot read probe inputs {path}: {exc}") from exc
-    return np.ascontiguousarray(probes, dtype=np.float32)
+def _read_probes(files: list, np, what: str = "probe inputs", mmap_mode=None) -> list:
+    """One array per model input, as its tensor_file says (its rows: the probes)."""
+    arrays = []
+    for tensor_file in files:
+        path = tensor_file["path"]
+        try:
+            values = np.load(path, mmap_mode=mmap_mode)
+        except Exception as exc:
+            raise RunnerError("inputs", f"cannot read {what} {path}: {exc}") from exc
+        if str(values.dtype) != tensor_file["dtype"]:
+            raise RunnerError("inputs", f"{what} {path} of input {tensor_file['name']!r} "
+                                        f"hold {values.dtype}, not {tensor_file['dtype']}")
+        arrays.append(values)
+    if len({len(values) for values in arrays}) > 1:
+        raise RunnerError("inputs", f"the {what} differ in their number of rows")
+    return arrays
+
+
+def _row(arrays: list, index: int) -> list:
+    """Row ``index`` of every input, batch 1."""
+    import numpy as np
+
+    return [np.ascontiguousarray(values[index:index + 1]) for values in arrays]
 
 
 def _load(backend: Backend, name: str, artifact: str, threads: int,
@@ -731,8 +813,8 @@ def _paper_pass(backend: Backend, name: str, probes, labelled_source: tuple | No
     thermal_after = thermal_state()
     outputs, _ = _answer_probes(backend, probes, name, clock, np)
     samples = labelled["end_to_end_s"]
-    return Timed(samples[0] if samples else None, [], samples, "one_pass", outputs, labelled,
-                 thermal_before, thermal_after, load)
+    return Timed(samples[0] if samples else None, [], samples, "one_pass", outputs,
+                 backend.output_names(), labelled, thermal_before, thermal_after, load)
 
 
 def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple | None,
@@ -740,7 +822,7 @@ def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple
     """Probes (the first inference timed on its own: it pays for lazy allocation and
     packing), warm-up, the labelled pass, then samples until the stopping rule is met."""
     clock = time.perf_counter
-    timed_input = probes[0:1]
+    timed_input = _row(probes, 0)
     outputs, first_inference_s = _answer_probes(backend, probes, name, clock, np)
     warmup_samples = _time_loop(backend.infer, timed_input, clock,
                                 min_samples=int(timing["warmup_min_samples"]),
@@ -761,8 +843,8 @@ def _rigorous_timing(backend: Backend, name: str, probes, labelled_source: tuple
         confidence=float(timing["confidence"]),
     )
     load = competing_load(load_before, load_snapshot())
-    return Timed(first_inference_s, warmup_samples, samples, stop_reason, outputs, labelled,
-                 thermal_before, thermal_state(), load)
+    return Timed(first_inference_s, warmup_samples, samples, stop_reason, outputs,
+                 backend.output_names(), labelled, thermal_before, thermal_state(), load)
 
 
 def _paired_if_asked(request: dict, current: Backend, name: str, threads: int, probes,
@@ -787,7 +869,7 @@ def _paired_if_asked(request: dict, current: Backend, name: str, threads: int, p
                      "spin-wait off (an idle pool that spins takes the cores the timed side "
                      "needs)")
     clock = time.perf_counter
-    timed_input = probes[0:1]
+    timed_input = _row(probes, 0)
 
     def warm_up(side: Backend) -> list[float]:
         side.infer(timed_input)  # the first call pays lazy allocation and packing: untimed
@@ -861,7 +943,7 @@ def _profile_if_asked(request: dict, name: str, threads: int, probes) -> dict | 
         if why_not:
             return _no_profile(why_not, profiled.profile_source)
         _load(profiled, name, request["artifact"], threads)
-        batch = probes[0:1]
+        batch = _row(probes, 0)
         for _ in range(warmup_runs):
             profiled.infer(batch)
         profiled.start_profile()
@@ -902,13 +984,9 @@ def _peak_if_asked(request: dict) -> dict | None:
 def _labelled_source(request: dict, np) -> tuple | None:
     """(count, load_image, decoded_on_device) for the labelled images, or None."""
     if request.get("labelled_inputs"):
-        try:  # preprocessed on the host; memory-mapped, read per image like a file
-            tensors = np.load(request["labelled_inputs"], mmap_mode="r")
-        except Exception as exc:
-            raise RunnerError("inputs", f"cannot read labelled inputs "
-                                        f"{request['labelled_inputs']}: {exc}") from exc
-        return (len(tensors), lambda i: np.ascontiguousarray(tensors[i:i + 1],
-                                                             dtype=np.float32), False)
+        # preprocessed on the host; memory-mapped, read per item like a file
+        tensors = _read_probes(request["labelled_inputs"], np, "labelled inputs", "r")
+        return len(tensors[0]), lambda i: _row(tensors, i), False
     images = request.get("images") or []
     if not images:
         return None
@@ -919,7 +997,7 @@ def _labelled_source(request: dict, np) -> tuple | None:
                                     "decodes the JPEGs on the device: "
                                     "pip install pillow") from exc
     spec = request.get("preprocessing")
-    return len(images), lambda i: preprocess(images[i], spec), True
+    return len(images), lambda i: [preprocess(images[i], spec)], True
 
 
 def _answer_probes(backend: Backend, probes, name: str, clock, np) -> tuple[list, float]:
@@ -927,13 +1005,17 @@ def _answer_probes(backend: Backend, probes, name: str, clock, np) -> tuple[list
     which pays for lazy allocation and weight packing)."""
     try:
         outputs = []
-        for i in range(len(probes)):
+        for i in range(len(probes[0])):
+            inputs = _row(probes, i)
             t0 = clock()
-            output = backend.infer(probes[i:i + 1])
+            answer = backend.infer(inputs)
             if i == 0:
                 first_s = clock() - t0
-            outputs.append(np.asarray(output, dtype=np.float64).reshape(-1))
+            outputs.append([np.asarray(output, dtype=np.float64).reshape(-1)
+                            for output in answer])
         return outputs, first_s
+    except RunnerError:
+        raise
     except Exception as exc:
         raise RunnerError("infer", f"inference failed in {name}: "
                                    f"{type(exc).__name__}: {exc}") from exc
@@ -964,7 +1046,9 @@ def _result(backend: Backend, name: str, threads: int, load_s: float, timed: Tim
         "warmup_samples_s": timed.warmup_samples_s,
         "samples_s": timed.samples_s,
         "stop_reason": timed.stop_reason,
-        "probe_outputs": [o.tolist() for o in timed.probe_outputs],
+        "probe_outputs": [[output.tolist() for output in probe]
+                          for probe in timed.probe_outputs],
+        "output_names": timed.output_names,
         "labelled": timed.labelled,
         "thermal": {"before": timed.thermal_before, "after": timed.thermal_after},
         "competing_load": timed.competing_load,

@@ -34,6 +34,11 @@ Version history:
   6  ``competing_load`` in results: the timed cores' busy and total time (/proc/stat) and the
      runner's own CPU time (/proc/self/stat) over the timed phase, so the host can tell
      the share of those cores other processes took (null where the device cannot tell).
+  7  Any model: ``probe_inputs`` and ``labelled_inputs`` are lists of ``tensor_file``
+     (name, dtype, path), one per model input in forward order, of any dtype of the enum
+     ``dtype``; a runner converts to the type the artifact declares where they differ
+     (litert-torch makes int64 ids int32). ``probe_outputs`` holds per probe one flat list
+     per model output, in the order of the new ``output_names``.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ RUNNERS: tuple[str, ...] = tuple(SCHEMA["enums"]["runner"])
 TIMING_MODES: tuple[str, ...] = tuple(SCHEMA["enums"]["timing_mode"])
 STOP_REASONS: tuple[str, ...] = tuple(SCHEMA["enums"]["stop_reason"])
 PAIRED_ORDERS: tuple[str, ...] = tuple(SCHEMA["enums"]["paired_order"])
+DTYPES: tuple[str, ...] = tuple(SCHEMA["enums"]["dtype"])
 
 
 def message_fields(message: str) -> tuple[str, ...]:
@@ -116,17 +122,27 @@ class ProfileRequest:
 
 
 @dataclasses.dataclass(frozen=True)
+class TensorFile:
+    """One model input's values in a .npy file: rows along the first axis."""
+
+    name: str
+    dtype: str  # one of DTYPES
+    path: str  # as the device sees it
+
+
+@dataclasses.dataclass(frozen=True)
 class RunRequest:
     framework: str
     artifact: str  # paths as the device sees them
-    probe_inputs: str  # .npy float32, (n, *input_shape[1:])
+    #: One file per model input, in forward order: (n, *shape[1:]) of its dtype.
+    probe_inputs: tuple[TensorFile, ...]
     threads: int
     timing: Timing = Timing()
     #: Python runner: JPEG files decoded and preprocessed on the device with ``preprocessing``.
     images: tuple[str, ...] = ()
     preprocessing: dict[str, Any] | None = None
-    #: Native runner: the same images preprocessed on the host, one float32 .npy.
-    labelled_inputs: str | None = None
+    #: Native runner: the same images preprocessed on the host, one file per model input.
+    labelled_inputs: tuple[TensorFile, ...] | None = None
     #: Thread counts at which to measure the device's peak compute (empty: not asked). The
     #: host asks once per device and session, so the probe's second or so is paid once.
     peak_probe_threads: tuple[int, ...] = ()
@@ -349,7 +365,8 @@ class RunResult:
     warmup_samples_s: list[float]
     samples_s: list[float]
     stop_reason: str
-    probe_outputs: list[list[float]]
+    #: Per probe, one flat list per output, in the order of ``output_names``.
+    probe_outputs: list[list[list[float]]]
     labelled: LabelledPass | None
     thermal_before: ThermalState
     thermal_after: ThermalState
@@ -363,6 +380,8 @@ class RunResult:
     profile: Profile | None = None
     #: The timed cores' time over the timed phase (None: the device cannot tell).
     competing_load: CompetingLoad | None = None
+    #: The names the artifact gives its outputs, in its order.
+    output_names: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,7 +450,8 @@ def _result(raw: dict[str, Any]) -> RunResult:
         warmup_samples_s=_floats(raw["warmup_samples_s"]),
         samples_s=_floats(raw["samples_s"]),
         stop_reason=stop_reason,
-        probe_outputs=[_floats(row) for row in raw["probe_outputs"]],
+        probe_outputs=[[_floats(output) for output in probe] for probe in raw["probe_outputs"]],
+        output_names=[str(name) for name in raw["output_names"]],
         labelled=None if labelled is None else LabelledPass(
             end_to_end_s=_floats(labelled["end_to_end_s"]),
             inference_s=_floats(labelled["inference_s"]),

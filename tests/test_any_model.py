@@ -1,0 +1,208 @@
+"""Any model, not only one-image classifiers: inputs declared with their dtypes, outputs as
+the model returns them (a tensor, a tuple, a dict), each checked on its own scale, each
+network scored by its task."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from pytest_aiotbench import Input, tasks
+from pytest_aiotbench.artifacts.prepare import BuildError, make_probes, prepare_network
+from pytest_aiotbench.measure import compare
+from pytest_aiotbench.networks import registry
+from pytest_aiotbench.networks.card import NetworkCard, Output, image_input
+from pytest_aiotbench.networks.implementations import named_outputs
+from pytest_aiotbench.runner.protocol import DTYPES
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "conftest_examples" / "any_model" / "test_any_model.py"
+#: The issue's three: two int64 inputs, a tuple of outputs, a dict with a map.
+BAR_NETWORKS = "text_classifier,detection_head,tiny_segmenter"
+
+
+# ------------------------------------------------------------------------- inputs
+def test_the_card_and_the_protocol_name_the_same_dtypes():
+    from pytest_aiotbench.networks.card import DTYPES as CARD_DTYPES
+
+    assert CARD_DTYPES == DTYPES
+
+
+@pytest.mark.parametrize(("arguments", "problem"), [
+    (("ids", (1, 8), "int64"), "needs high="),
+    (("ids", (1, 8), "int65"), "unknown dtype 'int65'"),
+    (("ids", (1, 8), "int32", 5, 5), "low (5) must be below high (5)"),
+    (("input ids", (1, 8), "int64", 0, 9), "must be a Python identifier"),
+    (("x", (1, 0), "float32"), "must be positive sizes"),
+])
+def test_an_input_that_cannot_be_drawn_is_refused_naming_it(arguments, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        Input(*arguments)
+
+
+def test_probes_are_drawn_per_input_in_its_dtype_and_range():
+    card = NetworkCard("text", lambda pretrained: None, inputs=(
+        Input("ids", (1, 16), "int64", low=5, high=9), Input("mask", (1, 16), "bool"),
+        Input("audio", (1, 100), "float32", low=-2.0, high=2.0),
+        Input("pixels", (1, 3, 4, 4), "uint8")))
+    ids, mask, audio, pixels = make_probes(card, 50, seed=0)
+    assert ids.dtype == np.int64 and ids.shape == (50, 16)
+    assert set(np.unique(ids)) == {5, 6, 7, 8}
+    assert mask.dtype == np.bool_ and set(np.unique(mask)) == {False, True}
+    assert audio.dtype == np.float32 and -2 <= audio.min() < -1.9 and 1.9 < audio.max() < 2
+    assert pixels.dtype == np.uint8 and pixels.max() > 250
+    again = make_probes(card, 50, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (ids, mask, audio, pixels),
+                                                    strict=True))
+
+
+def test_the_short_form_draws_the_images_it_always_drew():
+    """The probes of an input_shape= card are the normalised pixels of before: the fp32
+    references and cached artifacts of every classifier stay what they were."""
+    card = NetworkCard("cnn", lambda pretrained: None, inputs=image_input((1, 3, 8, 8)))
+    (images,) = make_probes(card, 2, seed=3)
+    rng = np.random.default_rng([3, 1])
+    pixels = rng.random((2, 3, 8, 8), dtype=np.float32)
+    mean = np.asarray(card.preprocessing.mean, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(card.preprocessing.std, np.float32).reshape(1, 3, 1, 1)
+    np.testing.assert_array_equal(images, (pixels - mean) / std)
+    assert card.short_form and card.takes_images
+
+
+def test_registration_refuses_what_it_cannot_take():
+    def builder() -> torch.nn.Module:
+        return torch.nn.Identity()
+
+    with pytest.raises(ValueError, match="not both"):
+        registry.register_network("both_forms", input_shape=(1, 3, 8, 8),
+                                  inputs=[Input("x", (1, 3, 8, 8))])(builder)
+    with pytest.raises(ValueError, match="input names must differ"):
+        registry.register_network("twice", inputs=[Input("x", (1, 4)),
+                                                   Input("x", (1, 4))])(builder)
+    with pytest.raises(tasks.UnknownTaskError, match="known tasks: classification, "
+                                                     "segmentation, generic"):
+        registry.register_network("detector", task="detection")(builder)
+    with pytest.raises(ValueError, match="keras network takes one float32 input"):
+        registry.register_network("keras_text", implementation="keras",
+                                  inputs=[Input("ids", (1, 4), "int64", high=9)])(builder)
+    assert "both_forms" not in registry.names() and "twice" not in registry.names()
+
+
+class SmallEmbedding(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(ids).mean(1)
+
+
+def test_ids_past_the_embedding_are_a_clear_error_naming_the_input(tmp_path):
+    card = NetworkCard("too_many_ids", lambda pretrained: SmallEmbedding(),
+                       inputs=(Input("ids", (1, 6), "int64", high=1000),))
+    with pytest.raises(BuildError) as error:
+        prepare_network(card, pretrained=False, seed=0, probe_count=2, workdir=tmp_path)
+    message = str(error.value)
+    assert "'ids' draws from [0, 1000)" in message and "high=" in message
+
+
+# ------------------------------------------------------------------------ outputs
+def test_outputs_are_named_as_the_exporters_flatten_them():
+    a, b, c = torch.zeros(1), torch.ones(2), torch.full((3,), 2.0)
+    assert list(named_outputs(a)) == ["output"]
+    assert list(named_outputs((a, b))) == ["output_0", "output_1"]
+    assert list(named_outputs({"out": a, "aux": b})) == ["out", "aux"]
+    assert list(named_outputs((a, {"boxes": b, "scores": [c]}))) == [
+        "output_0", "output_1.boxes", "output_1.scores.output_0"]
+
+
+def per_probe(*outputs: np.ndarray) -> list[list[np.ndarray]]:
+    return [[output[probe] for output in outputs] for probe in range(len(outputs[0]))]
+
+
+SCALES = (Output("boxes", (1, 4), "float32"), Output("scores", (1, 3), "float32"))
+
+
+def test_each_output_is_checked_on_its_own_scale():
+    """A tiny output's error is not hidden by a large one's scale, and each is named."""
+    rng = np.random.default_rng(0)
+    boxes, scores = rng.random((2, 4)) * 1e6, rng.random((2, 3)) * 1e-6
+    generic = tasks.get("generic")
+    same = compare(per_probe(boxes, scores), (boxes, scores), SCALES, 1e-4, generic)
+    assert same.passed and same.agreement == 1.0
+    assert [check.to_json()["name"] for check in same.outputs] == ["boxes", "scores"]
+    off = scores.copy()
+    off[1, 0] += 1e-3 * np.abs(scores[1]).max()  # 1e-15 absolute: nothing beside the boxes
+    judged = compare(per_probe(boxes, off), (boxes, scores), SCALES, 1e-4, generic)
+    assert not judged.passed and judged.agreement == 0.5
+    assert [check.passed for check in judged.outputs] == [True, False]
+    assert "output 'scores'" in judged.describe()
+
+
+def test_an_output_the_artifact_lacks_is_named():
+    boxes, scores = np.ones((1, 4)), np.ones((1, 3))
+    judged = compare([[boxes[0]]], (boxes, scores), SCALES, 1e-4, tasks.get("generic"))
+    assert not judged.passed and judged.outputs[1].problem
+    assert "output 'scores': the artifact gave 1 outputs" in judged.describe()
+
+
+def test_segmentation_agreement_is_per_pixel():
+    reference = np.zeros((1, 2, 2, 3))  # one probe, 2 classes, a 2x3 map: class 1 nowhere
+    reference[0, 1] = -1.0
+    got = reference.copy()
+    got[0, 1, 0, 0] = 5.0  # one pixel of six changes class
+    flat = [got.reshape(1, -1)[0]]
+    judged = compare([flat], (reference.reshape(1, -1),),
+                     (Output("out", (1, 2, 2, 3), "float32"),), 1.0, tasks.get("segmentation"))
+    assert judged.agreement == pytest.approx(5 / 6)
+    assert judged.agreement_measure.startswith("per-pixel class agreement")
+
+
+# -------------------------------------------------------------- the issue's bar
+def json_rows(document: dict) -> dict[str, dict]:
+    return {row["id"]: row for device in document["devices"].values()
+            for row in device["workloads"]}
+
+
+def test_a_text_classifier_a_tuple_head_and_a_dict_map_on_every_framework_and_runner(
+        pytester, run_plugin, native_runners, artifact_cache):
+    """The issue's bar, with the example module as shipped: every item passes on the four
+    frameworks, every row checks each of its outputs, the ONNX file of the text classifier
+    takes two int64 ids; then the native runner, on the same artifacts, answers the same."""
+    shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
+    result, document = run_plugin(EXAMPLE.name, f"--aiot-network={BAR_NETWORKS}")
+    result.assert_outcomes(passed=12)
+    rows = json_rows(document)
+    outputs = {"text_classifier": ["output"], "detection_head": ["output_0", "output_1"],
+               "tiny_segmenter": ["out"]}
+    for row in rows.values():
+        names = [check["name"] for check in row["validity"]["outputs"]]
+        assert names == outputs[row["network"]], row["id"]
+        assert all(check["passed"] for check in row["validity"]["outputs"])
+    assert {row["accuracy_source"] for row in rows.values()
+            if row["network"] == "tiny_segmenter"} == {
+        tasks.get("segmentation").agreement_measure}
+    assert {row["unit"] for row in rows.values()} == {"image", "inference"}
+    onnx_file = next(Path(row["artifact"]["path"]) for row in rows.values()
+                     if row["id"].startswith("text_classifier-onnxruntime"))
+    graph = onnx.load(str(onnx_file)).graph
+    assert [(one.name, one.type.tensor_type.elem_type) for one in graph.input] == [
+        ("input_ids", onnx.TensorProto.INT64), ("attention_mask", onnx.TensorProto.INT64)]
+    table = result.stdout.str()
+    assert "inf/s" in table and "pixels-fp32" in table and "within-tol" in table
+
+    native, native_document = run_plugin(EXAMPLE.name, f"--aiot-network={BAR_NETWORKS}",
+                                         "--aiot-runner=native")
+    native.assert_outcomes(passed=12)
+    native_rows = json_rows(native_document)
+    assert {row["runner"] for row in native_rows.values()} == {"native"}
+    for row_id, row in native_rows.items():
+        assert [check["name"] for check in row["validity"]["outputs"]] == [
+            check["name"] for check in rows[row_id]["validity"]["outputs"]]
+        assert row["artifact"]["sha256"] == rows[row_id]["artifact"]["sha256"]
