@@ -13,7 +13,7 @@ import pytest
 from pytest_aiotbench.devices import Device, Selection, select_devices
 from pytest_aiotbench.gate.pairing import PairPlan
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.images import Dataset, load_dataset
+from pytest_aiotbench.images import Labelled, load_labelled
 from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
 from pytest_aiotbench.session import RunFacts
 from pytest_aiotbench.settings import Settings
@@ -25,7 +25,7 @@ class Lab:
                  pairing: Callable[[WorkloadKey, str], PairPlan] | None = None):
         self.settings = settings
         self._selection: Selection | None = None
-        self._dataset: Dataset | None = None
+        self._dataset: Labelled | None = None
         self._dataset_scanned = False
         self.stages = Stages(settings, lambda: self.dataset, progress, pairing)
 
@@ -45,15 +45,15 @@ class Lab:
         return list(self._selection.unavailable) if self._selection else []
 
     @property
-    def dataset(self) -> Dataset | None:
-        """The labelled images (scanned on first use; raises DatasetError)."""
+    def dataset(self) -> Labelled | None:
+        """The labelled images or arrays (read on first use; raises DatasetError)."""
         chosen = self.settings
         if not self._dataset_scanned:
             if chosen.dataset is not None:
-                self._dataset = load_dataset(chosen.dataset, labels_file=chosen.labels,
-                                             count=chosen.images,
-                                             per_class=chosen.images_per_class,
-                                             seed=chosen.seed)
+                self._dataset = load_labelled(chosen.dataset, labels_file=chosen.labels,
+                                              count=chosen.images,
+                                              per_class=chosen.images_per_class,
+                                              seed=chosen.seed)
             self._dataset_scanned = True
         return self._dataset
 

@@ -42,7 +42,7 @@ from pytest_aiotbench.devices import Device, DeviceError, DeviceFacts, Framework
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
 from pytest_aiotbench.gate.pairing import PAIRED, PairPlan
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.images import Dataset
+from pytest_aiotbench.images import Dataset, DatasetError, Labelled, LabelledArrays
 from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure import flags as row_flags
@@ -65,6 +65,8 @@ from pytest_aiotbench.runner.protocol import (
 from pytest_aiotbench.settings import Settings
 
 CALIBRATION_IMAGES = 16
+#: Held while a network is built (see Stages._prepared_network).
+_BUILDING = threading.Lock()
 #: Largest relative error against fp32 for the reduced-precision variants: they are judged
 #: by their accuracy, this only catches an artifact that computes something else entirely.
 #: Full int8 is calibrated on labelled images where there are any, and the probes (uniform
@@ -185,7 +187,7 @@ class Stages:
     """Does each stage's work; holds what stages share within a process (the cache, the
     runner builds, the device facts, the preprocessed labelled images)."""
 
-    def __init__(self, settings: Settings, dataset: Callable[[], Dataset | None],
+    def __init__(self, settings: Settings, dataset: Callable[[], Labelled | None],
                  progress: Callable[[str], None] = print,
                  pairing: Callable[[WorkloadKey, str], PairPlan] | None = None):
         self.settings = settings
@@ -197,8 +199,9 @@ class Stages:
         self.runners = RunnerChooser(settings.runner, NativeBuilder(settings.cache_dir, progress))
         self.counts = StageCounts()
         self.device_facts: dict[str, DeviceFacts] = {}
-        self._calibration: dict[str, np.ndarray] = {}
-        self._labelled_inputs: dict[str, Path] = {}
+        self._calibration: dict[str, tuple[np.ndarray, ...]] = {}
+        #: Per network, its labelled items as files, one per input (name, dtype, file).
+        self._labelled_inputs: dict[str, tuple[tuple[str, str, Path], ...]] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix="aiotbench-"))
         #: The clock the rows' timelines are read on (the session begins about now).
         self.started = time.perf_counter()
@@ -210,7 +213,7 @@ class Stages:
         self._preparing: list[tuple[float, float]] = []
 
     @property
-    def dataset(self) -> Dataset | None:
+    def dataset(self) -> Labelled | None:
         return self._dataset()
 
     # ---------------------------------------------------------------- network
@@ -232,9 +235,13 @@ class Stages:
         try:
             card = networks.get(choice.name, choice.implementation)
             self._check_labels(card)
-            return prepare_network(card, pretrained=self.settings.weights == "pretrained",
-                                   seed=self.settings.seed, probe_count=self.settings.probes,
-                                   workdir=self._workdir)
+            # One build at a time: the seed is the framework's global generator, and two
+            # builds drawing from it at once would each get other weights than their seed's.
+            with _BUILDING:
+                return prepare_network(card, pretrained=self.settings.weights == "pretrained",
+                                       seed=self.settings.seed,
+                                       probe_count=self.settings.probes,
+                                       workdir=self._workdir)
         except BuildError as exc:
             return StageFailed("network", str(exc))
         finally:
@@ -373,23 +380,45 @@ class Stages:
 
     def _labelled_request(self, device: Device, card: networks.NetworkCard,
                           program: RunnerProgram) -> dict[str, Any]:
-        """The labelled images as this runner takes them: the JPEG files themselves for the
-        Python runner (decoded on the device), or one tensor file preprocessed here with
-        the same ``preprocess`` for the native runner (a phone has no Pillow)."""
-        dataset = self.dataset
-        if dataset is None or not _scored_by_labels(card):
+        """The labelled items as this runner takes them: for images, the JPEG files
+        themselves for the Python runner (decoded on the device), or one tensor file
+        preprocessed here with the same ``preprocess`` for the native runner (a phone has no
+        Pillow); for arrays, one file per input, for either runner."""
+        rows = self._labelled_rows(card)
+        if rows is None:
             return {}
-        if program.kind == "python":
+        dataset = self.dataset
+        if isinstance(dataset, Dataset) and program.kind == "python":
             return {"images": tuple(device.stage(image.path) for image in dataset.images),
                     "preprocessing": preprocessing_spec(card)}
         if card.label not in self._labelled_inputs:
-            spec = preprocessing_spec(card)
-            path = self._workdir / f"{card.label}-labelled-inputs.npy"
-            np.save(path, np.concatenate([preprocess(str(image.path), spec)
-                                          for image in dataset.images]))
-            self._labelled_inputs[card.label] = path
-        return {"labelled_inputs": (TensorFile(card.inputs[0].name, "float32", device.stage(
-            self._labelled_inputs[card.label])),)}
+            files = []
+            for one, values in zip(card.inputs, rows(), strict=True):
+                path = self._workdir / f"{card.label}-labelled-{one.name}.npy"
+                np.save(path, values)
+                files.append((one.name, one.dtype, path))
+            self._labelled_inputs[card.label] = tuple(files)
+        return {"labelled_inputs": tuple(TensorFile(name, dtype, device.stage(path))
+                                         for name, dtype, path in
+                                         self._labelled_inputs[card.label])}
+
+    def _labelled_rows(self, card: networks.NetworkCard
+                       ) -> Callable[[], tuple[np.ndarray, ...]] | None:
+        """What reads the labelled items as this network's inputs, where labelled data
+        scores it (a classifier of images and an image folder, a classifier and a file of
+        arrays named as its inputs); None where its quality is its task's agreement with
+        fp32. Raises DatasetError where the arrays are for it but do not fit it."""
+        dataset = self.dataset
+        if dataset is None or not tasks.get(card.task).takes_labels:
+            return None
+        if isinstance(dataset, LabelledArrays):
+            rows = dataset.rows_for(card)
+            return None if rows is None else (lambda: rows)
+        if not card.takes_images:
+            return None
+        spec = preprocessing_spec(card)
+        return lambda: (np.concatenate([preprocess(str(image.path), spec)
+                                        for image in dataset.images]),)
 
     # ---------------------------------------------------------------- measure
     def measure(self, deployed: Deployed, nodeid: str = "") -> WorkloadResult:
@@ -537,9 +566,7 @@ class Stages:
                             f"{result.validity.describe()}")
 
     def _score_labelled(self, labelled: LabelledPass, result: WorkloadResult) -> None:
-        dataset = self.dataset
-        assert dataset is not None
-        labels = [image.label for image in dataset.images]
+        labels = _labels(self.dataset)
         top = labelled.top_k
         result.images = len(labels)
         result.predictions = [row[0] for row in top]
@@ -554,27 +581,46 @@ class Stages:
             result.latency_basis = "end-to-end"
 
     def _check_labels(self, card: networks.NetworkCard) -> None:
+        """Labelled data this network cannot be scored on, before anything is built."""
         dataset = self.dataset
-        if dataset is None or not _scored_by_labels(card):
-            return
-        for image in dataset.images:
-            if image.label >= card.num_classes:
-                raise BuildError(
-                    f"class {image.class_name!r} of {dataset.root} has index {image.label}, "
-                    f"but {card.name!r} outputs {card.num_classes} classes; give a labels file "
-                    "(--aiot-labels) or a dataset of this network's classes")
+        try:
+            if self._labelled_rows(card) is None:
+                return
+        except DatasetError as exc:
+            raise BuildError(str(exc)) from None
+        if isinstance(dataset, Dataset):
+            for image in dataset.images:
+                if image.label >= card.num_classes:
+                    raise BuildError(
+                        f"class {image.class_name!r} of {dataset.root} has index "
+                        f"{image.label}, but {card.name!r} outputs {card.num_classes} classes; "
+                        "give a labels file (--aiot-labels) or a dataset of this network's "
+                        "classes")
+        elif isinstance(dataset, LabelledArrays) and max(dataset.labels) >= card.num_classes:
+            raise BuildError(f"{dataset.root} labels an item {max(dataset.labels)}, but "
+                             f"{card.name!r} outputs {card.num_classes} classes")
 
-    def _calibration_for(self, card: networks.NetworkCard) -> np.ndarray | None:
-        """A few labelled images, preprocessed for this network (None: use the probes)."""
+    def _calibration_for(self, card: networks.NetworkCard) -> tuple[np.ndarray, ...] | None:
+        """A few labelled items, as this network's inputs (None: use the probes)."""
         dataset = self.dataset
-        if dataset is None or not card.takes_images:
+        if dataset is None:
             return None
         if card.label not in self._calibration:
-            step = max(1, len(dataset.images) // CALIBRATION_IMAGES)
-            chosen = dataset.images[::step][:CALIBRATION_IMAGES]
-            spec = preprocessing_spec(card)
-            self._calibration[card.label] = np.concatenate(
-                [preprocess(str(image.path), spec) for image in chosen])
+            if isinstance(dataset, LabelledArrays):
+                rows = dataset.rows_for(card)
+                if rows is None:
+                    return None
+                step = max(1, len(dataset.labels) // CALIBRATION_IMAGES)
+                self._calibration[card.label] = tuple(
+                    one[::step][:CALIBRATION_IMAGES] for one in rows)
+            elif card.takes_images:
+                step = max(1, len(dataset.images) // CALIBRATION_IMAGES)
+                chosen = dataset.images[::step][:CALIBRATION_IMAGES]
+                spec = preprocessing_spec(card)
+                self._calibration[card.label] = (np.concatenate(
+                    [preprocess(str(image.path), spec) for image in chosen]),)
+            else:
+                return None
         return self._calibration[card.label]
 
     def close(self) -> None:
@@ -585,10 +631,11 @@ class Stages:
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-def _scored_by_labels(card: networks.NetworkCard) -> bool:
-    """Whether the labelled images score this network: a classifier of images. Another
-    network's quality is its task's agreement with fp32."""
-    return card.takes_images and tasks.get(card.task).takes_labels
+def _labels(dataset: Labelled | None) -> list[int]:
+    if isinstance(dataset, LabelledArrays):
+        return list(dataset.labels)
+    assert dataset is not None
+    return [image.label for image in dataset.images]
 
 
 def _networks_in_turn(pairs: list[tuple[NetworkChoice, ArtifactChoice]]

@@ -4,6 +4,7 @@ network scored by its task."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from pytest_aiotbench import Input, tasks
 from pytest_aiotbench.artifacts.prepare import BuildError, make_probes, prepare_network
 from pytest_aiotbench.measure import compare
-from pytest_aiotbench.networks import registry
+from pytest_aiotbench.networks import implementations, registry
 from pytest_aiotbench.networks.card import NetworkCard, Output, image_input
 from pytest_aiotbench.networks.implementations import named_outputs
 from pytest_aiotbench.runner.protocol import DTYPES
@@ -206,3 +207,60 @@ def test_a_text_classifier_a_tuple_head_and_a_dict_map_on_every_framework_and_ru
         assert [check["name"] for check in row["validity"]["outputs"]] == [
             check["name"] for check in rows[row_id]["validity"]["outputs"]]
         assert row["artifact"]["sha256"] == rows[row_id]["artifact"]["sha256"]
+
+
+def example_predictions(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The example's text classifier, built as the session builds it (seed 0), on the host."""
+    spec = importlib.util.spec_from_file_location("any_model_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        implementations.get("torch").seed(0)
+        model = module.text_classifier().eval()
+        with torch.inference_mode():
+            return model(torch.from_numpy(ids), torch.from_numpy(mask)).argmax(1).numpy()
+    finally:
+        for name in ("text_classifier", "detection_head", "tiny_segmenter", "keyword_spotter"):
+            registry.unregister(name)
+
+
+def test_labelled_arrays_score_a_text_classifier_by_top1_on_both_runners(
+        pytester, run_plugin, native_runners, tmp_path):
+    """A .npz of the inputs by name and their labels: top-1 on the device, the same items
+    through both runners, the predictions those of the fp32 model."""
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 30522, (12, 32)).astype(np.int64)
+    mask = (rng.random((12, 32)) < 0.8).astype(np.int64)
+    labels = rng.integers(0, 2, 12)
+    np.savez(tmp_path / "messages.npz", input_ids=ids, attention_mask=mask, labels=labels)
+    expected = example_predictions(ids, mask)
+    shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
+    dataset = f"--aiot-dataset={tmp_path / 'messages.npz'}"
+    result, document = run_plugin(EXAMPLE.name, "--aiot-network=text_classifier,detection_head",
+                                  "--aiot-framework=onnxruntime,tflite", dataset)
+    result.assert_outcomes(passed=4)
+    native, native_document = run_plugin(EXAMPLE.name, "--aiot-network=text_classifier",
+                                         "--aiot-framework=onnxruntime,tflite", dataset,
+                                         "--aiot-runner=native")
+    native.assert_outcomes(passed=2)
+    rows = [*json_rows(document).values(), *json_rows(native_document).values()]
+    for row in rows:
+        if row["network"] == "detection_head":  # not a classifier: its outputs judge it
+            assert row["accuracy_source"] == tasks.get("generic").agreement_measure
+            continue
+        assert row["accuracy_source"] == "labelled images" and row["images"] == 12
+        assert row["predictions"] == expected.tolist(), row["id"]
+        assert row["top1"] == pytest.approx(float(np.mean(expected == labels)))
+    assert sorted(row["runner"] for row in rows if row["network"] == "text_classifier") == [
+        "native", "native", "python", "python"]
+
+
+def test_labelled_arrays_that_do_not_fit_the_network_are_named(pytester, run_plugin, tmp_path):
+    np.savez(tmp_path / "wrong.npz", input_ids=np.zeros((4, 16), np.int64),
+             attention_mask=np.zeros((4, 32), np.int64), labels=np.zeros(4, np.int64))
+    shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
+    result, _ = run_plugin(EXAMPLE.name, "--aiot-network=text_classifier",
+                           "--aiot-framework=onnxruntime", f"--aiot-dataset={tmp_path}/wrong.npz")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*'input_ids' is int64 of items shaped (16,); network "
+                                 "'text_classifier' takes int64 (32,)*"])

@@ -85,3 +85,50 @@ def test_exports_run_at_once_ahead_and_never_beside_the_hosts_timing(pytester, r
     assert len(timing["exports"]) == timing["artifacts_built"] == 4
     assert timing["prepare_s"] < sum(cost["build_s"] for cost in timing["exports"])
     assert all(cost["peak_rss_bytes"] > 100e6 for cost in timing["exports"])
+
+
+def test_networks_built_at_once_get_their_seeds_weights(tmp_path):
+    """The pool's threads build networks side by side; the seed is torch's global generator,
+    so each build must still draw its weights alone (the cache and the release gate key on
+    them)."""
+    import torch
+
+    from pytest_aiotbench.matrix import NetworkChoice
+    from pytest_aiotbench.networks import registry
+    from pytest_aiotbench.networks.card import NetworkCard, image_input
+    from pytest_aiotbench.settings import parse
+    from pytest_aiotbench.stages import Stages
+
+    def slow_builder(pretrained: bool) -> torch.nn.Module:
+        layers = []
+        for _ in range(40):  # many draws, with room for another thread between them
+            layers.append(torch.nn.Linear(16, 16))
+            time.sleep(0.001)
+        return torch.nn.Sequential(torch.nn.Flatten(), *layers)
+
+    names = [f"drawn_{index}" for index in range(3)]
+    for name in names:
+        registry.add(NetworkCard(name, slow_builder, inputs=image_input((1, 1, 4, 4)),
+                                 num_classes=16, origin=__name__))
+    try:
+        def fingerprints(at_once: bool) -> list[str]:
+            stages = Stages(parse({"probes": "2"}, tmp_path), lambda: None,
+                            progress=lambda line: None)
+            choices = [NetworkChoice(name, "torch") for name in names]
+            if at_once:
+                threads = [threading.Thread(target=stages.network, args=(choice,))
+                           for choice in choices]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            prints = [stages.network(choice).weights_sha256 for choice in choices]
+            stages.close()
+            return prints
+
+        alone = fingerprints(at_once=False)
+        assert len(set(alone)) == 1  # one seed, one builder: the same weights
+        assert fingerprints(at_once=True) == alone
+    finally:
+        for name in names:
+            registry.unregister(name)

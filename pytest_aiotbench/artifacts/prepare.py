@@ -124,7 +124,8 @@ def make_probes(card: NetworkCard, count: int, seed: int) -> tuple[np.ndarray, .
 
 def export_artifact(network: PreparedNetwork, framework: Framework, cache: ArtifactCache,
                     on_build_start: Callable[[str], None] | None = None, *,
-                    variant: str = "fp32", calibration: np.ndarray | None = None) -> Artifact:
+                    variant: str = "fp32",
+                    calibration: tuple[np.ndarray, ...] | None = None) -> Artifact:
     """The framework's artifact of this network (fp32 or a variant), from the cache or new.
     ``framework`` is the framework's adapter for the network's implementation.
 
@@ -169,7 +170,7 @@ def export_artifact(network: PreparedNetwork, framework: Framework, cache: Artif
                             export("fp32", [], None), describe))
     if variant == "fp32":
         return fp32
-    batches = network.batches(None if calibration is None else (calibration,))
+    batches = network.batches(calibration)
     digest = hashlib.sha256()
     for batch in batches:
         for one in batch:

@@ -1,5 +1,25 @@
-"""Labelled images: ImageNet-style folders, seeded class-balanced subsets, preprocessing."""
+"""Labelled data: ImageNet-style image folders (seeded class-balanced subsets,
+preprocessing), and .npz arrays for networks whose inputs are not images."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_aiotbench.images.arrays import SUFFIX, LabelledArrays, load_arrays
 from pytest_aiotbench.images.dataset import Dataset, DatasetError, LabelledImage, load_dataset
 
-__all__ = ["Dataset", "DatasetError", "LabelledImage", "load_dataset"]
+#: What --aiot-dataset gives: an image folder or a file of arrays.
+Labelled = Dataset | LabelledArrays
+
+
+def load_labelled(path: Path, *, labels_file: Path | None, count: int | None,
+                  per_class: int, seed: int) -> Labelled:
+    """The labelled data at ``path``: a .npz of arrays, else an image folder."""
+    if Path(path).suffix == SUFFIX:
+        return load_arrays(path, count=count, seed=seed)
+    return load_dataset(path, labels_file=labels_file, count=count, per_class=per_class,
+                        seed=seed)
+
+
+__all__ = ["Dataset", "DatasetError", "Labelled", "LabelledArrays", "LabelledImage",
+           "load_arrays", "load_dataset", "load_labelled"]

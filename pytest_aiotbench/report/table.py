@@ -126,14 +126,14 @@ def _notes(score: DeviceScore, shown: _Shown) -> list[str]:
     sources = {r.accuracy_source for r in results}
     for measure, task in tasks.by_measure().items():
         if measure in sources:
-            lines.append(f"accuracy source {task.short}: no labelled images score these rows, "
+            lines.append(f"accuracy source {task.short}: no labelled data scores these rows, "
                          f"so accuracy is the {measure} (the host's) on the probe inputs")
     if LABELLED in sources:
         images = max(r.images for r in results)
         lines.append(f"accuracy source labelled: top-1/top-5 measured on the device with the "
-                     f"deployed artifact over {images} labelled images; e2e ms = median JPEG "
-                     "decode + preprocessing + inference")
-    if any(r.decoded_on_device is False for r in results):
+                     f"deployed artifact over {images} labelled items; e2e ms = median "
+                     "reading (for images: JPEG decode + preprocessing) + inference")
+    if any(r.decoded_on_device is False and r.unit == IMAGE for r in results):
         lines.append("e2e ms*: native runner rows exclude JPEG decoding and preprocessing, "
                      "which happened on the host; their e2e is reading the tensor + inference")
     lines.append("runner: python = aiot_runner.py, native = the C++ runner; peak MB = the "
@@ -170,7 +170,7 @@ def flag_lines(results: list[WorkloadResult]) -> list[str]:
 def _end_to_end(result) -> str:
     if result.end_to_end is None:
         return "-"
-    mark = "*" if result.decoded_on_device is False else ""
+    mark = "*" if result.decoded_on_device is False and result.unit == IMAGE else ""
     return f"{result.end_to_end.median_s * 1e3:.2f}{mark}"
 
 
