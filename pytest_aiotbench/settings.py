@@ -335,8 +335,9 @@ class Settings:
                       metavar="CORES")
     dataset: Path | None = option(
         "dataset", None, "labelled images in the ImageNet validation layout "
-        "DIR/<class>/*.JPEG; accuracy (top-1, top-5) is then measured on the device with the "
-        "deployed artifact", Path, metavar="DIR", default_text="none")
+        "DIR/<class>/*.JPEG, or a .npz of arrays named as a network's inputs plus 'labels' "
+        "(text, audio); a classifier's accuracy (top-1, top-5) is then measured on the device "
+        "with the deployed artifact", Path, metavar="DIR|NPZ", default_text="none")
     labels: Path | None = option(
         "labels", None, "file mapping each image (path relative to the dataset) to its class "
         "index, one 'path index' per line, for folders that hold only some of the network's "
