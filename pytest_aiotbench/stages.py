@@ -42,19 +42,33 @@ from pytest_aiotbench.devices import Device, DeviceError, DeviceFacts, Framework
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
 from pytest_aiotbench.gate.pairing import PAIRED, PairPlan
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.images import Dataset, DatasetError, Labelled, LabelledArrays
+from pytest_aiotbench.images import (
+    Dataset,
+    DatasetError,
+    Labelled,
+    LabelledArrays,
+    MaskedImages,
+)
 from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure import flags as row_flags
 from pytest_aiotbench.measure.flags import FlagKind
 from pytest_aiotbench.measure.quiet import BusyCoresWarning, QuietWait, wait_for_quiet
-from pytest_aiotbench.measure.result import IMAGE, INFERENCE, INVALID, LABELLED, PASSED
+from pytest_aiotbench.measure.result import (
+    IMAGE,
+    INFERENCE,
+    INVALID,
+    LABELLED,
+    LABELLED_MASKS,
+    PASSED,
+)
 from pytest_aiotbench.measure.thermal import throttle_findings
-from pytest_aiotbench.runner.aiot_runner import preprocess
+from pytest_aiotbench.runner.aiot_runner import preprocess, preprocess_mask
 from pytest_aiotbench.runner.native.build import NativeBuilder
 from pytest_aiotbench.runner.native.targets import NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
 from pytest_aiotbench.runner.protocol import (
+    ClassMapRequest,
     LabelledPass,
     PairedRequest,
     ProfileRequest,
@@ -63,6 +77,8 @@ from pytest_aiotbench.runner.protocol import (
     TensorFile,
 )
 from pytest_aiotbench.settings import Settings
+from pytest_aiotbench.tasks.base import CLASSES, MAPS
+from pytest_aiotbench.tasks.segmentation import mean_iou
 
 CALIBRATION_IMAGES = 16
 #: Held while a network is built (see Stages._prepared_network).
@@ -354,7 +370,7 @@ class Stages:
                 timing=self.settings.timing(),
                 paired=self._paired_request(exported, device),
                 profile=ProfileRequest() if self.settings.profile else None,
-                **self._labelled_request(device, network.card, program))
+                **self._labelled_request(device, network, program))
         except RunnerUnavailable as exc:
             raise StageSkipped("deploy", str(exc)) from None
         except (DeviceError, NativeBuildError) as exc:
@@ -378,19 +394,22 @@ class Stages:
             self.device_facts[device.alias] = device.facts()
         return self.device_facts[device.alias]
 
-    def _labelled_request(self, device: Device, card: networks.NetworkCard,
+    def _labelled_request(self, device: Device, network: PreparedNetwork,
                           program: RunnerProgram) -> dict[str, Any]:
         """The labelled items as this runner takes them: for images, the JPEG files
         themselves for the Python runner (decoded on the device), or one tensor file
         preprocessed here with the same ``preprocess`` for the native runner (a phone has no
         Pillow); for arrays, one file per input, for either runner."""
+        card, outputs = network.card, network.outputs
         rows = self._labelled_rows(card)
         if rows is None:
             return {}
         dataset = self.dataset
+        axis = tasks.get(card.task).class_map_axis
+        maps = {"class_map": None if axis is None else ClassMapRequest(axis, outputs[0].shape)}
         if isinstance(dataset, Dataset) and program.kind == "python":
             return {"images": tuple(device.stage(image.path) for image in dataset.images),
-                    "preprocessing": preprocessing_spec(card)}
+                    "preprocessing": preprocessing_spec(card), **maps}
         if card.label not in self._labelled_inputs:
             files = []
             for one, values in zip(card.inputs, rows(), strict=True):
@@ -400,7 +419,7 @@ class Stages:
             self._labelled_inputs[card.label] = tuple(files)
         return {"labelled_inputs": tuple(TensorFile(name, dtype, device.stage(path))
                                          for name, dtype, path in
-                                         self._labelled_inputs[card.label])}
+                                         self._labelled_inputs[card.label]), **maps}
 
     def _labelled_rows(self, card: networks.NetworkCard
                        ) -> Callable[[], tuple[np.ndarray, ...]] | None:
@@ -409,7 +428,7 @@ class Stages:
         arrays named as its inputs); None where its quality is its task's agreement with
         fp32. Raises DatasetError where the arrays are for it but do not fit it."""
         dataset = self.dataset
-        if dataset is None or not tasks.get(card.task).takes_labels:
+        if dataset is None or tasks.get(card.task).labels != _labels_kind(dataset):
             return None
         if isinstance(dataset, LabelledArrays):
             rows = dataset.rows_for(card)
@@ -470,7 +489,7 @@ class Stages:
         result.quiet_wait_s = quiet.waited_s
         self._take_timing(raw, result)
         if raw.labelled is not None:
-            self._score_labelled(raw.labelled, result)
+            self._score_labelled(raw.labelled, deployed.exported.network, result)
         self._judge(raw, deployed.exported.network, result)
         return result
 
@@ -554,8 +573,8 @@ class Stages:
         result.validity = compare(raw.probe_outputs, network.reference_outputs,
                                   network.outputs,
                                   tolerance_for(result.key.variant, self.settings.rtol),
-                                  tasks.get(network.card.task))
-        if result.top1 is None:
+                                  tasks.get(network.card.task), raw.output_names)
+        if result.accuracy is None:  # no labelled data scored it
             result.accuracy = result.validity.agreement
             result.accuracy_source = result.validity.agreement_measure
         if result.validity.passed:
@@ -565,20 +584,41 @@ class Stages:
             result.error = (f"{result.key.id}: outputs diverge from the fp32 reference: "
                             f"{result.validity.describe()}")
 
-    def _score_labelled(self, labelled: LabelledPass, result: WorkloadResult) -> None:
-        labels = _labels(self.dataset)
-        top = labelled.top_k
-        result.images = len(labels)
-        result.predictions = [row[0] for row in top]
-        pairs = list(zip(top, labels, strict=True))
-        result.top1 = sum(row[0] == label for row, label in pairs) / len(labels)
-        result.top5 = sum(label in row for row, label in pairs) / len(labels)
-        result.accuracy, result.accuracy_source = result.top1, LABELLED
+    def _score_labelled(self, labelled: LabelledPass, network: PreparedNetwork,
+                        result: WorkloadResult) -> None:
+        if labelled.class_maps is not None:
+            masks = self._masks(network)
+            result.images = len(masks)
+            result.miou = mean_iou([np.asarray(found).reshape(mask.shape) for found, mask in
+                                    zip(labelled.class_maps, masks, strict=True)], masks)
+            result.accuracy, result.accuracy_source = result.miou, LABELLED_MASKS
+        else:
+            labels = _labels(self.dataset)
+            top = labelled.top_k
+            result.images = len(labels)
+            result.predictions = [row[0] for row in top]
+            pairs = list(zip(top, labels, strict=True))
+            result.top1 = sum(row[0] == label for row, label in pairs) / len(labels)
+            result.top5 = sum(label in row for row, label in pairs) / len(labels)
+            result.accuracy, result.accuracy_source = result.top1, LABELLED
         result.end_to_end = summarize(labelled.end_to_end_s, self.settings.confidence)
         result.labelled_inference = summarize(labelled.inference_s, self.settings.confidence)
         result.decoded_on_device = labelled.decoded_on_device
         if self.settings.protocol == "paper":
             result.latency_basis = "end-to-end"
+
+    def _masks(self, network: PreparedNetwork) -> list[np.ndarray]:
+        """The label maps, each as the network's class map covers it: a folder's masks
+        cropped and resized as their images are, then to the first output's map size."""
+        dataset = self.dataset
+        height, width = network.outputs[0].shape[-2:]
+        if isinstance(dataset, LabelledArrays):
+            masks = list(dataset.labels)
+        else:
+            assert isinstance(dataset, MaskedImages)
+            spec = preprocessing_spec(network.card)
+            masks = [preprocess_mask(str(path), spec) for path in dataset.masks]
+        return [_nearest(mask, height, width) for mask in masks]
 
     def _check_labels(self, card: networks.NetworkCard) -> None:
         """Labelled data this network cannot be scored on, before anything is built."""
@@ -596,8 +636,9 @@ class Stages:
                         f"{image.label}, but {card.name!r} outputs {card.num_classes} classes; "
                         "give a labels file (--aiot-labels) or a dataset of this network's "
                         "classes")
-        elif isinstance(dataset, LabelledArrays) and max(dataset.labels) >= card.num_classes:
-            raise BuildError(f"{dataset.root} labels an item {max(dataset.labels)}, but "
+        elif (isinstance(dataset, LabelledArrays) and dataset.labels.ndim == 1
+              and dataset.labels.max() >= card.num_classes):
+            raise BuildError(f"{dataset.root} labels an item {dataset.labels.max()}, but "
                              f"{card.name!r} outputs {card.num_classes} classes")
 
     def _calibration_for(self, card: networks.NetworkCard) -> tuple[np.ndarray, ...] | None:
@@ -633,9 +674,27 @@ class Stages:
 
 def _labels(dataset: Labelled | None) -> list[int]:
     if isinstance(dataset, LabelledArrays):
-        return list(dataset.labels)
+        return [int(label) for label in dataset.labels]
     assert dataset is not None
     return [image.label for image in dataset.images]
+
+
+def _labels_kind(dataset: Labelled) -> str:
+    """What the data labels: a class per item, or a class per pixel."""
+    if isinstance(dataset, MaskedImages) or (isinstance(dataset, LabelledArrays)
+                                             and dataset.labels.ndim == 3):
+        return MAPS
+    return CLASSES
+
+
+def _nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``mask`` at ``height`` x ``width``, by nearest neighbour (the map's own size where it
+    is already)."""
+    if mask.shape == (height, width):
+        return mask
+    rows = (np.arange(height) * mask.shape[0] // height)[:, None]
+    columns = (np.arange(width) * mask.shape[1] // width)[None, :]
+    return mask[rows, columns]
 
 
 def _networks_in_turn(pairs: list[tuple[NetworkChoice, ArtifactChoice]]

@@ -61,6 +61,15 @@ def artifact_cache() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def native_runners(artifact_cache):
+    """Every backend built for this host, as the plugin builds them (and caches them)."""
+    from pytest_aiotbench.runner.native.build import NativeBuilder, frameworks_with_backends
+
+    builder = NativeBuilder(artifact_cache, progress=lambda line: None)
+    return {framework: builder.build(framework) for framework in frameworks_with_backends()}
+
+
 def registered_networks() -> list[tuple[str, str]]:
     return [(card.name, card.implementation) for card in networks.cards()]
 

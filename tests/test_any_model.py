@@ -204,24 +204,40 @@ def test_a_text_classifier_a_tuple_head_and_a_dict_map_on_every_framework_and_ru
     native_rows = json_rows(native_document)
     assert {row["runner"] for row in native_rows.values()} == {"native"}
     for row_id, row in native_rows.items():
-        assert [check["name"] for check in row["validity"]["outputs"]] == [
-            check["name"] for check in rows[row_id]["validity"]["outputs"]]
+        checks, python_checks = row["validity"]["outputs"], rows[row_id]["validity"]["outputs"]
+        assert [check["name"] for check in checks] == [check["name"] for check in python_checks]
+        # Both runners read the artifact's outputs in one order and by the same names.
+        assert [check["in_artifact"] for check in checks] == [
+            check["in_artifact"] for check in python_checks]
         assert row["artifact"]["sha256"] == rows[row_id]["artifact"]["sha256"]
+    segmenter = {row["framework"]: [check["in_artifact"] for check in row["validity"]["outputs"]]
+                 for row in native_rows.values() if row["network"] == "tiny_segmenter"}
+    assert segmenter["pytorch-mobile"] == ["out"] and segmenter["executorch"] == ["output"]
+
+
+def example_module():
+    """The example module, imported here (it registers its networks in this process)."""
+    spec = importlib.util.spec_from_file_location("any_model_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def unregister_example() -> None:
+    for name in ("text_classifier", "detection_head", "tiny_segmenter", "keyword_spotter"):
+        registry.unregister(name)
 
 
 def example_predictions(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The example's text classifier, built as the session builds it (seed 0), on the host."""
-    spec = importlib.util.spec_from_file_location("any_model_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
+    module = example_module()
     try:
-        spec.loader.exec_module(module)
         implementations.get("torch").seed(0)
         model = module.text_classifier().eval()
         with torch.inference_mode():
             return model(torch.from_numpy(ids), torch.from_numpy(mask)).argmax(1).numpy()
     finally:
-        for name in ("text_classifier", "detection_head", "tiny_segmenter", "keyword_spotter"):
-            registry.unregister(name)
+        unregister_example()
 
 
 def test_labelled_arrays_score_a_text_classifier_by_top1_on_both_runners(
@@ -264,3 +280,67 @@ def test_labelled_arrays_that_do_not_fit_the_network_are_named(pytester, run_plu
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*'input_ids' is int64 of items shaped (16,); network "
                                  "'text_classifier' takes int64 (32,)*"])
+
+
+def test_mean_iou_sums_each_class_over_the_items_and_skips_unlabelled_pixels():
+    from pytest_aiotbench.tasks.segmentation import IGNORE, mean_iou
+
+    want = [np.array([[0, 0], [1, IGNORE]]), np.array([[1, 1], [1, 1]])]
+    got = [np.array([[0, 1], [1, 0]]), np.array([[1, 1], [0, 1]])]
+    # class 0: 1 shared of 3 (the ignored pixel counts for nothing); class 1: 4 of 6
+    assert mean_iou(got, want) == pytest.approx((1 / 3 + 4 / 6) / 2)
+    assert mean_iou(want, want) == 1.0
+
+
+def example_segmenter_maps(images: list[Path], spec: dict) -> list[np.ndarray]:
+    """The example's segmenter's class maps, built as the session builds it, on the host."""
+    from pytest_aiotbench.runner.aiot_runner import preprocess
+
+    module = example_module()
+    try:
+        implementations.get("torch").seed(0)
+        model = module.tiny_segmenter().eval()
+        with torch.inference_mode():
+            return [model(torch.from_numpy(preprocess(str(path), spec)))["out"][0]
+                    .argmax(0).numpy() for path in images]
+    finally:
+        unregister_example()
+
+
+def test_label_masks_score_a_segmenter_by_miou_on_both_runners(pytester, run_plugin,
+                                                               native_runners, tmp_path):
+    """A folder of images and masks (Pascal VOC's layout): each mask cropped as its image,
+    the device's class map against it, mIoU over the classes; the same through both
+    runners, and what the fp32 model scores on the host."""
+    from PIL import Image
+
+    from pytest_aiotbench.runner.aiot_runner import preprocess_mask
+    from pytest_aiotbench.tasks.segmentation import mean_iou
+
+    voc = tmp_path / "voc"
+    (voc / "images").mkdir(parents=True)
+    (voc / "masks").mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 255, (72, 90, 3), dtype=np.uint8)).save(
+            voc / "images" / f"{index}.jpg")
+        mask = rng.integers(0, 6, (72, 90)).astype(np.uint8)
+        mask[:6] = 255  # a border nobody scores
+        Image.fromarray(mask, mode="L").save(voc / "masks" / f"{index}.png")
+    spec = {"resize": 73, "crop": 64, "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225]}  # the card's: 64 * 256 / 224 = 73
+    images = sorted((voc / "images").iterdir())
+    masks = [preprocess_mask(str(voc / "masks" / f"{path.stem}.png"), spec) for path in images]
+    expected = mean_iou(example_segmenter_maps(images, spec), masks)
+    assert 0 < expected < 1
+    shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
+    scored = []
+    for runner in ("python", "native"):
+        result, document = run_plugin(EXAMPLE.name, "--aiot-network=tiny_segmenter",
+                                      "--aiot-framework=onnxruntime", f"--aiot-dataset={voc}",
+                                      f"--aiot-runner={runner}")
+        result.assert_outcomes(passed=1)
+        (row,) = json_rows(document).values()
+        assert row["accuracy_source"] == "mIoU on labelled masks" and row["images"] == 3
+        scored.append(row["miou"])
+    assert scored == pytest.approx([expected, expected], abs=1e-6)

@@ -26,7 +26,6 @@ from pytest_aiotbench.runner.native.build import (
     TEST_FAULTS_ENV,
     NativeBuilder,
     find_cmake,
-    frameworks_with_backends,
     main,
     nlohmann_json_include,
 )
@@ -43,13 +42,6 @@ from pytest_aiotbench.runner.protocol import (
 )
 
 NATIVE = ["--aiot-runner=native"]
-
-
-@pytest.fixture(scope="session")
-def native_runners(artifact_cache):
-    """Every backend built for this host, as the plugin builds them (and caches them)."""
-    builder = NativeBuilder(artifact_cache, progress=lambda line: None)
-    return {framework: builder.build(framework) for framework in frameworks_with_backends()}
 
 
 def describe(runner, mode: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:

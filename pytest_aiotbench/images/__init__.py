@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pytest_aiotbench.images.arrays import SUFFIX, LabelledArrays, load_arrays
 from pytest_aiotbench.images.dataset import Dataset, DatasetError, LabelledImage, load_dataset
+from pytest_aiotbench.images.masks import MaskedImages, is_masked_folder, load_masked
 
 #: What --aiot-dataset gives: an image folder or a file of arrays.
 Labelled = Dataset | LabelledArrays
@@ -14,12 +15,15 @@ Labelled = Dataset | LabelledArrays
 
 def load_labelled(path: Path, *, labels_file: Path | None, count: int | None,
                   per_class: int, seed: int) -> Labelled:
-    """The labelled data at ``path``: a .npz of arrays, else an image folder."""
+    """The labelled data at ``path``: a .npz of arrays, a folder of images and masks, else
+    an image folder of classes."""
     if Path(path).suffix == SUFFIX:
         return load_arrays(path, count=count, seed=seed)
+    if is_masked_folder(path):
+        return load_masked(path, count=count, seed=seed)
     return load_dataset(path, labels_file=labels_file, count=count, per_class=per_class,
                         seed=seed)
 
 
 __all__ = ["Dataset", "DatasetError", "Labelled", "LabelledArrays", "LabelledImage",
-           "load_arrays", "load_dataset", "load_labelled"]
+           "MaskedImages", "load_arrays", "load_dataset", "load_labelled"]

@@ -1,7 +1,8 @@
 """Labelled data that is not images: one .npz holding, for N items, one array per model
 input named as the network's card names it (token ids and masks, audio, features), and
-``labels``, the class of each item. A classifier of any input is then scored by top-1 and
-top-5 on the device, as an image classifier is on an image folder."""
+``labels``: the class of each item (N,), or a class per pixel (N, H, W). A classifier of any
+input is then scored by top-1 and top-5 on the device, as an image classifier is on an
+image folder; a segmentation network by mIoU."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class LabelledArrays:
     root: Path
     #: Input name -> (items, *shape[1:]).
     inputs: dict[str, np.ndarray]
-    labels: tuple[int, ...]
+    #: (N,) classes, or (N, H, W) label maps.
+    labels: np.ndarray
     #: Items the file holds in all (before the subset).
     available: int
 
@@ -35,11 +37,11 @@ class LabelledArrays:
         for name in sorted(self.inputs):
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(self.inputs[name]).tobytes())
-        digest.update(repr(self.labels).encode())
+        digest.update(np.ascontiguousarray(self.labels).tobytes())
         return digest.hexdigest()[:16]
 
     def describe(self) -> str:
-        return (f"{len(self.labels)} labelled items of {len(set(self.labels))} classes from "
+        return (f"{len(self.labels)} labelled items of {len(np.unique(self.labels))} classes from "
                 f"{self.root} (inputs {', '.join(self.inputs)}; {self.available} available)")
 
     def rows_for(self, card: NetworkCard) -> tuple[np.ndarray, ...] | None:
@@ -75,10 +77,10 @@ def load_arrays(path: Path, *, count: int | None = None, seed: int = 0) -> Label
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{where} cannot be read as a .npz: {exc}") from None
     labels = arrays.pop(LABELS, None)
-    if labels is None or labels.ndim != 1 or labels.dtype.kind not in "iu":
+    if labels is None or labels.ndim not in (1, 3) or labels.dtype.kind not in "iu":
         held = ", ".join([*sorted(arrays), *([LABELS] if labels is not None else [])])
-        raise DatasetError(f"{where} needs '{LABELS}', one integer class per item, as a 1-D "
-                           f"integer array (it holds {held or 'nothing'})")
+        raise DatasetError(f"{where} needs '{LABELS}': integers, one class per item (N,) or "
+                           f"one per pixel (N, H, W) (it holds {held or 'nothing'})")
     if not arrays:
         raise DatasetError(f"{where} holds labels but no inputs: save each input under the "
                            "name the network's card gives it")
@@ -89,4 +91,4 @@ def load_arrays(path: Path, *, count: int | None = None, seed: int = 0) -> Label
     if count is not None and count < len(labels):
         chosen = np.sort(np.random.default_rng(seed).choice(len(labels), count, replace=False))
     return LabelledArrays(Path(path), {name: values[chosen] for name, values in arrays.items()},
-                          tuple(int(label) for label in labels[chosen]), len(labels))
+                          labels[chosen].astype(np.int64), len(labels))

@@ -83,7 +83,7 @@ def load_dataset(root: Path, *, labels_file: Path | None = None, count: int | No
     chosen = balanced_subset(images, count, per_class, seed) if count else images
     if verify:
         for image in chosen:
-            _verify(image.path)
+            verify_image(image.path)
     return Dataset(root, tuple(d.name for d in class_dirs), tuple(chosen), len(images))
 
 
@@ -129,7 +129,7 @@ def _read_labels(labels_file: Path, root: Path) -> dict[str, int]:
     return labels
 
 
-def _verify(path: Path) -> None:
+def verify_image(path: Path) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -15,6 +15,7 @@ PASSED, INVALID, FAILED, SKIPPED = "passed", "invalid", "failed", "skipped"
 #: Where a result's accuracy came from (``accuracy_source``): the labelled images, or the
 #: task's agreement with the fp32 reference (``tasks``: its ``agreement_measure``).
 LABELLED = "labelled images"
+LABELLED_MASKS = "mIoU on labelled masks"
 #: What one inference takes (``unit``): one image, or the model's inputs of any kind.
 IMAGE, INFERENCE = "image", "inference"
 
@@ -126,6 +127,8 @@ class WorkloadResult:
     protocol: str = "rigorous"
     images: int = 0
     top1: float | None = None
+    #: A segmentation network's mean IoU on labelled masks.
+    miou: float | None = None
     top5: float | None = None
     published_top1: float | None = None
     end_to_end: LatencyStats | None = None

@@ -32,16 +32,19 @@ class OutputCheck:
     passed: bool
     #: Why it could not be compared ("" where it was).
     problem: str = ""
+    #: The name the artifact gives this output ("" where the runner did not say).
+    in_artifact: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-                "max_rel_error": self.max_rel_error, "passed": self.passed}
+                "max_rel_error": self.max_rel_error, "passed": self.passed,
+                "in_artifact": self.in_artifact}
         return {**data, "problem": self.problem} if self.problem else data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutputCheck:
         return cls(data["name"], tuple(data["shape"]), data["dtype"], data["max_rel_error"],
-                   data["passed"], data.get("problem", ""))
+                   data["passed"], data.get("problem", ""), data.get("in_artifact", ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +94,12 @@ class Validity:
 
 
 def compare(answers: Sequence[Sequence[Sequence[float]]], reference: Sequence[np.ndarray],
-            outputs: Sequence[Output], rtol: float, task: Task) -> Validity:
-    """The runner's answers (per probe, one flat list per output, in the card's order)
-    against the fp32 reference (per output, ``(probes, size)``): per output, the relative
-    error of each probe, max |out - ref| / max |ref|; and the task's agreement."""
+            outputs: Sequence[Output], rtol: float, task: Task,
+            names: Sequence[str] = ()) -> Validity:
+    """The runner's answers (per probe, one flat list per output, in the artifact's order:
+    the fp32 model's, as every exporter flattens it) against the fp32 reference (per
+    output, ``(probes, size)``): per output, the relative error of each probe, max |out -
+    ref| / max |ref|; and the task's agreement. ``names``: the artifact's own names."""
     probes = len(reference[0]) if reference else 0
     checks: list[OutputCheck] = []
     errors = np.zeros((len(outputs), probes))
@@ -105,7 +110,7 @@ def compare(answers: Sequence[Sequence[Sequence[float]]], reference: Sequence[np
             errors[index] = np.inf
             got.append(np.full_like(expected, np.nan))
             checks.append(OutputCheck(output.name, output.shape, output.dtype, float("inf"),
-                                      False, problem))
+                                      False, problem, _at(names, index)))
             continue
         values = np.asarray([answer[index] for answer in answers], dtype=np.float64)
         scale = np.abs(expected).max(axis=1)
@@ -115,7 +120,7 @@ def compare(answers: Sequence[Sequence[Sequence[float]]], reference: Sequence[np
         got.append(values)
         worst = float(errors[index].max()) if probes else 0.0
         checks.append(OutputCheck(output.name, output.shape, output.dtype, worst,
-                                  worst <= rtol))
+                                  worst <= rtol, in_artifact=_at(names, index)))
     per_probe = errors.max(axis=0) if len(outputs) else np.zeros(probes)
     if any(check.problem for check in checks):
         agreement = 0.0
@@ -125,6 +130,10 @@ def compare(answers: Sequence[Sequence[Sequence[float]]], reference: Sequence[np
     return Validity(probes, float(per_probe.max()) if probes else 0.0,
                     tuple(float(e) for e in per_probe), agreement, rtol, tuple(checks),
                     task.agreement_measure)
+
+
+def _at(names: Sequence[str], index: int) -> str:
+    return names[index] if index < len(names) else ""
 
 
 def _shape_problem(answers: Sequence[Sequence[Sequence[float]]], index: int,

@@ -8,7 +8,7 @@ from pytest_aiotbench import tasks
 from pytest_aiotbench.devices.facts import DeviceFacts
 from pytest_aiotbench.identity import DEFAULT_IMPLEMENTATION, DEFAULT_VARIANT
 from pytest_aiotbench.measure.flags import described, kinds, present
-from pytest_aiotbench.measure.result import IMAGE, LABELLED, WorkloadResult
+from pytest_aiotbench.measure.result import IMAGE, LABELLED, LABELLED_MASKS, WorkloadResult
 from pytest_aiotbench.score.variants import VariantGain, variant_gains
 from pytest_aiotbench.score.vips import DeviceScore, WorkloadScore, same_workloads
 
@@ -21,6 +21,8 @@ def source_short(source: str | None) -> str:
     """A result's accuracy source as the "source" column names it."""
     if source == LABELLED:
         return "labelled"
+    if source == LABELLED_MASKS:
+        return "mIoU"
     task = tasks.by_measure().get(source or "")
     return task.short if task is not None else (source or "?")
 
@@ -133,6 +135,11 @@ def _notes(score: DeviceScore, shown: _Shown) -> list[str]:
         lines.append(f"accuracy source labelled: top-1/top-5 measured on the device with the "
                      f"deployed artifact over {images} labelled items; e2e ms = median "
                      "reading (for images: JPEG decode + preprocessing) + inference")
+    if LABELLED_MASKS in sources:
+        items = max(r.images for r in results if r.accuracy_source == LABELLED_MASKS)
+        lines.append(f"accuracy source mIoU: mean intersection over union of the classes, "
+                     f"measured on the device with the deployed artifact over {items} "
+                     "labelled masks")
     if any(r.decoded_on_device is False and r.unit == IMAGE for r in results):
         lines.append("e2e ms*: native runner rows exclude JPEG decoding and preprocessing, "
                      "which happened on the host; their e2e is reading the tensor + inference")

@@ -471,15 +471,7 @@ def preprocess(path: str, spec: dict):
     from PIL import Image
 
     with Image.open(path) as image:
-        image = image.convert("RGB")
-        width, height = image.size
-        scale = spec["resize"] / min(width, height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = image.resize(size, Image.BILINEAR)
-        crop = spec["crop"]
-        left = round((size[0] - crop) / 2.0)
-        top = round((size[1] - crop) / 2.0)
-        image = image.crop((left, top, left + crop, top + crop))
+        image = _resized_and_cropped(image.convert("RGB"), spec, Image.BILINEAR)
         pixels = np.asarray(image, dtype=np.float32) * np.float32(
             spec.get("pixel_range", 1.0) / 255.0)
     if spec.get("channel_order", "RGB") == "BGR":
@@ -490,14 +482,40 @@ def preprocess(path: str, spec: dict):
     return np.ascontiguousarray(pixels[None], dtype=np.float32)
 
 
+def preprocess_mask(path: str, spec: dict):
+    """A label mask (PNG, a class index per pixel) -> (H, W) int64, with the geometry
+    ``preprocess`` gives its image (nearest neighbour: classes are not blended)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as mask:
+        if mask.mode not in ("L", "P", "I"):
+            raise OSError(f"{path} is a {mask.mode} image, not a mask of class indices "
+                          "(8-bit grey or palette)")
+        mask = _resized_and_cropped(mask, spec, Image.NEAREST)
+        return np.asarray(mask, dtype=np.int64)
+
+
+def _resized_and_cropped(image, spec: dict, resample):
+    """Shorter side resized to ``resize``, then the centre ``crop`` x ``crop``."""
+    width, height = image.size
+    scale = spec["resize"] / min(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = image.resize(size, resample)
+    crop = spec["crop"]
+    left = round((size[0] - crop) / 2.0)
+    top = round((size[1] - crop) / 2.0)
+    return image.crop((left, top, left + crop, top + crop))
+
+
 def labelled_pass(infer, load_image, count: int, clock, top_k: int = 5,
-                  decoded_on_device: bool = True) -> dict:
+                  decoded_on_device: bool = True, class_map_axis=None) -> dict:
     """One pass over the labelled items, timing each end to end (``load_image``: decode and
     preprocess a JPEG, or read preprocessed tensors; a list with one array per model input)
     and its inference alone."""
     import numpy as np
 
-    end_to_end, inference, top = [], [], []
+    end_to_end, inference, top, maps = [], [], [], []
     for index in range(count):
         t0 = clock()
         inputs = load_image(index)
@@ -506,9 +524,14 @@ def labelled_pass(infer, load_image, count: int, clock, top_k: int = 5,
         t2 = clock()
         end_to_end.append(t2 - t0)
         inference.append(t2 - t1)
+        if class_map_axis is not None:  # a segmentation's class per pixel
+            top.append([])
+            maps.append(np.asarray(logits).argmax(axis=class_map_axis).reshape(-1).tolist())
+            continue
         flat = np.asarray(logits).reshape(-1)
         top.append([int(i) for i in np.argsort(-flat, kind="stable")[:top_k]])
     return {"end_to_end_s": end_to_end, "inference_s": inference, "top_k": top,
+            "class_maps": maps if class_map_axis is not None else None,
             "decoded_on_device": decoded_on_device}
 
 
@@ -982,11 +1005,13 @@ def _peak_if_asked(request: dict) -> dict | None:
 
 
 def _labelled_source(request: dict, np) -> tuple | None:
-    """(count, load_image, decoded_on_device) for the labelled images, or None."""
+    """(count, load_image, decoded_on_device, class_map_axis) for the labelled items, or
+    None."""
+    axis = (request.get("class_map") or {}).get("axis")
     if request.get("labelled_inputs"):
         # preprocessed on the host; memory-mapped, read per item like a file
         tensors = _read_probes(request["labelled_inputs"], np, "labelled inputs", "r")
-        return len(tensors[0]), lambda i: _row(tensors, i), False
+        return len(tensors[0]), lambda i: _row(tensors, i), False, axis
     images = request.get("images") or []
     if not images:
         return None
@@ -997,7 +1022,7 @@ def _labelled_source(request: dict, np) -> tuple | None:
                                     "decodes the JPEGs on the device: "
                                     "pip install pillow") from exc
     spec = request.get("preprocessing")
-    return len(images), lambda i: [preprocess(images[i], spec)], True
+    return len(images), lambda i: [preprocess(images[i], spec)], True, axis
 
 
 def _answer_probes(backend: Backend, probes, name: str, clock, np) -> tuple[list, float]:
@@ -1022,10 +1047,11 @@ def _answer_probes(backend: Backend, probes, name: str, clock, np) -> tuple[list
 
 
 def _run_labelled(backend: Backend, source: tuple, clock) -> dict:
-    count, load_image, decoded_on_device = source
+    count, load_image, decoded_on_device, class_map_axis = source
     try:
         return labelled_pass(backend.infer, load_image, count, clock,
-                             decoded_on_device=decoded_on_device)
+                             decoded_on_device=decoded_on_device,
+                             class_map_axis=class_map_axis)
     except OSError as exc:  # a file that vanished or cannot be decoded on the device
         raise RunnerError("images", f"cannot read an image: {exc}") from exc
 

@@ -38,7 +38,9 @@ Version history:
      (name, dtype, path), one per model input in forward order, of any dtype of the enum
      ``dtype``; a runner converts to the type the artifact declares where they differ
      (litert-torch makes int64 ids int32). ``probe_outputs`` holds per probe one flat list
-     per model output, in the order of the new ``output_names``.
+     per model output, in the order of the new ``output_names``. ``class_map``: the
+     labelled pass answers each item's class map (a segmentation's argmax per pixel) in
+     ``labelled.class_maps`` instead of its top-k.
 """
 
 from __future__ import annotations
@@ -131,6 +133,15 @@ class TensorFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassMapRequest:
+    """The class of each position of the first output: the argmax along ``axis`` of an
+    output of ``shape`` (the fp32 model's)."""
+
+    axis: int
+    shape: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class RunRequest:
     framework: str
     artifact: str  # paths as the device sees them
@@ -143,6 +154,8 @@ class RunRequest:
     preprocessing: dict[str, Any] | None = None
     #: Native runner: the same images preprocessed on the host, one file per model input.
     labelled_inputs: tuple[TensorFile, ...] | None = None
+    #: Answer each labelled item by its class map (segmentation), not its top-k (None).
+    class_map: ClassMapRequest | None = None
     #: Thread counts at which to measure the device's peak compute (empty: not asked). The
     #: host asks once per device and session, so the probe's second or so is paid once.
     peak_probe_threads: tuple[int, ...] = ()
@@ -266,6 +279,8 @@ class LabelledPass:
     #: True when the runner decoded the JPEGs itself (Python runner); False when the host
     #: preprocessed them and end to end means read + inference (native runner).
     decoded_on_device: bool
+    #: Per item, the class of each position of the first output (None: not asked).
+    class_maps: list[list[int]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -456,7 +471,9 @@ def _result(raw: dict[str, Any]) -> RunResult:
             end_to_end_s=_floats(labelled["end_to_end_s"]),
             inference_s=_floats(labelled["inference_s"]),
             top_k=[[int(i) for i in row] for row in labelled["top_k"]],
-            decoded_on_device=bool(labelled["decoded_on_device"])),
+            decoded_on_device=bool(labelled["decoded_on_device"]),
+            class_maps=None if labelled["class_maps"] is None else [
+                [int(i) for i in row] for row in labelled["class_maps"]]),
         thermal_before=_thermal(raw["thermal"]["before"]),
         thermal_after=_thermal(raw["thermal"]["after"]),
         peak_memory=PeakMemory(_optional_int(memory["after_load"]),

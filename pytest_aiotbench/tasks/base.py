@@ -15,6 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+#: The kinds of labels (``Task.labels``).
+CLASSES, MAPS = "classes", "maps"
+
 
 class UnknownTaskError(LookupError):
     pass
@@ -27,8 +30,11 @@ class Task(abc.ABC):
     agreement_measure: str = ""
     #: The same, as the table's "source" column names it.
     short: str = ""
-    #: Whether labelled data (an image folder, or arrays with ``labels``) scores it by top-1.
-    takes_labels: bool = False
+    #: What labels score it where labelled data is given: CLASSES (one class per item:
+    #: top-1 and top-5), MAPS (a class per pixel: mIoU), or None (its agreement alone).
+    labels: str | None = None
+    #: For MAPS: the axis of the first output that holds the class scores.
+    class_map_axis: int | None = None
 
     @abc.abstractmethod
     def agreement(self, got: Sequence[np.ndarray], reference: Sequence[np.ndarray],

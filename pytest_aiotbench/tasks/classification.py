@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pytest_aiotbench.tasks.base import Task, register_task
+from pytest_aiotbench.tasks.base import CLASSES, Task, register_task
 
 
 @register_task
@@ -14,7 +14,7 @@ class Classification(Task):
     name = "classification"
     agreement_measure = "top-1 agreement with fp32 reference"
     short = "agree-fp32"
-    takes_labels = True
+    labels = CLASSES
 
     def agreement(self, got: Sequence[np.ndarray], reference: Sequence[np.ndarray],
                   shapes: Sequence[tuple[int, ...]], within: np.ndarray) -> float:

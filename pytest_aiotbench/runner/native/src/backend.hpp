@@ -8,11 +8,13 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "npy.hpp"
 #include "protocol_fields.hpp"
 
 namespace aiot {
@@ -45,6 +47,46 @@ class RunnerError : public std::runtime_error {
   std::string stage_;
 };
 
+// One model input of one inference: the request's tensor file's name and dtype, one row of
+// it (batch 1, C order) in a buffer the core owns, which stays put between calls.
+struct InputTensor {
+  std::string name;  // as the request (the card) names it; for messages
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  size_t bytes = 0;
+};
+
+// Copies `input` into `destination`, `elements` values of `to` (the type the artifact
+// declares for it), converting where the two differ: int64 ids into a TFLite file's int32,
+// float32 into float16. A conversion that makes no sense (float to bool) or a value that
+// does not fit is a RunnerError("inputs", ...) naming the input and both types.
+inline void copy_input(const InputTensor& input, DType to, void* destination, size_t elements) {
+  if (input.dtype == to) {
+    std::memcpy(destination, input.data, elements * dtype_bytes(to));
+    return;
+  }
+  // The message is made only on failure: this runs in every timed call.
+  auto fail = [&](const std::string& why) {
+    return RunnerError("inputs", std::string(kFrameworkName) + ": input '" + input.name +
+                                     "' is given as " + dtype_name(input.dtype) +
+                                     ", the artifact takes " + dtype_name(to) + ": " + why);
+  };
+  if (!can_convert(input.dtype, to)) throw fail("no sensible conversion");
+  try {
+    convert_elements(input.dtype, input.data, to, destination, elements);
+  } catch (const std::range_error& error) {
+    throw fail(error.what());
+  }
+}
+
+// The RunnerError for a request whose inputs are not the artifact's in number.
+inline RunnerError input_count_error(size_t given, size_t taken) {
+  return RunnerError("inputs", std::string(kFrameworkName) + ": the request gives " +
+                                   std::to_string(given) + " input" + (given == 1 ? "" : "s") +
+                                   ", the artifact takes " + std::to_string(taken));
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -53,11 +95,19 @@ class Backend {
   // Throw RunnerError("load", ...) with the framework's own message on failure.
   virtual void load(const std::string& path, int threads) = 0;
 
-  // One inference of one batch. `input` is float32, C order, of `shape` (the model's input
-  // shape, batch 1). Fill `output` with the first output, flattened, as float32.
-  // Throw RunnerError("infer", ...) on failure.
-  virtual void infer(const std::vector<int64_t>& shape, const float* input,
-                     std::vector<float>& output) = 0;
+  // One inference of one batch: inputs[i] is fed to the artifact's input i (converted where
+  // its dtype is not the one the artifact declares: copy_input). Fill `outputs` with every
+  // output, in the artifact's order (output_names()), each flattened and as float. Once the
+  // sizes are known, a call must not reallocate `outputs`: the caller keeps it between calls.
+  // Throw RunnerError("inputs", ...) for inputs the artifact cannot take (their number, a
+  // dtype, a shape), RunnerError("infer", ...) for a failure of the framework.
+  virtual void infer(const std::vector<InputTensor>& inputs,
+                     std::vector<std::vector<float>>& outputs) = 0;
+
+  // The names the artifact gives its outputs, in the order infer() answers them. Valid after
+  // load(); where the artifact does not declare its outputs (a PyTorch Mobile module), after
+  // the first infer().
+  virtual std::vector<std::string> output_names() const = 0;
 
   // The framework's version as its library reports it (or as it was built against).
   virtual std::string version() const = 0;

@@ -2,7 +2,10 @@
 // (Program / Method) the way the Python runner's ExecuTorchBackend runs it: the process-wide
 // thread pool sized before the method loads, the file memory-mapped, full internal
 // consistency verification. Everything a run needs (planned memory, allocators, the input
-// tensor) is set up in load(); infer() only copies the input in, executes and copies out.
+// tensors) is set up in load(); infer() only copies the inputs in, executes and copies out.
+// Input i of the request feeds the method's input i, a tensor of the type the program
+// declares (int64 ids stay int64); every output is answered, in the method's order, named
+// "output" where there is one and output_<i> where there are several.
 //
 // Per-operator profiles come from the runtime's event tracer hooks (ProfileTracer below), the
 // ones ETDumpGen implements, recorded directly instead of serialised to an ETDump.
@@ -11,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -78,6 +82,23 @@ std::string shape_text(const Sizes& sizes) {
     text += (i ? ", " : "") + std::to_string(sizes[i]);
   }
   return text + "]";
+}
+
+std::optional<DType> dtype_of(etensor::ScalarType type) {
+  switch (type) {
+    case etensor::ScalarType::Float: return DType::kFloat32;
+    case etensor::ScalarType::Half: return DType::kFloat16;
+    case etensor::ScalarType::Long: return DType::kInt64;
+    case etensor::ScalarType::Int: return DType::kInt32;
+    case etensor::ScalarType::Byte: return DType::kUInt8;
+    case etensor::ScalarType::Bool: return DType::kBool;
+    default: return std::nullopt;
+  }
+}
+
+std::string scalar_type_text(etensor::ScalarType type) {
+  return "scalar type " + std::to_string(static_cast<int>(type)) +
+         " (ScalarType); the runner feeds and reads " + dtype_names();
 }
 
 // The name a report gives a delegate: XNNPACK as the other runners spell it, any other
@@ -423,29 +444,61 @@ class ExecuTorchBackend final : public Backend {
     method_ = std::make_unique<et::Method>(std::move(method.get()));
   }
 
-  void infer(const std::vector<int64_t>& shape, const float* input,
-             std::vector<float>& output) override {
+  void infer(const std::vector<InputTensor>& inputs,
+             std::vector<std::vector<float>>& outputs) override {
     if (!method_) {
       throw RunnerError("infer", std::string(kFrameworkName) + ": no program loaded");
     }
-    if (!std::equal(shape.begin(), shape.end(), input_sizes_.begin(), input_sizes_.end())) {
-      throw RunnerError("infer", std::string(kFrameworkName) + ": input of shape " +
-                                     shape_text(shape) + " for a program that takes " +
-                                     shape_text(input_sizes_));
+    if (inputs.size() != inputs_.size()) throw input_count_error(inputs.size(), inputs_.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const InputTensor& given = inputs[i];
+      Input& input = *inputs_[i];
+      if (given.shape != input.sizes) {
+        throw RunnerError("inputs", std::string(kFrameworkName) + ": input '" + given.name +
+                                        "' of shape " + shape_text(given.shape) +
+                                        " for a program whose input " + std::to_string(i) +
+                                        " takes " + shape_text(input.sizes));
+      }
+      // The tensor only describes the caller's batch, or its conversion to the declared
+      // type; set_input copies it into the method's planned input buffer (the one copy the
+      // Python runner makes too) and never writes to it.
+      void* data = const_cast<void*>(given.data);
+      if (given.dtype != input.dtype) {
+        copy_input(given, input.dtype, input.converted.data(), input.elements);
+        data = input.converted.data();
+      }
+      input.tensor->set_data(data);
+      check(method_->set_input(input.value, i), "set_input");
     }
-    // The tensor only describes the caller's batch; set_input copies it into the method's
-    // planned input buffer (the one copy the Python runner makes too) and never writes to it.
-    input_tensor_->set_data(const_cast<float*>(input));
-    check(method_->set_input(input_value_, 0), "set_input");
     check(method_->execute(), "execute");
 
-    const et::EValue& result = method_->get_output(0);
-    if (!result.isTensor()) {
-      throw RunnerError("infer", std::string(kFrameworkName) + ": the first output is not a tensor");
+    outputs.resize(output_dtypes_.size());
+    for (size_t i = 0; i < output_dtypes_.size(); ++i) {
+      const et::EValue& result = method_->get_output(i);
+      if (!result.isTensor()) {
+        throw RunnerError("infer", std::string(kFrameworkName) + ": output " +
+                                       std::to_string(i) + " is not a tensor");
+      }
+      const auto& tensor = result.toTensor();
+      const std::optional<DType> dtype = dtype_of(tensor.scalar_type());
+      if (!dtype) {
+        throw RunnerError("infer", std::string(kFrameworkName) + ": output " +
+                                       std::to_string(i) + " has " +
+                                       scalar_type_text(tensor.scalar_type()));
+      }
+      const auto count = static_cast<size_t>(tensor.numel());
+      outputs[i].resize(count);  // no reallocation after the first call
+      to_float(*dtype, tensor.const_data_ptr(), count, outputs[i].data());
     }
-    const auto& tensor = result.toTensor();
-    const float* data = tensor.const_data_ptr<float>();
-    output.assign(data, data + tensor.numel());
+  }
+
+  std::vector<std::string> output_names() const override {
+    if (output_dtypes_.size() == 1) return {"output"};
+    std::vector<std::string> names;
+    for (size_t i = 0; i < output_dtypes_.size(); ++i) {
+      names.push_back("output_" + std::to_string(i));
+    }
+    return names;
   }
 
   std::string version() const override { return AIOT_EXECUTORCH_VERSION; }
@@ -501,48 +554,60 @@ class ExecuTorchBackend final : public Backend {
   }
 
  private:
-  // The runner feeds one float32 NCHW batch and reads one float32 result: refuse anything
-  // else at load time, and build the input tensor description once.
+  // The runner feeds tensors of the protocol's dtypes in C order and reads tensors of them:
+  // refuse anything else at load time, and build each input tensor's description once.
   template <typename Fail>
   void check_signature(const et::MethodMeta& meta, const Fail& fail) {
-    if (meta.num_inputs() != 1) {
-      throw fail("the program takes " + std::to_string(meta.num_inputs()) +
-                 " inputs; the runner feeds exactly one");
-    }
-    auto input = meta.input_tensor_meta(0);
-    if (!input.ok()) {
-      throw fail("its input is not a tensor: " + describe(input.error()));
-    }
-    if (input->scalar_type() != etensor::ScalarType::Float) {
-      throw fail("its input is not float32");
-    }
-    if (meta.num_outputs() < 1) {
-      throw fail("the program has no output");
-    }
-    auto output = meta.output_tensor_meta(0);
-    if (!output.ok() || output->scalar_type() != etensor::ScalarType::Float) {
-      throw fail("its first output is not a float32 tensor");
-    }
-    // The caller's batch is contiguous in C order, so the program must want that order.
-    const auto dim_order = input->dim_order();
-    for (size_t i = 0; i < dim_order.size(); ++i) {
-      if (dim_order[i] != i) {
-        throw fail("its input is not in contiguous (NCHW) dimension order");
+    if (meta.num_inputs() == 0) throw fail("the program takes no input");
+    if (meta.num_outputs() == 0) throw fail("the program has no output");
+    inputs_.clear();
+    for (size_t i = 0; i < meta.num_inputs(); ++i) {
+      const std::string what = "its input " + std::to_string(i);
+      auto tag = meta.input_tag(i);
+      auto info = meta.input_tensor_meta(i);
+      if (!tag.ok() || tag.get() != et::Tag::Tensor || !info.ok()) {
+        throw fail(what + " is not a tensor");
       }
-    }
+      const std::optional<DType> dtype = dtype_of(info->scalar_type());
+      if (!dtype) throw fail(what + " has " + scalar_type_text(info->scalar_type()));
+      // The caller's batch is contiguous in C order, so the program must want that order.
+      const auto dim_order = info->dim_order();
+      for (size_t d = 0; d < dim_order.size(); ++d) {
+        if (dim_order[d] != d) throw fail(what + " is not in contiguous (NCHW) dimension order");
+      }
 
-    const auto sizes = input->sizes();
-    input_sizes_.assign(sizes.begin(), sizes.end());
-    tensor_sizes_.assign(sizes.begin(), sizes.end());
-    tensor_dim_order_.assign(dim_order.begin(), dim_order.end());
-    tensor_strides_.assign(sizes.size(), 1);
-    for (size_t i = sizes.size(); i-- > 1;) {
-      tensor_strides_[i - 1] = tensor_strides_[i] * tensor_sizes_[i];
+      auto input = std::make_unique<Input>();
+      input->dtype = *dtype;
+      const auto sizes = info->sizes();
+      input->sizes.assign(sizes.begin(), sizes.end());
+      input->tensor_sizes.assign(sizes.begin(), sizes.end());
+      input->tensor_dim_order.assign(dim_order.begin(), dim_order.end());
+      input->tensor_strides.assign(sizes.size(), 1);
+      for (size_t d = sizes.size(); d-- > 1;) {
+        input->tensor_strides[d - 1] = input->tensor_strides[d] * input->tensor_sizes[d];
+      }
+      input->elements = 1;
+      for (auto extent : sizes) input->elements *= static_cast<size_t>(extent);
+      input->converted.resize(input->elements * dtype_bytes(*dtype));
+      input->tensor = std::make_unique<etensor::TensorImpl>(
+          info->scalar_type(), static_cast<ssize_t>(input->tensor_sizes.size()),
+          input->tensor_sizes.data(), nullptr, input->tensor_dim_order.data(),
+          input->tensor_strides.data());
+      input->value = et::EValue(etensor::Tensor(input->tensor.get()));
+      inputs_.push_back(std::move(input));
     }
-    input_tensor_ = std::make_unique<etensor::TensorImpl>(
-        etensor::ScalarType::Float, static_cast<ssize_t>(tensor_sizes_.size()),
-        tensor_sizes_.data(), nullptr, tensor_dim_order_.data(), tensor_strides_.data());
-    input_value_ = et::EValue(etensor::Tensor(input_tensor_.get()));
+    output_dtypes_.clear();
+    for (size_t i = 0; i < meta.num_outputs(); ++i) {
+      const std::string what = "its output " + std::to_string(i);
+      auto tag = meta.output_tag(i);
+      auto info = meta.output_tensor_meta(i);
+      if (!tag.ok() || tag.get() != et::Tag::Tensor || !info.ok()) {
+        throw fail(what + " is not a tensor");
+      }
+      const std::optional<DType> dtype = dtype_of(info->scalar_type());
+      if (!dtype) throw fail(what + " has " + scalar_type_text(info->scalar_type()));
+      output_dtypes_.push_back(*dtype);
+    }
   }
 
   // Releases a previous program, the method first: it points into everything else.
@@ -580,12 +645,22 @@ class ExecuTorchBackend final : public Backend {
   std::unique_ptr<et::MemoryManager> memory_manager_;
   std::unique_ptr<et::Method> method_;
 
-  std::vector<int64_t> input_sizes_;
-  std::vector<etensor::TensorImpl::SizesType> tensor_sizes_;
-  std::vector<etensor::TensorImpl::DimOrderType> tensor_dim_order_;
-  std::vector<etensor::TensorImpl::StridesType> tensor_strides_;
-  std::unique_ptr<etensor::TensorImpl> input_tensor_;
-  et::EValue input_value_;
+  // One of the method's inputs: the tensor description set_input reads, which points at
+  // the caller's row or, where its dtype is not the declared one, at `converted`. Held by
+  // pointer: the TensorImpl points into the vectors beside it.
+  struct Input {
+    DType dtype = DType::kFloat32;  // as the program declares it
+    std::vector<int64_t> sizes;
+    size_t elements = 0;
+    std::vector<etensor::TensorImpl::SizesType> tensor_sizes;
+    std::vector<etensor::TensorImpl::DimOrderType> tensor_dim_order;
+    std::vector<etensor::TensorImpl::StridesType> tensor_strides;
+    std::vector<unsigned char> converted;
+    std::unique_ptr<etensor::TensorImpl> tensor;
+    et::EValue value;
+  };
+  std::vector<std::unique_ptr<Input>> inputs_;
+  std::vector<DType> output_dtypes_;  // as the program declares them (one per output)
 
   std::vector<std::string> program_backends_;
   size_t thread_count_ = 0;

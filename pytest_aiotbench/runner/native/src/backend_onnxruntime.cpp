@@ -1,8 +1,8 @@
 // ONNX Runtime: an .onnx model run through ORT's C API (libonnxruntime.so) on the CPU
 // execution provider, with the Python runner's session options: ORT_ENABLE_ALL graph
 // optimisation, intra-op threads = the thread count, one inter-op thread, sequential
-// execution. Like session.run(None, {input: batch})[0], every output is fetched and the
-// first is returned.
+// execution. Like session.run(None, {name: batch, ...}), input i of the request feeds the
+// session's input i, and every output is answered, in the session's order.
 //
 // The API table is asked for at the header's ORT_API_VERSION: the C API only grows, so a
 // header older than the library (Debian's libonnxruntime-dev beside the wheel's library)
@@ -25,6 +25,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <utility>
 
 namespace aiot {
@@ -48,6 +49,36 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
+}
+
+// The protocol's dtypes as ONNX element types; nullopt for any other.
+std::optional<DType> dtype_of(ONNXTensorElementDataType type) {
+  switch (type) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return DType::kFloat32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return DType::kFloat16;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return DType::kInt64;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return DType::kInt32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return DType::kUInt8;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return DType::kBool;
+    default: return std::nullopt;
+  }
+}
+
+ONNXTensorElementDataType onnx_type_of(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    case DType::kFloat16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
+    case DType::kInt64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    case DType::kInt32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case DType::kUInt8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+    case DType::kBool: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+  }
+  return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+}
+
+std::string unsupported_type(ONNXTensorElementDataType type) {
+  return "element type " + std::to_string(static_cast<int>(type)) +
+         " (ONNXTensorElementDataType); the runner feeds and reads " + dtype_names();
 }
 
 // 0 for a dynamic (negative) dimension.
@@ -171,7 +202,7 @@ class OnnxRuntimeBackend : public Backend {
     // remove the folder with whatever is in it.
     if (scratch_.empty()) return;
     for (auto& value : outputs_) value.reset();
-    input_value_.reset();
+    for (Input& input : inputs_) input.value.reset();
     session_.reset();
     remove_scratch_folder(scratch_);
   }
@@ -222,75 +253,80 @@ class OnnxRuntimeBackend : public Backend {
       throw RunnerError("load", where + "the model has " + std::to_string(input_count) +
                                     " inputs and " + std::to_string(output_count) + " outputs");
     }
-    input_name_ = io_name(session, /*is_input=*/true, 0, where);
     for (size_t i = 0; i < output_count; ++i) {
       output_names_.push_back(io_name(session, /*is_input=*/false, i, where));
+      tensor_type(session, /*is_input=*/false, i, output_names_.back(), where);
     }
     for (const std::string& name : output_names_) output_name_pointers_.push_back(name.c_str());
     outputs_.resize(output_count);
     fetched_.resize(output_count);
-
-    // The input tensor over our own buffer, once, when the model fixes its shape; a
-    // dynamic one waits for the first infer(), which is not timed as steady state.
-    OrtTypeInfo* raw_type = nullptr;
-    check(api_->SessionGetInputTypeInfo(session, 0, &raw_type));
-    Owned<OrtTypeInfo> type = own(raw_type, api_->ReleaseTypeInfo);
-    const OrtTensorTypeAndShapeInfo* tensor_info = nullptr;
-    check(api_->CastTypeInfoToTensorInfo(raw_type, &tensor_info));
-    if (tensor_info == nullptr) {
-      throw RunnerError("load", where + "input '" + input_name_ + "' is not a tensor");
-    }
-    ONNXTensorElementDataType element_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-    check(api_->GetTensorElementType(tensor_info, &element_type));
-    if (element_type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-      throw RunnerError("load", where + "input '" + input_name_ + "' has element type " +
-                                    std::to_string(static_cast<int>(element_type)) +
-                                    " (ONNXTensorElementDataType); the runner feeds float32 only");
-    }
-    size_t rank = 0;
-    check(api_->GetDimensionsCount(tensor_info, &rank));
-    std::vector<int64_t> model_shape(rank);
-    check(api_->GetDimensions(tensor_info, model_shape.data(), rank));
+    output_types_.resize(output_count);
+    output_elements_.resize(output_count);
 
     OrtMemoryInfo* memory_info = nullptr;
     check(api_->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memory_info));
     memory_info_ = own(memory_info, api_->ReleaseMemoryInfo);
-    if (element_count(model_shape) > 0) prepare_input(model_shape, "load", where);
+
+    // Each input tensor over our own buffer, of the type the model declares, once, when the
+    // model fixes its shape; a dynamic one waits for the first infer(), which is not timed
+    // as steady state.
+    inputs_.resize(input_count);
+    input_values_.assign(input_count, nullptr);
+    for (size_t i = 0; i < input_count; ++i) {
+      Input& input = inputs_[i];
+      input.name = io_name(session, /*is_input=*/true, i, where);
+      std::vector<int64_t> model_shape;
+      input.dtype = tensor_type(session, /*is_input=*/true, i, input.name, where, &model_shape);
+      if (element_count(model_shape) > 0) prepare_input(i, model_shape, "load", where);
+    }
+    for (const Input& input : inputs_) input_name_pointers_.push_back(input.name.c_str());
   }
 
-  void infer(const std::vector<int64_t>& shape, const float* input,
-             std::vector<float>& output) override {
+  void infer(const std::vector<InputTensor>& inputs,
+             std::vector<std::vector<float>>& outputs) override {
     static const std::string where = std::string(kFrameworkName) + ": ";
     if (!session_) throw RunnerError("infer", where + "no model loaded");
-    if (shape != input_shape_) {
-      if (element_count(shape) == 0) {
-        throw RunnerError("infer", where + "cannot feed an input of shape " + shape_text(shape));
+    if (inputs.size() != inputs_.size()) throw input_count_error(inputs.size(), inputs_.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const InputTensor& given = inputs[i];
+      if (given.shape != inputs_[i].shape) {
+        if (element_count(given.shape) == 0) {
+          throw RunnerError("inputs", where + "cannot feed input '" + given.name +
+                                          "' of shape " + shape_text(given.shape));
+        }
+        prepare_input(i, given.shape, "infer", where);
       }
-      prepare_input(shape, "infer", where);
+      copy_input(given, inputs_[i].dtype, inputs_[i].buffer.data(), inputs_[i].elements);
     }
-    std::memcpy(input_buffer_.data(), input, input_buffer_.size() * sizeof(float));
 
     // The outputs ORT made on the first run are handed back on later ones, so it writes
     // into their buffers instead of allocating new ones (it refuses a shape that no longer
     // fits, and a new input shape drops them).
     std::vector<OrtValue*>& fetched = fetched_;  // sized in load()
     for (size_t i = 0; i < outputs_.size(); ++i) fetched[i] = outputs_[i].get();
-    const char* input_name = input_name_.c_str();
-    const OrtValue* input_value = input_value_.get();
-    check(api_->Run(session_.get(), nullptr, &input_name, &input_value, 1,
-                    output_name_pointers_.data(), output_name_pointers_.size(), fetched.data()),
+    check(api_->Run(session_.get(), nullptr, input_name_pointers_.data(), input_values_.data(),
+                    input_values_.size(), output_name_pointers_.data(),
+                    output_name_pointers_.size(), fetched.data()),
           "infer", where);
     ++runs_;
     for (size_t i = 0; i < outputs_.size(); ++i) {
-      if (outputs_[i].get() != fetched[i]) outputs_[i] = own(fetched[i], api_->ReleaseValue);
+      if (outputs_[i].get() != fetched[i]) {
+        // A value ORT made: its type and size are read once, not on every call.
+        outputs_[i] = own(fetched[i], api_->ReleaseValue);
+        describe_output(i);
+      }
     }
 
-    if (first_output_elements_ == 0) first_output_elements_ = float_count(outputs_[0].get());
-    float* values = nullptr;
-    check(api_->GetTensorMutableData(outputs_[0].get(), reinterpret_cast<void**>(&values)),
-          "infer", where);
-    output.assign(values, values + first_output_elements_);  // no reallocation after the first
+    outputs.resize(outputs_.size());
+    for (size_t i = 0; i < outputs_.size(); ++i) {
+      void* values = nullptr;
+      check(api_->GetTensorMutableData(outputs_[i].get(), &values), "infer", where);
+      outputs[i].resize(output_elements_[i]);  // no reallocation after the first call
+      to_float(output_types_[i], values, output_elements_[i], outputs[i].data());
+    }
   }
+
+  std::vector<std::string> output_names() const override { return output_names_; }
 
   std::string version() const override { return OrtGetApiBase()->GetVersionString(); }
 
@@ -351,25 +387,56 @@ class OnnxRuntimeBackend : public Backend {
     return name;
   }
 
-  // The float32 input tensor of this shape over input_buffer_, which the runner owns.
-  void prepare_input(const std::vector<int64_t>& shape, const char* stage,
-                     const std::string& where) {
-    input_value_.reset();
-    for (auto& value : outputs_) value.reset();  // their shapes may change too
-    first_output_elements_ = 0;
-    input_buffer_.assign(element_count(shape), 0.0f);
-    OrtValue* value = nullptr;
-    check(api_->CreateTensorWithDataAsOrtValue(
-              memory_info_.get(), input_buffer_.data(), input_buffer_.size() * sizeof(float),
-              shape.data(), shape.size(), ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &value),
-          stage, where);
-    input_value_ = own(value, api_->ReleaseValue);
-    input_shape_ = shape;
+  // The DType the session declares for input or output `index`, a tensor of one of the
+  // protocol's dtypes, and its declared shape (negative: dynamic) where asked.
+  DType tensor_type(OrtSession* session, bool is_input, size_t index, const std::string& name,
+                    const std::string& where, std::vector<int64_t>* shape = nullptr) {
+    const std::string what = std::string(is_input ? "input '" : "output '") + name + "' ";
+    auto check = [&](OrtStatus* status) { this->check(status, "load", where); };
+    OrtTypeInfo* raw_type = nullptr;
+    check(is_input ? api_->SessionGetInputTypeInfo(session, index, &raw_type)
+                   : api_->SessionGetOutputTypeInfo(session, index, &raw_type));
+    Owned<OrtTypeInfo> type = own(raw_type, api_->ReleaseTypeInfo);
+    const OrtTensorTypeAndShapeInfo* tensor_info = nullptr;
+    check(api_->CastTypeInfoToTensorInfo(raw_type, &tensor_info));
+    if (tensor_info == nullptr) throw RunnerError("load", where + what + "is not a tensor");
+    ONNXTensorElementDataType element_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    check(api_->GetTensorElementType(tensor_info, &element_type));
+    const std::optional<DType> dtype = dtype_of(element_type);
+    if (!dtype) throw RunnerError("load", where + what + "has " + unsupported_type(element_type));
+    if (shape != nullptr) {
+      size_t rank = 0;
+      check(api_->GetDimensionsCount(tensor_info, &rank));
+      shape->resize(rank);
+      check(api_->GetDimensions(tensor_info, shape->data(), rank));
+    }
+    return *dtype;
   }
 
-  // The element count of a float32 tensor output.
-  size_t float_count(const OrtValue* value) const {
-    const std::string where = std::string(kFrameworkName) + ": output '" + output_names_[0] + "': ";
+  // Input `index`'s tensor of this shape over its buffer, which the runner owns.
+  void prepare_input(size_t index, const std::vector<int64_t>& shape, const char* stage,
+                     const std::string& where) {
+    Input& input = inputs_[index];
+    input.value.reset();
+    input_values_[index] = nullptr;
+    for (auto& value : outputs_) value.reset();  // their shapes may change too
+    input.elements = element_count(shape);
+    input.buffer.assign(input.elements * dtype_bytes(input.dtype), 0);
+    OrtValue* value = nullptr;
+    check(api_->CreateTensorWithDataAsOrtValue(memory_info_.get(), input.buffer.data(),
+                                               input.buffer.size(), shape.data(), shape.size(),
+                                               onnx_type_of(input.dtype), &value),
+          stage, where);
+    input.value = own(value, api_->ReleaseValue);
+    input_values_[index] = value;
+    input.shape = shape;
+  }
+
+  // The element type and count of output `index`, a value ORT has just made.
+  void describe_output(size_t index) {
+    const std::string where =
+        std::string(kFrameworkName) + ": output '" + output_names_[index] + "': ";
+    const OrtValue* value = outputs_[index].get();
     int is_tensor = 0;
     check(api_->IsTensor(value, &is_tensor), "infer", where);
     if (!is_tensor) throw RunnerError("infer", where + "not a tensor");
@@ -378,14 +445,12 @@ class OnnxRuntimeBackend : public Backend {
     Owned<OrtTensorTypeAndShapeInfo> info = own(raw_info, api_->ReleaseTensorTypeAndShapeInfo);
     ONNXTensorElementDataType element_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
     check(api_->GetTensorElementType(raw_info, &element_type), "infer", where);
-    if (element_type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-      throw RunnerError("infer", where + "element type " +
-                                     std::to_string(static_cast<int>(element_type)) +
-                                     " (ONNXTensorElementDataType); the runner reads float32 only");
-    }
+    const std::optional<DType> dtype = dtype_of(element_type);
+    if (!dtype) throw RunnerError("infer", where + unsupported_type(element_type));
     size_t count = 0;
     check(api_->GetTensorShapeElementCount(raw_info, &count), "infer", where);
-    return count;
+    output_types_[index] = *dtype;
+    output_elements_[index] = count;
   }
 
   // Declared so that they are released in reverse: values, session, environment.
@@ -393,15 +458,24 @@ class OnnxRuntimeBackend : public Backend {
   Owned<OrtEnv> environment_;
   Owned<OrtSession> session_;
   Owned<OrtMemoryInfo> memory_info_;
-  std::string input_name_;
+  // One of the session's inputs: the tensor the runner feeds it, over the runner's buffer.
+  struct Input {
+    std::string name;
+    DType dtype = DType::kFloat32;  // as the model declares it; a request's is converted
+    std::vector<int64_t> shape;     // of `value`; empty until prepared
+    size_t elements = 0;
+    std::vector<unsigned char> buffer;  // the tensor's storage
+    Owned<OrtValue> value;
+  };
+  std::vector<Input> inputs_;
+  std::vector<const char*> input_name_pointers_;  // Run's view of inputs_
+  std::vector<const OrtValue*> input_values_;
   std::vector<std::string> output_names_;
   std::vector<const char*> output_name_pointers_;
-  std::vector<int64_t> input_shape_;
-  std::vector<float> input_buffer_;  // the input tensor's storage
-  Owned<OrtValue> input_value_;
   std::vector<Owned<OrtValue>> outputs_;  // empty until the first run
   std::vector<OrtValue*> fetched_;  // Run's view of outputs_
-  size_t first_output_elements_ = 0;
+  std::vector<DType> output_types_;  // read from each value ORT makes
+  std::vector<size_t> output_elements_;
   int threads_ = 0;
   bool quiet_ = false;  // idle intra-op threads sleep instead of spin-waiting
   std::string scratch_;  // the profiler's folder; empty: not profiling

@@ -1,6 +1,11 @@
 // PyTorch Mobile: a .ptl module (saved with _save_for_lite_interpreter) run by the lite
 // interpreter, on CPU, as the Python runner's PyTorchMobileBackend does: the given number of
-// intra-op threads, inference mode around forward, the first output as float32.
+// intra-op threads, inference mode around forward(*inputs), each input a tensor of the dtype
+// the request gives (int64 ids stay int64: a module declares no input types).
+//
+// A lite module declares no output structure either: the outputs are what forward returns,
+// flattened depth first: a tuple or list in order, a dict in its insertion order (TorchScript
+// keeps it), each named as the host names the fp32 model's outputs (name_outputs below).
 //
 // Per-operator profiles come from ATen's RecordFunction callbacks (OpProfiler below), which
 // every libtorch build has, the lite interpreter's included.
@@ -156,6 +161,86 @@ class OpProfiler {
   long position_ = 0;
 };
 
+std::optional<DType> dtype_of(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kHalf: return DType::kFloat16;
+    case at::kLong: return DType::kInt64;
+    case at::kInt: return DType::kInt32;
+    case at::kByte: return DType::kUInt8;
+    case at::kBool: return DType::kBool;
+    default: return std::nullopt;
+  }
+}
+
+at::ScalarType scalar_type_of(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return at::kFloat;
+    case DType::kFloat16: return at::kHalf;
+    case DType::kInt64: return at::kLong;
+    case DType::kInt32: return at::kInt;
+    case DType::kUInt8: return at::kByte;
+    case DType::kBool: return at::kBool;
+  }
+  return at::kFloat;
+}
+
+RunnerError not_a_tensor(const c10::IValue& value) {
+  return RunnerError("infer", std::string(kFrameworkName) + ": forward returned " +
+                                  value.tagKind() + " among its outputs, not a tensor");
+}
+
+// The tensors of forward's result, depth first (the order the header describes). Names
+// nothing: it runs in every timed call.
+void collect_tensors(const c10::IValue& value, std::vector<at::Tensor>& tensors) {
+  if (value.isTensor()) {
+    tensors.push_back(value.toTensor());
+  } else if (value.isTuple()) {
+    for (const c10::IValue& element : value.toTupleRef().elements()) {
+      collect_tensors(element, tensors);
+    }
+  } else if (value.isList()) {
+    for (const c10::IValue& element : value.toListRef()) collect_tensors(element, tensors);
+  } else if (value.isGenericDict()) {
+    for (const auto& entry : value.toGenericDict()) collect_tensors(entry.value(), tensors);
+  } else {
+    throw not_a_tensor(value);
+  }
+}
+
+std::string key_text(const c10::IValue& key) {
+  if (key.isString()) return key.toStringRef();
+  if (key.isInt()) return std::to_string(key.toInt());
+  return key.tagKind();
+}
+
+// The names of the tensors collect_tensors() finds, in its order, as the host names the
+// fp32 model's outputs (networks/implementations.py, named_outputs): a lone tensor is
+// "output", a sequence's element i "output_<i>", a dict's entry its key; below the top
+// level, each part joins its parent's name with a dot ("output_1.boxes").
+void name_outputs(const c10::IValue& value, const std::string& path,
+                  std::vector<std::string>& names) {
+  if (value.isTensor()) {
+    names.push_back(path.empty() ? "output" : path);
+    return;
+  }
+  auto below = [&](const std::string& part) { return path.empty() ? part : path + "." + part; };
+  auto sequence = [&](c10::ArrayRef<c10::IValue> elements) {
+    for (size_t i = 0; i < elements.size(); ++i) {
+      name_outputs(elements[i], below("output_" + std::to_string(i)), names);
+    }
+  };
+  if (value.isTuple()) {
+    sequence(value.toTupleRef().elements());
+  } else if (value.isList()) {
+    sequence(value.toListRef());
+  } else if (value.isGenericDict()) {
+    for (const auto& entry : value.toGenericDict()) {
+      name_outputs(entry.value(), below(key_text(entry.key())), names);
+    }
+  }
+}
+
 class PyTorchMobileBackend : public Backend {
  public:
   void load(const std::string& path, int threads) override {
@@ -169,40 +254,66 @@ class PyTorchMobileBackend : public Backend {
       // Looked up once: Module::forward would search the methods by name on every call.
       // The Method points at module_, which stays put inside this object.
       forward_.emplace(module_->get_method("forward"));
+      // Where the module kept forward's schema, its arguments (self aside) say how many
+      // inputs it takes. The request gives every one: a lite module's schema marks each
+      // argument as defaulted (to None), so defaults cannot tell which may be left out.
+      const auto& function = forward_->function();
+      if (function.hasSchema()) {
+        const size_t arguments = function.getSchema().arguments().size();
+        input_count_ = arguments > 0 ? arguments - 1 : 0;
+      }
     } catch (const std::exception& error) {
       throw RunnerError("load", std::string(kFrameworkName) + ": cannot load " + path + ": " +
                                     message_of(error));
     }
   }
 
-  void infer(const std::vector<int64_t>& shape, const float* input,
-             std::vector<float>& output) override {
+  void infer(const std::vector<InputTensor>& inputs,
+             std::vector<std::vector<float>>& outputs) override {
     if (!forward_) {
       throw RunnerError("infer", std::string(kFrameworkName) + ": no module loaded");
     }
+    if (input_count_ && inputs.size() != *input_count_) {
+      throw input_count_error(inputs.size(), *input_count_);
+    }
     try {
-      if (shape != input_shape_) {
-        prepare_input(shape);
+      if (inputs.size() != inputs_.size()) {
+        inputs_.assign(inputs.size(), Input{});
+        input_tensors_.assign(inputs.size(), at::Tensor());
       }
-      std::memcpy(input_buffer_.data(), input, input_buffer_.size() * sizeof(float));
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        const InputTensor& given = inputs[i];
+        if (given.shape != inputs_[i].shape || given.dtype != inputs_[i].dtype) {
+          prepare_input(i, given);
+        }
+        std::memcpy(inputs_[i].buffer.data(), given.data, given.bytes);
+      }
 
       if (profiler_) profiler_->begin_inference();
       c10::InferenceMode inference_mode;
       // Method takes its stack by value; this vector is the one allocation per call.
-      c10::IValue result = (*forward_)(std::vector<c10::IValue>{input_tensor_});
-      at::Tensor first = first_tensor(result).contiguous();
-      if (first.scalar_type() != at::kFloat) {
-        first = first.to(at::kFloat);
+      c10::IValue result =
+          (*forward_)(std::vector<c10::IValue>(input_tensors_.begin(), input_tensors_.end()));
+      result_tensors_.clear();  // keeps its capacity
+      collect_tensors(result, result_tensors_);
+      if (result.isTensor()) {
+        if (output_names_.size() != 1) output_names_ = {"output"};
+      } else if (output_names_.size() != result_tensors_.size()) {
+        output_names_.clear();
+        name_outputs(result, "", output_names_);
       }
-      const auto count = static_cast<size_t>(first.numel());
-      output.resize(count);
-      std::memcpy(output.data(), first.data_ptr<float>(), count * sizeof(float));
+      outputs.resize(result_tensors_.size());
+      for (size_t i = 0; i < result_tensors_.size(); ++i) {
+        copy_output(result_tensors_[i], outputs[i]);
+      }
     } catch (const RunnerError&) {
       throw;
     } catch (const std::exception& error) {
       throw RunnerError("infer", std::string(kFrameworkName) + ": " + message_of(error));
     }
   }
+
+  std::vector<std::string> output_names() const override { return output_names_; }
 
   std::string enable_profiling() override {
     profiler_.emplace();
@@ -237,46 +348,52 @@ class PyTorchMobileBackend : public Backend {
   }
 
  private:
-  // The input tensor is a view of a buffer this object owns, so infer() only copies into it.
-  void prepare_input(const std::vector<int64_t>& shape) {
-    size_t count = 1;
-    for (int64_t extent : shape) {
+  // Input `index`'s tensor is a view of a buffer this object owns, of the given dtype and
+  // shape, so infer() only copies into it.
+  void prepare_input(size_t index, const InputTensor& given) {
+    for (int64_t extent : given.shape) {
       if (extent < 0) {
-        throw RunnerError("infer", std::string(kFrameworkName) + ": negative input extent");
+        throw RunnerError("inputs", std::string(kFrameworkName) + ": input '" + given.name +
+                                        "' has a negative extent");
       }
-      count *= static_cast<size_t>(extent);
     }
-    input_buffer_.assign(count, 0.0f);
-    input_tensor_ = at::from_blob(input_buffer_.data(), shape,
-                                  at::TensorOptions().dtype(at::kFloat));
-    input_shape_ = shape;
+    Input& input = inputs_[index];
+    input.buffer.assign(given.bytes, 0);
+    input_tensors_[index] = at::from_blob(
+        input.buffer.data(), given.shape,
+        at::TensorOptions().dtype(scalar_type_of(given.dtype)));
+    input.shape = given.shape;
+    input.dtype = given.dtype;
   }
 
-  static at::Tensor first_tensor(const c10::IValue& result) {
-    if (result.isTensor()) {
-      return result.toTensor();
+  // One output, flattened, as float: converted here where it is one of the protocol's
+  // dtypes (no allocation), by torch otherwise.
+  static void copy_output(const at::Tensor& tensor, std::vector<float>& output) {
+    at::Tensor values = tensor.contiguous();
+    std::optional<DType> dtype = dtype_of(values.scalar_type());
+    if (!dtype) {
+      values = values.to(at::kFloat);
+      dtype = DType::kFloat32;
     }
-    if (result.isTuple()) {
-      const auto& elements = result.toTupleRef().elements();
-      if (!elements.empty() && elements[0].isTensor()) {
-        return elements[0].toTensor();
-      }
-    }
-    if (result.isTensorList()) {
-      auto tensors = result.toTensorList();
-      if (tensors.size() > 0) {
-        return tensors.get(0);
-      }
-    }
-    throw RunnerError("infer", std::string(kFrameworkName) + ": forward returned " +
-                                   result.tagKind() + ", not a tensor");
+    const auto count = static_cast<size_t>(values.numel());
+    output.resize(count);
+    to_float(*dtype, values.const_data_ptr(), count, output.data());
   }
+
+  // One of forward's inputs: the buffer under its tensor, and what the tensor was made for.
+  struct Input {
+    std::vector<int64_t> shape;
+    DType dtype = DType::kFloat32;
+    std::vector<unsigned char> buffer;
+  };
 
   std::optional<torch::jit::mobile::Module> module_;
   std::optional<torch::jit::mobile::Method> forward_;
-  std::vector<int64_t> input_shape_;
-  std::vector<float> input_buffer_;
-  at::Tensor input_tensor_;
+  std::optional<size_t> input_count_;  // forward's arguments, where its schema was kept
+  std::vector<Input> inputs_;
+  std::vector<at::Tensor> input_tensors_;  // views of inputs_' buffers
+  std::vector<at::Tensor> result_tensors_;  // the last result's outputs, flattened
+  std::vector<std::string> output_names_;  // known after the first infer()
   std::optional<OpProfiler> profiler_;  // set by enable_profiling()
 };
 

@@ -3,6 +3,11 @@
 // same kernels and threading as the Python runner's Interpreter(num_threads=...), whose
 // default op resolver applies XNNPACK too.
 //
+// Inputs and outputs are taken in the graph's order (the interpreter's input and output
+// tensors, as get_input_details() and get_output_details() list them), not the signature's,
+// which sorts them by name: input i of the request feeds the graph's input i, and the
+// outputs are answered as the graph lists them, named as its tensors are.
+//
 // No LiteRT headers are used: the wheel ships none and the Android AAR's are optional, so the
 // few calls the runner needs are declared below from LiteRT's public C API
 // (litert/c/*.h, google-ai-edge/LiteRT at the 2.3.0 version bump). Every declared function
@@ -20,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <unordered_map>
 
@@ -60,8 +66,15 @@ enum Status : int {
   kStatusErrorNotFound = 6,
 };
 
-// LiteRtElementType (the TfLiteType values).
-enum ElementType : int { kElementTypeFloat32 = 1 };
+// LiteRtElementType (the TfLiteType values): the ones the protocol's dtypes map onto.
+enum ElementType : int {
+  kElementTypeFloat32 = 1,
+  kElementTypeInt32 = 2,
+  kElementTypeUInt8 = 3,
+  kElementTypeInt64 = 4,
+  kElementTypeBool = 6,
+  kElementTypeFloat16 = 10,
+};
 // LiteRtTensorTypeId.
 enum TensorTypeId : int { kRankedTensorType = 0 };
 // LiteRtHwAccelerators bit.
@@ -160,7 +173,11 @@ Status LiteRtGetSignatureInputTensorByIndex(Signature signature, ParamIndex inpu
                                             Tensor* tensor);
 Status LiteRtGetSignatureOutputTensorByIndex(Signature signature, ParamIndex output_index,
                                              Tensor* tensor);
+Status LiteRtGetNumSubgraphInputs(Subgraph subgraph, ParamIndex* num_inputs);
+Status LiteRtGetSubgraphInput(Subgraph subgraph, ParamIndex input_index, Tensor* input);
+Status LiteRtGetNumSubgraphOutputs(Subgraph subgraph, ParamIndex* num_outputs);
 Status LiteRtGetSubgraphOutput(Subgraph subgraph, ParamIndex output_index, Tensor* output);
+Status LiteRtGetTensorName(Tensor tensor, const char** name);
 Status LiteRtGetTensorTypeId(Tensor tensor, TensorTypeId* type_id);
 Status LiteRtGetRankedTensorType(Tensor tensor, RankedTensorType* ranked_tensor_type);
 // litert_options.h, litert_opaque_options.h
@@ -276,6 +293,18 @@ size_t element_count(const lc::Layout& layout) {
     count *= static_cast<size_t>(layout.dimensions[i]);
   }
   return count;
+}
+
+std::optional<DType> dtype_of(lc::ElementType type) {
+  switch (type) {
+    case lc::kElementTypeFloat32: return DType::kFloat32;
+    case lc::kElementTypeFloat16: return DType::kFloat16;
+    case lc::kElementTypeInt64: return DType::kInt64;
+    case lc::kElementTypeInt32: return DType::kInt32;
+    case lc::kElementTypeUInt8: return DType::kUInt8;
+    case lc::kElementTypeBool: return DType::kBool;
+    default: return std::nullopt;
+  }
 }
 
 std::string shape_text(const lc::Layout& layout) {
@@ -423,6 +452,8 @@ class TfliteBackend : public Backend {
  public:
   ~TfliteBackend() override {
     // Buffers and the compiled model before the model, the model before the environment.
+    inputs_.clear();
+    outputs_.clear();
     input_buffers_.clear();
     output_buffers_.clear();
     owned_buffers_.clear();
@@ -505,19 +536,28 @@ class TfliteBackend : public Backend {
     check("LiteRtGetNumSignatureInputs", lc::LiteRtGetNumSignatureInputs(signature, &input_count));
     check("LiteRtGetNumSignatureOutputs",
           lc::LiteRtGetNumSignatureOutputs(signature, &output_count));
-    if (input_count != 1 || output_count == 0) {
-      throw RunnerError("load", where + "expected one input and at least one output, found " +
-                                    std::to_string(input_count) + " and " +
-                                    std::to_string(output_count));
+    if (input_count == 0 || output_count == 0) {
+      throw RunnerError("load", where + "expected inputs and outputs, found " +
+                                    std::to_string(input_count) + " inputs and " +
+                                    std::to_string(output_count) + " outputs");
     }
 
-    // Run needs a buffer for every input and output; all are made here, once.
-    input_elements_ = make_buffer(signature, /*is_input=*/true, 0, where);
-    for (lc::ParamIndex i = 0; i < output_count; ++i) {
-      make_buffer(signature, /*is_input=*/false, i, where);
+    // Run needs a buffer for every input and output, in the signature's order; all are
+    // made here, once. The graph's order is what the request and the answer follow.
+    std::vector<Port> signature_inputs, signature_outputs;
+    for (lc::ParamIndex i = 0; i < input_count; ++i) {
+      signature_inputs.push_back(make_buffer(signature, /*is_input=*/true, i, {}, where));
+      input_buffers_.push_back(signature_inputs.back().buffer);
     }
-    first_output_ = first_output_index(signature, output_count);
-    output_elements_ = output_element_counts_[first_output_];
+    for (lc::ParamIndex i = 0; i < output_count; ++i) {
+      signature_outputs.push_back(
+          make_buffer(signature, /*is_input=*/false, i, signature_inputs, where));
+      output_buffers_.push_back(signature_outputs.back().buffer);
+    }
+    lc::Subgraph subgraph = nullptr;
+    check("LiteRtGetSignatureSubgraph", lc::LiteRtGetSignatureSubgraph(signature, &subgraph));
+    inputs_ = in_graph_order(subgraph, /*is_input=*/true, signature_inputs, where);
+    outputs_ = in_graph_order(subgraph, /*is_input=*/false, signature_outputs, where);
 
     bool fully_accelerated = false;
     if (lc::LiteRtCompiledModelIsFullyAccelerated(compiled_model, &fully_accelerated) ==
@@ -526,18 +566,12 @@ class TfliteBackend : public Backend {
     }
   }
 
-  void infer(const std::vector<int64_t>& shape, const float* input,
-             std::vector<float>& output) override {
+  void infer(const std::vector<InputTensor>& inputs,
+             std::vector<std::vector<float>>& outputs) override {
     if (!compiled_model_) {
       throw RunnerError("infer", std::string(kFrameworkName) + ": no model loaded");
     }
-    size_t count = 1;
-    for (int64_t dimension : shape) count *= static_cast<size_t>(dimension);
-    if (count != input_elements_) {
-      throw RunnerError("infer", std::string(kFrameworkName) + ": the input has " +
-                                     std::to_string(count) + " values, the model takes " +
-                                     std::to_string(input_elements_));
-    }
+    if (inputs.size() != inputs_.size()) throw input_count_error(inputs.size(), inputs_.size());
     auto check = [](const char* call, lc::Status status) {
       if (status != lc::kStatusOk) {
         throw RunnerError("infer", std::string(kFrameworkName) + ": " + describe(call, status));
@@ -545,10 +579,27 @@ class TfliteBackend : public Backend {
     };
 
     void* host = nullptr;
-    check("LiteRtLockTensorBuffer", lc::LiteRtLockTensorBuffer(input_buffers_[0], &host,
-                                                                lc::kLockWrite));
-    std::memcpy(host, input, count * sizeof(float));
-    check("LiteRtUnlockTensorBuffer", lc::LiteRtUnlockTensorBuffer(input_buffers_[0]));
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const InputTensor& given = inputs[i];
+      const Port& port = inputs_[i];
+      size_t count = 1;
+      for (int64_t dimension : given.shape) count *= static_cast<size_t>(dimension);
+      if (count != port.elements) {
+        throw RunnerError("inputs", std::string(kFrameworkName) + ": input '" + given.name +
+                                        "' has " + std::to_string(count) +
+                                        " values, the model's input " + port.name + " takes " +
+                                        std::to_string(port.elements));
+      }
+      check("LiteRtLockTensorBuffer", lc::LiteRtLockTensorBuffer(port.buffer, &host,
+                                                                  lc::kLockWrite));
+      try {
+        copy_input(given, port.dtype, host, port.elements);
+      } catch (...) {
+        lc::LiteRtUnlockTensorBuffer(port.buffer);
+        throw;
+      }
+      check("LiteRtUnlockTensorBuffer", lc::LiteRtUnlockTensorBuffer(port.buffer));
+    }
 
     if (profile_started_) {
       // Where this inference's events start: stop_profile() splits them per inference.
@@ -561,11 +612,21 @@ class TfliteBackend : public Backend {
                                      input_buffers_.data(), output_buffers_.size(),
                                      output_buffers_.data()));
 
-    lc::TensorBuffer result = output_buffers_[first_output_];
-    check("LiteRtLockTensorBuffer", lc::LiteRtLockTensorBuffer(result, &host, lc::kLockRead));
-    const auto* values = static_cast<const float*>(host);
-    output.assign(values, values + output_elements_);  // no reallocation after the first call
-    check("LiteRtUnlockTensorBuffer", lc::LiteRtUnlockTensorBuffer(result));
+    outputs.resize(outputs_.size());
+    for (size_t i = 0; i < outputs_.size(); ++i) {
+      const Port& port = outputs_[i];
+      check("LiteRtLockTensorBuffer", lc::LiteRtLockTensorBuffer(port.buffer, &host,
+                                                                  lc::kLockRead));
+      outputs[i].resize(port.elements);  // no reallocation after the first call
+      to_float(port.dtype, host, port.elements, outputs[i].data());
+      check("LiteRtUnlockTensorBuffer", lc::LiteRtUnlockTensorBuffer(port.buffer));
+    }
+  }
+
+  std::vector<std::string> output_names() const override {
+    std::vector<std::string> names;
+    for (const Port& port : outputs_) names.push_back(port.name);
+    return names;
   }
 
   std::string version() const override {
@@ -651,10 +712,22 @@ class TfliteBackend : public Backend {
   }
 
  private:
-  // Makes the managed (host memory on CPU) buffer the compiled model asks for, float32 only.
-  // Returns its element count.
-  size_t make_buffer(lc::Signature signature, bool is_input, lc::ParamIndex index,
-                     const std::string& where) {
+  // One of the model's inputs or outputs: its tensor and the buffer Run reads or fills.
+  struct Port {
+    std::string name;  // the tensor's
+    lc::Tensor tensor = nullptr;
+    DType dtype = DType::kFloat32;
+    size_t elements = 0;
+    lc::TensorBuffer buffer = nullptr;
+  };
+
+  // Makes the managed (host memory on CPU) buffer the compiled model asks for, of one of the
+  // protocol's dtypes, for the signature's input or output `index`. An output that is one
+  // of `inputs`' own tensor (a cast the converter dropped: int64 ids to int32 returned)
+  // shares that input's buffer: LiteRT binds one buffer per tensor, the output's last, and
+  // the input would otherwise be read from a buffer nobody wrote.
+  Port make_buffer(lc::Signature signature, bool is_input, lc::ParamIndex index,
+                   const std::vector<Port>& inputs, const std::string& where) {
     const std::string what = std::string(is_input ? "input " : "output ") + std::to_string(index);
     auto check = [&](const char* call, lc::Status status) {
       if (status != lc::kStatusOk) {
@@ -665,6 +738,9 @@ class TfliteBackend : public Backend {
     check("LiteRtGetSignatureTensorByIndex",
           is_input ? lc::LiteRtGetSignatureInputTensorByIndex(signature, index, &tensor)
                    : lc::LiteRtGetSignatureOutputTensorByIndex(signature, index, &tensor));
+    for (const Port& input : inputs) {
+      if (input.tensor == tensor) return input;
+    }
     lc::TensorTypeId type_id{};
     check("LiteRtGetTensorTypeId", lc::LiteRtGetTensorTypeId(tensor, &type_id));
     if (type_id != lc::kRankedTensorType) {
@@ -672,11 +748,18 @@ class TfliteBackend : public Backend {
     }
     lc::RankedTensorType type{};
     check("LiteRtGetRankedTensorType", lc::LiteRtGetRankedTensorType(tensor, &type));
-    if (type.element_type != lc::kElementTypeFloat32) {
-      throw RunnerError("load", where + what + " has element type " +
+    const char* name = nullptr;
+    check("LiteRtGetTensorName", lc::LiteRtGetTensorName(tensor, &name));
+    Port port;
+    port.name = name != nullptr ? name : "";
+    port.tensor = tensor;
+    const std::optional<DType> dtype = dtype_of(type.element_type);
+    if (!dtype) {
+      throw RunnerError("load", where + what + " (" + port.name + ") has element type " +
                                     std::to_string(static_cast<int>(type.element_type)) +
-                                    " (TfLiteType); the runner feeds and reads float32 only");
+                                    " (TfLiteType); the runner feeds and reads " + dtype_names());
     }
+    port.dtype = *dtype;
     const size_t elements = element_count(type.layout);
     if (elements == 0) {
       throw RunnerError("load", where + what + " has a dynamic or empty shape " +
@@ -697,32 +780,47 @@ class TfliteBackend : public Backend {
     size_t packed_size = 0;
     check("LiteRtGetTensorBufferPackedSize",
           lc::LiteRtGetTensorBufferPackedSize(buffer, &packed_size));
-    if (packed_size < elements * sizeof(float)) {
+    if (packed_size < elements * dtype_bytes(port.dtype)) {
       throw RunnerError("load", where + what + ": buffer of " + std::to_string(packed_size) +
-                                    " bytes for " + std::to_string(elements) + " floats");
+                                    " bytes for " + std::to_string(elements) + " " +
+                                    dtype_name(port.dtype) + " values");
     }
-    (is_input ? input_buffers_ : output_buffers_).push_back(buffer);
-    if (!is_input) output_element_counts_.push_back(elements);
-    return elements;
+    port.elements = elements;
+    port.buffer = buffer;
+    return port;
   }
 
-  // The Python runner reads get_output_details()[0], the subgraph's first output; the
-  // signature may list its outputs in another order.
-  lc::ParamIndex first_output_index(lc::Signature signature, lc::ParamIndex output_count) {
-    lc::Subgraph subgraph = nullptr;
-    lc::Tensor first = nullptr;
-    if (lc::LiteRtGetSignatureSubgraph(signature, &subgraph) != lc::kStatusOk ||
-        lc::LiteRtGetSubgraphOutput(subgraph, 0, &first) != lc::kStatusOk) {
-      return 0;
+  // The signature's ports in the graph's order (the interpreter's input or output tensors),
+  // matched by tensor: the signature sorts them by name.
+  std::vector<Port> in_graph_order(lc::Subgraph subgraph, bool is_input,
+                                   const std::vector<Port>& ports, const std::string& where) {
+    const char* kind = is_input ? "input" : "output";
+    auto check = [&](const char* call, lc::Status status) {
+      if (status != lc::kStatusOk) throw RunnerError("load", where + describe(call, status));
+    };
+    lc::ParamIndex count = 0;
+    check(is_input ? "LiteRtGetNumSubgraphInputs" : "LiteRtGetNumSubgraphOutputs",
+          is_input ? lc::LiteRtGetNumSubgraphInputs(subgraph, &count)
+                   : lc::LiteRtGetNumSubgraphOutputs(subgraph, &count));
+    if (count != ports.size()) {
+      throw RunnerError("load", where + "the graph has " + std::to_string(count) + " " + kind +
+                                    "s, its signature " + std::to_string(ports.size()));
     }
-    for (lc::ParamIndex i = 0; i < output_count; ++i) {
+    std::vector<Port> ordered;
+    for (lc::ParamIndex i = 0; i < count; ++i) {
       lc::Tensor tensor = nullptr;
-      if (lc::LiteRtGetSignatureOutputTensorByIndex(signature, i, &tensor) == lc::kStatusOk &&
-          tensor == first) {
-        return i;
+      check(is_input ? "LiteRtGetSubgraphInput" : "LiteRtGetSubgraphOutput",
+            is_input ? lc::LiteRtGetSubgraphInput(subgraph, i, &tensor)
+                     : lc::LiteRtGetSubgraphOutput(subgraph, i, &tensor));
+      auto same = [&](const Port& port) { return port.tensor == tensor; };
+      const auto found = std::find_if(ports.begin(), ports.end(), same);
+      if (found == ports.end()) {
+        throw RunnerError("load", where + "the graph's " + kind + " " + std::to_string(i) +
+                                      " is not in its signature");
       }
+      ordered.push_back(*found);
     }
-    return 0;
+    return ordered;
   }
 
   static std::string declared_version() {
@@ -744,12 +842,10 @@ class TfliteBackend : public Backend {
   OwnedOptions options_;  // kept for the compiled model's lifetime, which may refer to it
   OwnedCompiledModel compiled_model_;
   std::vector<OwnedTensorBuffer> owned_buffers_;
-  std::vector<lc::TensorBuffer> input_buffers_;
+  std::vector<lc::TensorBuffer> input_buffers_;   // the signature's order, as Run takes them
   std::vector<lc::TensorBuffer> output_buffers_;
-  std::vector<size_t> output_element_counts_;
-  size_t input_elements_ = 0;
-  size_t output_elements_ = 0;
-  lc::ParamIndex first_output_ = 0;
+  std::vector<Port> inputs_;  // the graph's order, as the request gives them
+  std::vector<Port> outputs_;  // the graph's order, as they are answered
   int threads_ = 0;
   int fully_accelerated_ = -1;  // -1: not known
   // Profiling (a profile pass's own instance only).

@@ -142,6 +142,56 @@ std::optional<ProfileRequest> read_profile(const Fields& request) {
   return p;
 }
 
+std::optional<ClassMapRequest> read_class_map(const Fields& request) {
+  namespace field = protocol::class_map_request;
+  if (request.absent(protocol::request::class_map)) return std::nullopt;
+  const Fields json(request.get(protocol::request::class_map), "the request's class_map");
+  ClassMapRequest map;
+  map.axis = json.count(field::axis);
+  const Json& shape = json.get(field::shape);
+  if (!shape.is_array()) throw RunnerError("request", "the request's class_map has no shape");
+  for (const Json& size : shape) {
+    if (!size.is_number_integer() || size.get<int64_t>() < 1)
+      throw RunnerError("request", "the request's class_map shape holds a size below 1");
+    map.shape.push_back(size.get<int64_t>());
+  }
+  if (map.axis < 0 || map.axis >= static_cast<long>(map.shape.size()))
+    throw RunnerError("request", "the request's class_map axis " + std::to_string(map.axis) +
+                                     " is not an axis of its shape");
+  return map;
+}
+
+// A list of message tensor_file: one per model input, at least one.
+std::vector<TensorFile> read_tensor_files(const Fields& request, const char* key) {
+  namespace field = protocol::tensor_file;
+  const Json& list = request.get(key);
+  const std::string where = std::string("the request's ") + key;
+  if (!list.is_array()) {
+    throw RunnerError("request", where + " is not a list of tensor files (" + field::name +
+                                     ", " + field::dtype + ", " + field::path + ")");
+  }
+  if (list.empty()) {
+    throw RunnerError("request", where + " is empty: it lists one tensor file per model input");
+  }
+  std::vector<TensorFile> files;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Fields json(list[i], where + "[" + std::to_string(i) + "]");
+    TensorFile file;
+    file.name = json.text(field::name);
+    file.path = json.text(field::path);
+    const std::string dtype = json.text(field::dtype);
+    const std::optional<DType> known = dtype_named(dtype);
+    if (!known) {
+      throw RunnerError("request", where + "[" + std::to_string(i) + "] ('" + file.name +
+                                       "') has dtype '" + dtype + "', not one of " +
+                                       dtype_names());
+    }
+    file.dtype = *known;
+    files.push_back(std::move(file));
+  }
+  return files;
+}
+
 Json thermal_state(const ThermalState& state) {
   namespace field = protocol::thermal_state;
   Json temperatures = Json::object();
@@ -172,6 +222,7 @@ Json labelled(const LabelledPass& pass) {
   json[field::end_to_end_s] = numbers(pass.end_to_end_s);
   json[field::inference_s] = numbers(pass.inference_s);
   json[field::top_k] = pass.top_k;
+  json[field::class_maps] = pass.class_maps ? Json(*pass.class_maps) : Json(nullptr);
   json[field::decoded_on_device] = false;  // the host preprocessed the images
   return json;
 }
@@ -243,11 +294,12 @@ Request parse_request(const std::string& text) {
   request.peak_asked = !fields.absent(field::peak_probe_threads) &&
                        !fields.get(field::peak_probe_threads).empty();
   request.timing = read_timing(fields);
-  request.probe_inputs = fields.text(field::probe_inputs);
+  request.probe_inputs = read_tensor_files(fields, field::probe_inputs);
   if (!fields.absent(field::labelled_inputs))
-    request.labelled_inputs = fields.text(field::labelled_inputs);
+    request.labelled_inputs = read_tensor_files(fields, field::labelled_inputs);
   request.paired = read_paired(fields);
   request.profile = read_profile(fields);
+  request.class_map = read_class_map(fields);
   return request;
 }
 
@@ -267,7 +319,12 @@ std::string result_json(const Result& result) {
   json[field::samples_s] = numbers(result.samples_s);
   json[field::stop_reason] = result.stop_reason;
   Json& probe_outputs = json[field::probe_outputs] = Json::array();
-  for (const auto& row : result.probe_outputs) probe_outputs.push_back(numbers(row));
+  for (const auto& probe : result.probe_outputs) {
+    Json outputs = Json::array();
+    for (const auto& output : probe) outputs.push_back(numbers(output));
+    probe_outputs.push_back(std::move(outputs));
+  }
+  json[field::output_names] = result.output_names;
   json[field::labelled] = result.labelled ? labelled(*result.labelled) : Json(nullptr);
   Json& thermal = json[field::thermal];
   thermal[protocol::thermal::before] = thermal_state(result.thermal_before);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "npy.hpp"
 #include "protocol_fields.hpp"
 #include "system.hpp"
 
@@ -41,14 +42,30 @@ struct ProfileRequest {
   long runs = 0, warmup_runs = 0;
 };
 
+// Answer each labelled item by the class of each position of its first output: the argmax
+// along `axis` of an output of `shape` (message class_map_request).
+struct ClassMapRequest {
+  long axis = 1;
+  std::vector<int64_t> shape;
+};
+
+// One model input's tensor file (message tensor_file).
+struct TensorFile {
+  std::string name;  // the model input's name, as the card declares it
+  DType dtype = DType::kFloat32;  // what the file holds
+  std::string path;
+};
+
 struct Request {
-  std::string framework, artifact, probe_inputs;
-  std::optional<std::string> labelled_inputs;
+  std::string framework, artifact;
+  std::vector<TensorFile> probe_inputs;  // one per model input, in the model's input order
+  std::optional<std::vector<TensorFile>> labelled_inputs;  // the same, rows: labelled items
   int threads = 1;
   bool peak_asked = false;  // peak_probe_threads not empty
   Timing timing;
   std::optional<PairedRequest> paired;  // null: not asked
   std::optional<ProfileRequest> profile;  // null: not asked
+  std::optional<ClassMapRequest> class_map;  // null: top_k
 };
 
 // Throws RunnerError: "protocol" for another version, "request" for anything malformed.
@@ -57,6 +74,7 @@ Request parse_request(const std::string& text);
 struct LabelledPass {
   std::vector<double> end_to_end_s, inference_s;
   std::vector<std::vector<long>> top_k;
+  std::optional<std::vector<std::vector<long>>> class_maps;  // asked for: top_k stays empty
 };
 
 struct PairedRound {
@@ -89,7 +107,8 @@ struct Result {
   int threads = 1;
   double load_s = 0, first_inference_s = 0;
   std::vector<double> warmup_samples_s, samples_s;
-  std::vector<std::vector<double>> probe_outputs;
+  std::vector<std::vector<std::vector<double>>> probe_outputs;  // per probe, per output
+  std::vector<std::string> output_names;
   std::optional<LabelledPass> labelled;  // decoded on the host: decoded_on_device false
   ThermalState thermal_before, thermal_after;
   std::optional<CoreTimes> competing_load;  // over the timed phase; null where unknown
