@@ -300,7 +300,7 @@ def test_a_full_work_folder_names_the_space_needed_and_free_and_the_rest_is_repo
     result.assert_outcomes(passed=2, errors=2)
     result.stdout.fnmatch_lines([
         f"deploy stage: onnxruntime to AIoT_Board: device 'AIoT_Board' ({board.serial}): no "
-        f"space for tiny_cnn-probes-*.npy (* KiB) in {small_folder}: * KiB free; free space "
+        f"space for tiny_cnn-input-probes-*.npy (* KiB) in {small_folder}: * KiB free; free space "
         "on the device or point --aiot-adb-workdir at a larger folder",
         "*deploy stage: tflite to AIoT_Board: *no space for tiny_cnn.tflite (10 KiB) in *"])
     assert "AdbError" not in result.stdout.str()  # refused before the push: adb's FAIL unseen

@@ -292,17 +292,15 @@ def test_mean_iou_sums_each_class_over_the_items_and_skips_unlabelled_pixels():
     assert mean_iou(want, want) == 1.0
 
 
-def example_segmenter_maps(images: list[Path], spec: dict) -> list[np.ndarray]:
+def example_segmenter_maps(inputs: list[np.ndarray]) -> list[np.ndarray]:
     """The example's segmenter's class maps, built as the session builds it, on the host."""
-    from pytest_aiotbench.runner.aiot_runner import preprocess
-
     module = example_module()
     try:
         implementations.get("torch").seed(0)
         model = module.tiny_segmenter().eval()
         with torch.inference_mode():
-            return [model(torch.from_numpy(preprocess(str(path), spec)))["out"][0]
-                    .argmax(0).numpy() for path in images]
+            return [model(torch.from_numpy(batch))["out"][0].argmax(0).numpy()
+                    for batch in inputs]
     finally:
         unregister_example()
 
@@ -311,10 +309,10 @@ def test_label_masks_score_a_segmenter_by_miou_on_both_runners(pytester, run_plu
                                                                native_runners, tmp_path):
     """A folder of images and masks (Pascal VOC's layout): each mask cropped as its image,
     the device's class map against it, mIoU over the classes; the same through both
-    runners, and what the fp32 model scores on the host."""
+    runners, and what the fp32 model scores on the host. Then label maps in a .npz."""
     from PIL import Image
 
-    from pytest_aiotbench.runner.aiot_runner import preprocess_mask
+    from pytest_aiotbench.runner.aiot_runner import preprocess, preprocess_mask
     from pytest_aiotbench.tasks.segmentation import mean_iou
 
     voc = tmp_path / "voc"
@@ -331,16 +329,19 @@ def test_label_masks_score_a_segmenter_by_miou_on_both_runners(pytester, run_plu
             "std": [0.229, 0.224, 0.225]}  # the card's: 64 * 256 / 224 = 73
     images = sorted((voc / "images").iterdir())
     masks = [preprocess_mask(str(voc / "masks" / f"{path.stem}.png"), spec) for path in images]
-    expected = mean_iou(example_segmenter_maps(images, spec), masks)
+    pixels = [preprocess(str(path), spec) for path in images]
+    expected = mean_iou(example_segmenter_maps(pixels), masks)
     assert 0 < expected < 1
+    arrays = tmp_path / "maps.npz"
+    np.savez(arrays, input=np.concatenate(pixels), labels=np.stack(masks))
     shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
     scored = []
-    for runner in ("python", "native"):
+    for runner, data in (("python", voc), ("native", voc), ("python", arrays)):
         result, document = run_plugin(EXAMPLE.name, "--aiot-network=tiny_segmenter",
-                                      "--aiot-framework=onnxruntime", f"--aiot-dataset={voc}",
+                                      "--aiot-framework=onnxruntime", f"--aiot-dataset={data}",
                                       f"--aiot-runner={runner}")
         result.assert_outcomes(passed=1)
         (row,) = json_rows(document).values()
         assert row["accuracy_source"] == "mIoU on labelled masks" and row["images"] == 3
         scored.append(row["miou"])
-    assert scored == pytest.approx([expected, expected], abs=1e-6)
+    assert scored == pytest.approx([expected] * 3, abs=1e-6)

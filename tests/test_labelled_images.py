@@ -29,7 +29,7 @@ def test_trained_digits_network_is_accurate_on_every_framework(pytester, run_plu
     result, document = run_plugin(f"--aiot-dataset={digits_set['val']}")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*accuracy source labelled: top-1/top-5 measured on the "
-                                 "device*400 labelled images*"])
+                                 "device*400 labelled items*"])
     workloads = document["devices"]["local"]["workloads"]
     assert {w["framework"] for w in workloads} == set(ALL_FRAMEWORKS)
     for workload in workloads:
