@@ -42,13 +42,8 @@ from pytest_aiotbench.devices import Device, DeviceError, DeviceFacts, Framework
 from pytest_aiotbench.frameworks import ExportError, VariantUnsupported
 from pytest_aiotbench.gate.pairing import PAIRED, PairPlan
 from pytest_aiotbench.identity import WorkloadKey
-from pytest_aiotbench.images import (
-    Dataset,
-    DatasetError,
-    Labelled,
-    LabelledArrays,
-    MaskedImages,
-)
+from pytest_aiotbench.images import Dataset, DatasetError, Labelled
+from pytest_aiotbench.images.for_networks import LabelledForNetworks, preprocessing_spec
 from pytest_aiotbench.matrix import ArtifactChoice, NetworkChoice
 from pytest_aiotbench.measure import WorkloadResult, compare, summarize
 from pytest_aiotbench.measure import flags as row_flags
@@ -63,7 +58,6 @@ from pytest_aiotbench.measure.result import (
     PASSED,
 )
 from pytest_aiotbench.measure.thermal import throttle_findings
-from pytest_aiotbench.runner.aiot_runner import preprocess, preprocess_mask
 from pytest_aiotbench.runner.native.build import NativeBuilder
 from pytest_aiotbench.runner.native.targets import NativeBuildError
 from pytest_aiotbench.runner.program import RunnerChooser, RunnerProgram, RunnerUnavailable
@@ -77,10 +71,8 @@ from pytest_aiotbench.runner.protocol import (
     TensorFile,
 )
 from pytest_aiotbench.settings import Settings
-from pytest_aiotbench.tasks.base import CLASSES, MAPS
 from pytest_aiotbench.tasks.segmentation import mean_iou
 
-CALIBRATION_IMAGES = 16
 #: Held while a network is built (see Stages._prepared_network).
 _BUILDING = threading.Lock()
 #: Largest relative error against fp32 for the reduced-precision variants: they are judged
@@ -105,10 +97,6 @@ def peak_probe_threads(threads: int) -> tuple[int, ...]:
         counts.append(count)
         count *= 2
     return (*counts, threads)
-
-
-def preprocessing_spec(card: networks.NetworkCard) -> dict[str, Any]:
-    return dataclasses.asdict(card.preprocessing)
 
 
 class StageFailed(pytest.fail.Exception):
@@ -209,16 +197,13 @@ class Stages:
         self.settings = settings
         #: The release gate's question: time this workload beside the baseline's artifact?
         self.pairing = pairing
-        self._dataset = dataset
         self.progress = progress
         self.cache = ArtifactCache(settings.cache_dir)
         self.runners = RunnerChooser(settings.runner, NativeBuilder(settings.cache_dir, progress))
         self.counts = StageCounts()
         self.device_facts: dict[str, DeviceFacts] = {}
-        self._calibration: dict[str, tuple[np.ndarray, ...]] = {}
-        #: Per network, its labelled items as files, one per input (name, dtype, file).
-        self._labelled_inputs: dict[str, tuple[tuple[str, str, Path], ...]] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix="aiotbench-"))
+        self.labelled = LabelledForNetworks(dataset, self._workdir)
         #: The clock the rows' timelines are read on (the session begins about now).
         self.started = time.perf_counter()
         #: The exports started ahead of their items (None: each item exports its own).
@@ -227,10 +212,6 @@ class Stages:
         self._networks: dict[NetworkChoice, PreparedNetwork | StageFailed] = {}
         self._network_locks: dict[NetworkChoice, threading.Lock] = {}
         self._preparing: list[tuple[float, float]] = []
-
-    @property
-    def dataset(self) -> Labelled | None:
-        return self._dataset()
 
     # ---------------------------------------------------------------- network
     def network(self, choice: NetworkChoice) -> PreparedNetwork:
@@ -250,7 +231,10 @@ class Stages:
         started = time.perf_counter()
         try:
             card = networks.get(choice.name, choice.implementation)
-            self._check_labels(card)
+            try:
+                self.labelled.check(card)
+            except DatasetError as exc:
+                raise BuildError(str(exc)) from None
             # One build at a time: the seed is the framework's global generator, and two
             # builds drawing from it at once would each get other weights than their seed's.
             with _BUILDING:
@@ -309,7 +293,7 @@ class Stages:
             framework = frameworks.adapter(choice.framework, network.card.implementation)
             artifact = export_artifact(network, framework, self.cache, self._announce_export,
                                        variant=choice.variant,
-                                       calibration=self._calibration_for(network.card))
+                                       calibration=self.labelled.calibration(network.card))
         except VariantUnsupported as exc:
             raise StageSkipped("export", str(exc)) from None
         except ExportError as exc:
@@ -401,43 +385,18 @@ class Stages:
         preprocessed here with the same ``preprocess`` for the native runner (a phone has no
         Pillow); for arrays, one file per input, for either runner."""
         card, outputs = network.card, network.outputs
-        rows = self._labelled_rows(card)
+        rows = self.labelled.rows(card)
         if rows is None:
             return {}
-        dataset = self.dataset
+        dataset = self.labelled.dataset
         axis = tasks.get(card.task).class_map_axis
         maps = {"class_map": None if axis is None else ClassMapRequest(axis, outputs[0].shape)}
         if isinstance(dataset, Dataset) and program.kind == "python":
             return {"images": tuple(device.stage(image.path) for image in dataset.images),
                     "preprocessing": preprocessing_spec(card), **maps}
-        if card.label not in self._labelled_inputs:
-            files = []
-            for one, values in zip(card.inputs, rows(), strict=True):
-                path = self._workdir / f"{card.label}-labelled-{one.name}.npy"
-                np.save(path, values)
-                files.append((one.name, one.dtype, path))
-            self._labelled_inputs[card.label] = tuple(files)
         return {"labelled_inputs": tuple(TensorFile(name, dtype, device.stage(path))
                                          for name, dtype, path in
-                                         self._labelled_inputs[card.label]), **maps}
-
-    def _labelled_rows(self, card: networks.NetworkCard
-                       ) -> Callable[[], tuple[np.ndarray, ...]] | None:
-        """What reads the labelled items as this network's inputs, where labelled data
-        scores it (a classifier of images and an image folder, a classifier and a file of
-        arrays named as its inputs); None where its quality is its task's agreement with
-        fp32. Raises DatasetError where the arrays are for it but do not fit it."""
-        dataset = self.dataset
-        if dataset is None or tasks.get(card.task).labels != _labels_kind(dataset):
-            return None
-        if isinstance(dataset, LabelledArrays):
-            rows = dataset.rows_for(card)
-            return None if rows is None else (lambda: rows)
-        if not card.takes_images:
-            return None
-        spec = preprocessing_spec(card)
-        return lambda: (np.concatenate([preprocess(str(image.path), spec)
-                                        for image in dataset.images]),)
+                                         self.labelled.files(card, rows)), **maps}
 
     # ---------------------------------------------------------------- measure
     def measure(self, deployed: Deployed, nodeid: str = "") -> WorkloadResult:
@@ -587,13 +546,13 @@ class Stages:
     def _score_labelled(self, labelled: LabelledPass, network: PreparedNetwork,
                         result: WorkloadResult) -> None:
         if labelled.class_maps is not None:
-            masks = self._masks(network)
+            masks = self.labelled.masks(network.card, network.outputs[0].shape)
             result.images = len(masks)
             result.miou = mean_iou([np.asarray(found).reshape(mask.shape) for found, mask in
                                     zip(labelled.class_maps, masks, strict=True)], masks)
             result.accuracy, result.accuracy_source = result.miou, LABELLED_MASKS
         else:
-            labels = _labels(self.dataset)
+            labels = self.labelled.labels()
             top = labelled.top_k
             result.images = len(labels)
             result.predictions = [row[0] for row in top]
@@ -607,94 +566,12 @@ class Stages:
         if self.settings.protocol == "paper":
             result.latency_basis = "end-to-end"
 
-    def _masks(self, network: PreparedNetwork) -> list[np.ndarray]:
-        """The label maps, each as the network's class map covers it: a folder's masks
-        cropped and resized as their images are, then to the first output's map size."""
-        dataset = self.dataset
-        height, width = network.outputs[0].shape[-2:]
-        if isinstance(dataset, LabelledArrays):
-            masks = list(dataset.labels)
-        else:
-            assert isinstance(dataset, MaskedImages)
-            spec = preprocessing_spec(network.card)
-            masks = [preprocess_mask(str(path), spec) for path in dataset.masks]
-        return [_nearest(mask, height, width) for mask in masks]
-
-    def _check_labels(self, card: networks.NetworkCard) -> None:
-        """Labelled data this network cannot be scored on, before anything is built."""
-        dataset = self.dataset
-        try:
-            if self._labelled_rows(card) is None:
-                return
-        except DatasetError as exc:
-            raise BuildError(str(exc)) from None
-        if isinstance(dataset, Dataset):
-            for image in dataset.images:
-                if image.label >= card.num_classes:
-                    raise BuildError(
-                        f"class {image.class_name!r} of {dataset.root} has index "
-                        f"{image.label}, but {card.name!r} outputs {card.num_classes} classes; "
-                        "give a labels file (--aiot-labels) or a dataset of this network's "
-                        "classes")
-        elif (isinstance(dataset, LabelledArrays) and dataset.labels.ndim == 1
-              and dataset.labels.max() >= card.num_classes):
-            raise BuildError(f"{dataset.root} labels an item {dataset.labels.max()}, but "
-                             f"{card.name!r} outputs {card.num_classes} classes")
-
-    def _calibration_for(self, card: networks.NetworkCard) -> tuple[np.ndarray, ...] | None:
-        """A few labelled items, as this network's inputs (None: use the probes)."""
-        dataset = self.dataset
-        if dataset is None:
-            return None
-        if card.label not in self._calibration:
-            if isinstance(dataset, LabelledArrays):
-                rows = dataset.rows_for(card)
-                if rows is None:
-                    return None
-                step = max(1, len(dataset.labels) // CALIBRATION_IMAGES)
-                self._calibration[card.label] = tuple(
-                    one[::step][:CALIBRATION_IMAGES] for one in rows)
-            elif card.takes_images:
-                step = max(1, len(dataset.images) // CALIBRATION_IMAGES)
-                chosen = dataset.images[::step][:CALIBRATION_IMAGES]
-                spec = preprocessing_spec(card)
-                self._calibration[card.label] = (np.concatenate(
-                    [preprocess(str(image.path), spec) for image in chosen]),)
-            else:
-                return None
-        return self._calibration[card.label]
-
     def close(self) -> None:
         import shutil
 
         if self.pool is not None:
             self.pool.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
-
-
-def _labels(dataset: Labelled | None) -> list[int]:
-    if isinstance(dataset, LabelledArrays):
-        return [int(label) for label in dataset.labels]
-    assert dataset is not None
-    return [image.label for image in dataset.images]
-
-
-def _labels_kind(dataset: Labelled) -> str:
-    """What the data labels: a class per item, or a class per pixel."""
-    if isinstance(dataset, MaskedImages) or (isinstance(dataset, LabelledArrays)
-                                             and dataset.labels.ndim == 3):
-        return MAPS
-    return CLASSES
-
-
-def _nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``mask`` at ``height`` x ``width``, by nearest neighbour (the map's own size where it
-    is already)."""
-    if mask.shape == (height, width):
-        return mask
-    rows = (np.arange(height) * mask.shape[0] // height)[:, None]
-    columns = (np.arange(width) * mask.shape[1] // width)[None, :]
-    return mask[rows, columns]
 
 
 def _networks_in_turn(pairs: list[tuple[NetworkChoice, ArtifactChoice]]

@@ -9,7 +9,7 @@ from pytest_aiotbench.images.arrays import SUFFIX, LabelledArrays, load_arrays
 from pytest_aiotbench.images.dataset import Dataset, DatasetError, LabelledImage, load_dataset
 from pytest_aiotbench.images.masks import MaskedImages, is_masked_folder, load_masked
 
-#: What --aiot-dataset gives: an image folder or a file of arrays.
+#: What --aiot-dataset gives: an image folder (of classes, or with masks) or a file of arrays.
 Labelled = Dataset | LabelledArrays
 
 
