@@ -302,3 +302,17 @@ def test_a_malformed_result_is_a_protocol_error_naming_the_field():
 
 def test_no_json_on_stdout_means_no_result():
     assert parse_result("Segmentation fault\n") is None
+
+
+def test_the_compare_tool_times_a_file_through_the_plugins_runner(tmp_path):
+    """tox -e compare's plugin side: its request is one the runners take."""
+    from conftest import onnx_chain
+
+    from pytest_aiotbench.runner.program import PYTHON_RUNNER
+    from pytest_aiotbench.tools.compare import _input_like, plugin_runner
+
+    onnx_chain(2, tmp_path / "chain.onnx")
+    np.save(tmp_path / "probes.npy", _input_like(str(tmp_path / "chain.onnx")))
+    median = plugin_runner(PYTHON_RUNNER, str(tmp_path / "chain.onnx"), "onnxruntime",
+                           tmp_path / "probes.npy", 1, 0.05)
+    assert 0 < median < 0.05

@@ -78,9 +78,10 @@ def plugin_runner(program, path: str, framework: str, probes: Path, threads: int
                   seconds: float) -> float:
     """One of the plugin's runners on the local device, timing for a fixed window."""
     from pytest_aiotbench.devices import LocalDevice
-    from pytest_aiotbench.runner.protocol import RunRequest, Timing
+    from pytest_aiotbench.runner.protocol import RunRequest, TensorFile, Timing
 
-    request = RunRequest(framework, path, str(probes), threads,
+    # The reference networks take one float image (the ONNX file's one input).
+    request = RunRequest(framework, path, (TensorFile("input", "float32", str(probes)),), threads,
                          Timing(min_time_s=seconds, max_time_s=seconds, target_rel_ci=1e-9))
     return statistics.median(LocalDevice().run(program, request, timeout_s=600).samples_s)
 
