@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from pytest_aiotbench import tasks
 from pytest_aiotbench.networks.card import Output
 from pytest_aiotbench.tasks import Task
 
 #: What the agreement meant before tasks (results stored by older versions).
-CLASSIFICATION_AGREEMENT = "top-1 agreement with fp32 reference"
+CLASSIFICATION_AGREEMENT = tasks.get("classification").agreement_measure
 
 
 @dataclasses.dataclass(frozen=True)
