@@ -221,7 +221,9 @@ class BenchSession:
         for alias, deploy in run.deploy.items():
             lines.append(f"deploy to {alias}: {deploy.pushed} files pushed "
                          f"({deploy.bytes_pushed / 1e6:.1f} MB), "
-                         f"{deploy.skipped_same_hash} already there with the same hash")
+                         f"{deploy.skipped_same_hash} already there with the same hash"
+                         + (f"; {deploy.retried} pushes went through on a second try"
+                            if deploy.retried else ""))
         if run.unavailable:
             lines.append("devices seen but not usable: " + ", ".join(run.unavailable))
         elapsed = time.perf_counter() - self.started

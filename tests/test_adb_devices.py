@@ -449,3 +449,40 @@ def test_a_runner_the_device_cannot_execute_says_why_not_an_exit_code(board, tmp
             "runner on device 'AIoT_Board' failed at start: the native onnxruntime runner (built "
             f"for linux-{HOST}) cannot be executed by the device (uname -m {HOST}): "), message
         assert "aiot_runner_onnxruntime" in message
+
+
+def test_a_push_that_fails_for_another_reason_than_space_is_tried_again(
+        adbd_factory, tmp_path):
+    """adb's sync fails now and then with a bare FAIL; a push that fails with room to spare
+    goes once more. This board's df, asked right before the first push, puts a file where
+    the push's folder should be (the push fails); asked why after the failure, it puts the
+    folder back: the second push goes through."""
+    from pytest_aiotbench.artifacts.cache import sha256_file
+
+    board = adbd_factory("Flaky Push Board")
+    model = tmp_path / "model.tflite"
+    model.write_bytes(os.urandom(20 * 1024))
+    workdir = tmp_path / "work"
+    folder = workdir / "files" / sha256_file(model)[:16]
+    asked = tmp_path / "df asked"
+    df = board.root / "bin" / "df"
+    df.write_text(f"""#!/bin/sh
+if [ -e '{asked}' ]; then rm -f '{folder}'; mkdir -p '{folder}'
+else rmdir '{folder}' && touch '{folder}'; fi
+touch '{asked}'; exec {shutil.which("df")} "$@"\n""")
+    df.chmod(0o755)
+    device = AdbDevice(board.serial, AdbOptions(workdir=str(workdir)))
+    try:
+        assert device.stage(model) == str(folder / model.name)
+        assert (folder / model.name).read_bytes() == model.read_bytes()
+        assert (device.deploy_stats.pushed, device.deploy_stats.retried) == (1, 1)
+        # A folder that stays a file fails both tries, said as it is.
+        other = tmp_path / "other.onnx"
+        other.write_bytes(os.urandom(1024))
+        blocked = workdir / "files" / sha256_file(other)[:16]
+        blocked.write_text("not a folder")
+        with pytest.raises(DeviceError, match=r"push other\.onnx: .*not a lack of space"):
+            device.stage(other)
+        assert (device.deploy_stats.pushed, device.deploy_stats.retried) == (1, 1)
+    finally:
+        device.close()

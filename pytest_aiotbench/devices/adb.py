@@ -95,6 +95,10 @@ def _device_packages() -> list[str]:
     return packages
 
 
+class NoSpace(DeviceError):
+    """A push the device has no room for."""
+
+
 class AdbUnavailable(DeviceError):
     """The adb server cannot be reached or started."""
 
@@ -322,12 +326,21 @@ class AdbDevice(Device):
             free = self._free_bytes(remote_dir, make=True)
             self.pushed.append(remote_dir)  # removed at close, even when nothing went in
             if free is not None and size > free:
-                raise DeviceError(self._no_space(local_path.name, size, free))
-            try:
-                self._call(f"push {local_path.name}", self.device.sync.push, str(local_path),
-                           remote, mode=0o755 if executable else 0o644)
-            except DeviceError as exc:
-                raise self._push_failed(exc, local_path.name, remote, size) from exc
+                raise NoSpace(self._no_space(local_path.name, size, free))
+            for attempt in range(PUSH_ATTEMPTS):
+                try:
+                    self._call(f"push {local_path.name}", self.device.sync.push, str(local_path),
+                               remote, mode=0o755 if executable else 0o644)
+                except DeviceError as exc:
+                    failure = self._push_failed(exc, local_path.name, remote, size)
+                    # adb's sync answers a bare FAIL now and then (an adbd under load): a push
+                    # that failed for another reason than space is tried once more.
+                    if (self._lost or isinstance(failure, NoSpace)
+                            or attempt + 1 == PUSH_ATTEMPTS):
+                        raise failure from exc
+                    continue
+                self.deploy_stats.retried += attempt > 0
+                break
             if self._remote_sha256(remote) != digest:
                 raise self._push_failed(
                     DeviceError(f"device {self._name()}: {remote} does not match {local_path} "
@@ -366,7 +379,7 @@ class AdbDevice(Device):
         # Blocks and metadata take more than the file's bytes: a file within this slack of
         # the free space counts as not fitting.
         if size + SPACE_SLACK_BYTES > free:
-            return DeviceError(f"{self._no_space(name, size, free)} (adb: {reason})")
+            return NoSpace(f"{self._no_space(name, size, free)} (adb: {reason})")
         return DeviceError(f"device {self._name()}: {reason} ({human_size(free)} free in "
                            f"{self.workdir}: not a lack of space)")
 
@@ -450,6 +463,8 @@ class AdbDevice(Device):
 
 #: A file this close to the free space may still not fit (blocks, the folder's entries).
 SPACE_SLACK_BYTES = 64 * 1024
+#: Tries of one push (adb's sync fails now and then for no reason it gives).
+PUSH_ATTEMPTS = 2
 
 
 def mount_of(mounts: str, path: str) -> tuple[str, str] | None:

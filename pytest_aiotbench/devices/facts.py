@@ -16,11 +16,14 @@ class DeployStats:
     pushed: int = 0
     skipped_same_hash: int = 0
     bytes_pushed: int = 0
+    #: Pushes that failed once for another reason than space and went through when tried again.
+    retried: int = 0
 
     def add(self, other: DeployStats) -> None:
         self.pushed += other.pushed
         self.skipped_same_hash += other.skipped_same_hash
         self.bytes_pushed += other.bytes_pushed
+        self.retried += other.retried
 
     def to_json(self) -> dict[str, int]:
         return dataclasses.asdict(self)
