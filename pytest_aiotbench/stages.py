@@ -73,7 +73,7 @@ from pytest_aiotbench.runner.protocol import (
 from pytest_aiotbench.settings import Settings
 from pytest_aiotbench.tasks.segmentation import mean_iou
 
-#: Held while a network is built (see Stages._prepared_network).
+#: Held while a network is built (see Stages.network): one build at a time in a process.
 _BUILDING = threading.Lock()
 #: Largest relative error against fp32 for the reduced-precision variants: they are judged
 #: by their accuracy, this only catches an artifact that computes something else entirely.
@@ -210,19 +210,20 @@ class Stages:
         self.pool: ExportPool | None = None
         self._lock = threading.Lock()
         self._networks: dict[NetworkChoice, PreparedNetwork | StageFailed] = {}
-        self._network_locks: dict[NetworkChoice, threading.Lock] = {}
         self._preparing: list[tuple[float, float]] = []
 
     # ---------------------------------------------------------------- network
     def network(self, choice: NetworkChoice) -> PreparedNetwork:
         """Build the network and its fp32 reference answers on the probes (once a process:
         the export pool and the items share it)."""
-        with self._lock:
-            lock = self._network_locks.setdefault(choice, threading.Lock())
-        with lock:
-            if choice not in self._networks:
-                self._networks[choice] = self._prepared_network(choice)
-        prepared = self._networks[choice]
+        prepared = self._networks.get(choice)
+        if prepared is None:
+            # One build at a time: the seed is the framework's global generator, and two
+            # builds drawing from it at once would each get other weights than their seed's.
+            with _BUILDING:
+                if choice not in self._networks:
+                    self._networks[choice] = self._prepared_network(choice)
+                prepared = self._networks[choice]
         if isinstance(prepared, StageFailed):
             raise prepared
         return prepared
@@ -235,13 +236,9 @@ class Stages:
                 self.labelled.check(card)
             except DatasetError as exc:
                 raise BuildError(str(exc)) from None
-            # One build at a time: the seed is the framework's global generator, and two
-            # builds drawing from it at once would each get other weights than their seed's.
-            with _BUILDING:
-                return prepare_network(card, pretrained=self.settings.weights == "pretrained",
-                                       seed=self.settings.seed,
-                                       probe_count=self.settings.probes,
-                                       workdir=self._workdir)
+            return prepare_network(card, pretrained=self.settings.weights == "pretrained",
+                                   seed=self.settings.seed, probe_count=self.settings.probes,
+                                   workdir=self._workdir)
         except BuildError as exc:
             return StageFailed("network", str(exc))
         finally:

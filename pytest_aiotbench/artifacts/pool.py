@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from pytest_aiotbench.runner.aiot_runner import proc_kib_field
+
 #: What one export is assumed to need before any has been measured: the export worker with
 #: torch, TensorFlow and a converter loaded (1.0-2.4 GB seen here for the reference six).
 FIRST_PEAK_GUESS = 2.5e9
@@ -39,14 +41,8 @@ def auto_workers(wanted: int | None) -> int:
 
 def available_memory() -> float | None:
     """The host's MemAvailable in bytes (None where /proc/meminfo cannot tell)."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024.0
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    available = proc_kib_field("/proc/meminfo", "MemAvailable")
+    return None if available is None else float(available)
 
 
 class ExportPool:

@@ -57,13 +57,17 @@ class PreparedNetwork:
     @property
     def example(self) -> tuple[np.ndarray, ...]:
         """The first probe of every input, batch 1: what exporters trace with."""
-        return tuple(probe[0:1] for probe in self.probes)
+        return batches(self.probes)[0]
 
     def batches(self, samples: tuple[np.ndarray, ...] | None = None
                 ) -> list[tuple[np.ndarray, ...]]:
         """One batch-1 tuple of inputs per row of ``samples`` (default: the probes)."""
-        rows = samples if samples is not None else self.probes
-        return [tuple(one[i:i + 1] for one in rows) for i in range(len(rows[0]))]
+        return batches(samples if samples is not None else self.probes)
+
+
+def batches(rows: tuple[np.ndarray, ...]) -> list[tuple[np.ndarray, ...]]:
+    """Per row of the inputs' arrays (one per input), a batch-1 tuple of every input."""
+    return [tuple(one[i:i + 1] for one in rows) for i in range(len(rows[0]))]
 
 
 def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_count: int,
@@ -78,9 +82,8 @@ def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_cou
                          f"{type(exc).__name__}: {exc}") from exc
     probes = make_probes(card, probe_count, seed)
     try:
-        answers = [kind.outputs(model, [one[i:i + 1] for one in probes])
-                   for i in range(probe_count)]
-        macs = kind.macs(model, [one[0:1] for one in probes])
+        answers = [kind.outputs(model, batch) for batch in batches(probes)]
+        macs = kind.macs(model, batches(probes)[0])
     except Exception as exc:
         raise BuildError(_does_not_run(card, exc)) from exc
     outputs = tuple(Output(name, tuple(value.shape), str(value.dtype))

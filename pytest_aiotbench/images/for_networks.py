@@ -36,6 +36,7 @@ class LabelledForNetworks:
         self._workdir = workdir
         self._calibration: dict[str, tuple[np.ndarray, ...] | None] = {}
         self._files: dict[str, tuple[ItemsFile, ...]] = {}
+        self._masks: dict[str, list[np.ndarray]] = {}
 
     @property
     def dataset(self) -> Labelled | None:
@@ -122,16 +123,18 @@ class LabelledForNetworks:
     def masks(self, card: NetworkCard, shape: tuple[int, ...]) -> list[np.ndarray]:
         """Each item's label map, covering what the network's class map of ``shape``
         covers: a folder's masks cropped and resized as their images are, then to the
-        map's height and width."""
-        dataset = self.dataset
-        if isinstance(dataset, LabelledArrays):
-            masks = list(dataset.labels)
-        else:
-            assert isinstance(dataset, MaskedImages)
-            spec = preprocessing_spec(card)
-            masks = [preprocess_mask(str(path), spec) for path in dataset.masks]
-        height, width = shape[-2:]
-        return [_nearest(mask, height, width) for mask in masks]
+        map's height and width (read once per network)."""
+        if card.label not in self._masks:
+            dataset = self.dataset
+            if isinstance(dataset, LabelledArrays):
+                masks = list(dataset.labels)
+            else:
+                assert isinstance(dataset, MaskedImages)
+                spec = preprocessing_spec(card)
+                masks = [preprocess_mask(str(path), spec) for path in dataset.masks]
+            height, width = shape[-2:]
+            self._masks[card.label] = [_nearest(mask, height, width) for mask in masks]
+        return self._masks[card.label]
 
 
 def _labels_kind(dataset: Labelled) -> str:

@@ -292,7 +292,8 @@ class PyTorchMobileBackend(Backend):
         with self.torch.inference_mode():
             answer = self.module_(*(self.torch.from_numpy(values) for values in inputs))
         named = flattened(answer)
-        self.names = [name for name, _ in named]
+        if not self.names:  # a lite module declares no outputs: named from the first answer
+            self.names = tuple(name for name, _ in named)
         return [tensor.numpy() for _, tensor in named]
 
     names: tuple = ()
@@ -537,10 +538,16 @@ def labelled_pass(infer, load_image, count: int, clock, top_k: int = 5,
 
 def peak_resident_bytes() -> int | None:
     """Peak resident set size of this process so far (VmHWM), None where there is no /proc."""
+    return proc_kib_field("/proc/self/status", "VmHWM")
+
+
+def proc_kib_field(path: str, key: str) -> int | None:
+    """A ``key:  N kB`` line of a /proc file (status, meminfo), in bytes; None where the file
+    or the line cannot be read."""
     try:
-        with open("/proc/self/status") as handle:
+        with open(path) as handle:
             for line in handle:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{key}:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass

@@ -563,13 +563,8 @@ class ExecuTorchBackend final : public Backend {
     inputs_.clear();
     for (size_t i = 0; i < meta.num_inputs(); ++i) {
       const std::string what = "its input " + std::to_string(i);
-      auto tag = meta.input_tag(i);
       auto info = meta.input_tensor_meta(i);
-      if (!tag.ok() || tag.get() != et::Tag::Tensor || !info.ok()) {
-        throw fail(what + " is not a tensor");
-      }
-      const std::optional<DType> dtype = dtype_of(info->scalar_type());
-      if (!dtype) throw fail(what + " has " + scalar_type_text(info->scalar_type()));
+      const DType dtype = tensor_dtype(meta.input_tag(i), info, what, fail);
       // The caller's batch is contiguous in C order, so the program must want that order.
       const auto dim_order = info->dim_order();
       for (size_t d = 0; d < dim_order.size(); ++d) {
@@ -577,7 +572,7 @@ class ExecuTorchBackend final : public Backend {
       }
 
       auto input = std::make_unique<Input>();
-      input->dtype = *dtype;
+      input->dtype = dtype;
       const auto sizes = info->sizes();
       input->sizes.assign(sizes.begin(), sizes.end());
       input->tensor_sizes.assign(sizes.begin(), sizes.end());
@@ -588,7 +583,7 @@ class ExecuTorchBackend final : public Backend {
       }
       input->elements = 1;
       for (auto extent : sizes) input->elements *= static_cast<size_t>(extent);
-      input->converted.resize(input->elements * dtype_bytes(*dtype));
+      input->converted.resize(input->elements * dtype_bytes(dtype));
       input->tensor = std::make_unique<etensor::TensorImpl>(
           info->scalar_type(), static_cast<ssize_t>(input->tensor_sizes.size()),
           input->tensor_sizes.data(), nullptr, input->tensor_dim_order.data(),
@@ -598,16 +593,21 @@ class ExecuTorchBackend final : public Backend {
     }
     output_dtypes_.clear();
     for (size_t i = 0; i < meta.num_outputs(); ++i) {
-      const std::string what = "its output " + std::to_string(i);
-      auto tag = meta.output_tag(i);
-      auto info = meta.output_tensor_meta(i);
-      if (!tag.ok() || tag.get() != et::Tag::Tensor || !info.ok()) {
-        throw fail(what + " is not a tensor");
-      }
-      const std::optional<DType> dtype = dtype_of(info->scalar_type());
-      if (!dtype) throw fail(what + " has " + scalar_type_text(info->scalar_type()));
-      output_dtypes_.push_back(*dtype);
+      output_dtypes_.push_back(tensor_dtype(meta.output_tag(i), meta.output_tensor_meta(i),
+                                            "its output " + std::to_string(i), fail));
     }
+  }
+
+  // The dtype of one of the method's values, which must be a tensor of a protocol dtype.
+  template <typename Tag, typename Info, typename Fail>
+  static DType tensor_dtype(const Tag& tag, const Info& info, const std::string& what,
+                            const Fail& fail) {
+    if (!tag.ok() || tag.get() != et::Tag::Tensor || !info.ok()) {
+      throw fail(what + " is not a tensor");
+    }
+    const std::optional<DType> dtype = dtype_of(info->scalar_type());
+    if (!dtype) throw fail(what + " has " + scalar_type_text(info->scalar_type()));
+    return *dtype;
   }
 
   // Releases a previous program, the method first: it points into everything else.
