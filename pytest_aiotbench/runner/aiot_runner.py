@@ -343,14 +343,40 @@ class PyTorchMobileBackend(Backend):
         return records
 
 
+def _executorch_runtime():
+    """ExecuTorch's runtime modules, without its compiler: the pybindings import
+    ``executorch.exir._warnings`` for one warning class, and ``executorch.exir``'s own
+    ``__init__`` imports the whole compiler (torch._dynamo, inductor, sympy), 7 s before the
+    first inference on a 2-core host. A bare package stands in for ``executorch.exir`` while
+    they load, so only that submodule runs; it is dropped after, so that a later
+    ``import executorch.exir`` (the profiler's Inspector) gets the real package."""
+    import importlib.util
+    import types
+
+    bare = None
+    if "executorch.exir" not in sys.modules:
+        found = importlib.util.find_spec("executorch.exir")  # locates it, runs nothing
+        if found is not None and found.submodule_search_locations:
+            bare = types.ModuleType("executorch.exir")
+            bare.__path__ = list(found.submodule_search_locations)
+            sys.modules["executorch.exir"] = bare
+    try:
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+    finally:
+        if bare is not None and sys.modules.get("executorch.exir") is bare:
+            del sys.modules["executorch.exir"]
+    return portable_lib, Runtime
+
+
 class ExecuTorchBackend(RecordsSinceLoad):
     name = "executorch"
     module = "executorch"
 
     def load(self, path: str, threads: int, quiet: bool = False) -> None:
         import torch
-        from executorch.extension.pybindings import portable_lib
-        from executorch.runtime import Runtime
+
+        portable_lib, Runtime = _executorch_runtime()
 
         # XNNPACK's threadpool is process-wide; size it before the method is loaded.
         portable_lib._unsafe_reset_threadpool(threads)
