@@ -40,6 +40,7 @@ class TFLite(Framework):
     def make_variant(self, variant: str, fp32_artifact: Path, model: Any, example: Any,
                      calibration: list[Any], destination: Path) -> list[str]:
         # ai-edge-quantizer rewrites the converted .tflite: the same graph, other weights.
+        import numpy as np
         from ai_edge_quantizer import qtyping, quantizer, recipe
 
         if variant == "fp16":
@@ -57,18 +58,16 @@ class TFLite(Framework):
                                                                       overwrite=True)
             return ["dynamic-range int8: int8 per-channel weights, activations quantized at "
                     "run time (ai-edge-quantizer)"]
-        from ai_edge_litert.interpreter import Interpreter
-
-        signatures = Interpreter(model_path=str(fp32_artifact)).get_signature_list()
-        key = next(iter(signatures))
-        names = signatures[key]["inputs"]
+        key, inputs = _signature_inputs(fp32_artifact)
         tool = quantizer.Quantizer(str(fp32_artifact), recipe.static_wi8_ai8())
         for boundary in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
             # Keep float input and output: the runner feeds every variant the same tensors.
             tool.update_quantization_recipe(regex=".*", operation_name=boundary,
                                             algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
-        ranges = tool.calibrate({key: [dict(zip(names, batch, strict=True))
-                                       for batch in calibration]}, num_threads=2)
+        # Fed as the runners feed the file: int64 ids as the int32 litert-torch declares.
+        samples = [{name: np.asarray(values, dtype) for (name, dtype), values
+                    in zip(inputs, batch, strict=True)} for batch in calibration]
+        ranges = tool.calibrate({key: samples}, num_threads=2)
         tool.quantize(ranges, enable_progress_report=False).export_model(str(destination),
                                                                          overwrite=True)
         return [f"full int8 weights and activations, calibrated on {len(calibration)} inputs; "
@@ -93,6 +92,18 @@ class TFLite(Framework):
             f"ai-edge-litert {_version('ai-edge-litert')} Interpreter with its default XNNPACK "
             f"delegate: the nodes each {DELEGATE_NODE} node replaced, traced from its outputs "
             "back to its inputs")
+
+
+def _signature_inputs(artifact: Path) -> tuple[str, list[tuple[str, Any]]]:
+    """The file's signature key and its inputs' (name, dtype) in the graph's order, the
+    forward's, which the runners feed (the signature sorts its names)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(artifact))
+    key = next(iter(interpreter.get_signature_list()))
+    by_tensor = {details["index"]: (name, details["dtype"]) for name, details
+                 in interpreter.get_signature_runner(key).get_input_details().items()}
+    return key, [by_tensor[details["index"]] for details in interpreter.get_input_details()]
 
 
 def _delegated_nodes(ops: list[dict[str, Any]]) -> set[int]:
