@@ -4,9 +4,11 @@ Keras model, through TensorFlow's converter and tf2onnx, with Keras's own prepro
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import keras
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -126,7 +128,7 @@ def test_keras_pretrained_weights_that_cannot_be_had_give_a_clear_error(tmp_path
 KERAS_MODULE = '''
 import keras
 import tensorflow as tf
-from pytest_aiotbench import register_network, test_workload  # noqa: F401
+from pytest_aiotbench import Input, register_network, test_workload  # noqa: F401
 
 
 @register_network(input_shape=(1, 32, 32, 3), num_classes=10, implementation="keras")
@@ -152,6 +154,29 @@ def unconvertible():
     """TFLite has no determinant."""
     inputs = keras.Input((8, 8, 3), batch_size=1)
     return keras.Model(inputs, Determinant()(inputs))
+
+
+def text_model(answer):
+    ids = keras.Input((16,), dtype="int64", name="ids")
+    mask = keras.Input((16,), dtype="int64", name="mask")
+    weights = keras.ops.expand_dims(keras.ops.cast(mask, "float32"), -1)
+    pooled = keras.ops.sum(keras.layers.Embedding(500, 8)(ids) * weights, 1)
+    return keras.Model([ids, mask], answer(keras.layers.Dense(3)(pooled), pooled))
+
+
+TEXT = [Input("ids", (1, 16), "int64", high=500), Input("mask", (1, 16), "int64", high=2)]
+
+
+@register_network(inputs=TEXT, task="generic", implementation="keras")
+def keras_text():
+    """Two int64 inputs, two outputs (a list): ids and a mask to scores and the pooled sum."""
+    return text_model(lambda scores, pooled: [scores, pooled])
+
+
+@register_network(inputs=TEXT, task="generic", implementation="keras")
+def keras_dict():
+    """The same answering a dict, which TensorFlow flattens by its sorted keys."""
+    return text_model(lambda scores, pooled: {"scores": scores, "pooled": pooled})
 '''
 
 
@@ -159,7 +184,8 @@ def test_a_keras_network_in_a_test_module_runs_where_it_can(pytester, run_plugin
     """As the README says: TFLite through TensorFlow's converter (with its own int8),
     ONNX Runtime through tf2onnx, the torch-only frameworks skipped saying why; a model the
     converter refuses fails in its export stage with the converter's reason, and everything
-    else is measured."""
+    else is measured. Several inputs of integer ids and a list of outputs go through both
+    converters; a dict of outputs is refused, saying why."""
     pytester.makepyfile(test_keras=KERAS_MODULE)
     result, document = run_plugin("-v", "-rs", "--aiot-variant=fp32,int8")
     for framework in ("tflite", "tflite-int8", "onnxruntime", "onnxruntime-int8"):
@@ -175,7 +201,7 @@ def test_a_keras_network_in_a_test_module_runs_where_it_can(pytester, run_plugin
         "TFLiteConverter refused the model: tf.MatrixDeterminant has no TFLite builtin*"])
     # tf2onnx has a determinant: the model runs on ONNX Runtime all the same.
     result.stdout.fnmatch_lines(["*unconvertible-keras-onnxruntime-local? PASSED*"])
-    result.assert_outcomes(passed=6, skipped=8, errors=2)
+    result.assert_outcomes(passed=14, skipped=16, errors=2)
     rows = {(w["network"], w["framework"], w["variant"]): w
             for w in document["devices"]["local"]["workloads"]}
     tiny = rows[("tiny_keras", "tflite", "fp32")]
@@ -185,6 +211,20 @@ def test_a_keras_network_in_a_test_module_runs_where_it_can(pytester, run_plugin
     assert rows[("tiny_keras", "tflite", "int8")]["validity"]["passed"]
     assert "tf2onnx" in " ".join(rows[("tiny_keras", "onnxruntime", "fp32")]["notes"])
     assert rows[("unconvertible", "tflite", "fp32")]["stage"] == "export"
+    # Each output checked in the model's order (TFLiteConverter wrote the list's pooled sum
+    # first until the export put them back).
+    for (network, names), framework, variant in itertools.product(
+            (("keras_text", ["output_0", "output_1"]), ("keras_dict", ["pooled", "scores"])),
+            ("tflite", "onnxruntime"), ("fp32", "int8")):
+        text = rows[(network, framework, variant)]
+        assert [check["name"] for check in text["validity"]["outputs"]] == names, text["id"]
+        assert text["validity"]["passed"] and text["unit"] == "inference", text["id"]
+    # ids -> 8 (an embedding reads, it multiplies nothing) ; 8 -> 3
+    assert rows[("keras_text", "onnxruntime", "fp32")]["macs"] == 8 * 3
+    onnx_file = rows[("keras_text", "onnxruntime", "fp32")]["artifact"]["path"]
+    assert [(one.name, one.type.tensor_type.elem_type) for one in
+            onnx.load(onnx_file).graph.input] == [("input_0", onnx.TensorProto.INT64),
+                                                  ("input_1", onnx.TensorProto.INT64)]
 
 
 def test_torch_and_keras_implementations_side_by_side(pytester, run_plugin, digits_set):

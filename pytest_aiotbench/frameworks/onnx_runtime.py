@@ -135,11 +135,11 @@ class OnnxRuntimeFromKeras(OnnxRuntime):
                 f"here ({type(exc).__name__}: {exc}): pip install tf2onnx") from None
         import tensorflow as tf
 
-        function = tf.function(lambda batch: model(batch, training=False))
-        tf2onnx.convert.from_function(
-            function, input_signature=[tf.TensorSpec(example[0].shape, tf.float32,
-                                                     name="input")],
-            opset=ONNX_OPSET, output_path=str(destination))
+        from pytest_aiotbench.networks.implementations import keras_call, keras_specs
+
+        function = tf.function(lambda *batch: model(keras_call(batch), training=False))
+        tf2onnx.convert.from_function(function, input_signature=keras_specs(example),
+                                      opset=ONNX_OPSET, output_path=str(destination))
         return [f"converted by tf2onnx (opset {ONNX_OPSET}) from the Keras model; input NHWC; "
                 "CPU provider, ORT_ENABLE_ALL"]
 

@@ -132,7 +132,9 @@ class TFLiteFromKeras(TFLite):
 
     implementation = "keras"
     export_packages = ("tensorflow", "keras")
-    export_revision = 2  # 2: batch 1 fixed in the file (the native runner takes no -1)
+    # 2: batch 1 fixed in the file (the native runner takes no -1); 3: outputs in the
+    # model's order
+    export_revision = 3
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:
         destination.write_bytes(_converted(_keras_converter(model, example)))
@@ -167,8 +169,12 @@ def _keras_converter(model: Any, example: Any) -> Any:
     import keras
     import tensorflow as tf
 
-    (batch,) = example  # one input (the registry says so for Keras networks)
-    inputs = keras.Input(tuple(batch.shape[1:]), batch_size=batch.shape[0])
+    from pytest_aiotbench.networks.implementations import keras_call
+
+    # Named by their place: the converter may list them in another order (see below).
+    inputs = keras_call([keras.Input(tuple(one.shape[1:]), batch_size=one.shape[0],
+                                     dtype=str(one.dtype), name=f"input_{index}")
+                         for index, one in enumerate(example)])
     return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs)))
 
 
@@ -176,7 +182,7 @@ def _converted(converter: Any) -> bytes:
     """The converter's flatbuffer; its refusal as one line naming the operations it could
     not convert (its own message is a page of MLIR locations)."""
     try:
-        return converter.convert()
+        return _in_model_order(converter.convert())
     except Exception as exc:
         unsupported = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a "
                                              r"flex op", str(exc))))
@@ -186,3 +192,36 @@ def _converted(converter: Any) -> bytes:
             f"TensorFlow's TFLiteConverter refused the model: {', '.join(unsupported)} "
             "has no TFLite builtin (it would need TensorFlow's Select ops, which the "
             "TFLite runtimes on devices do not carry)") from None
+
+
+def _in_model_order(flatbuffer: bytes) -> bytes:
+    """The file with its graph's inputs and outputs in the model's order, which the runners
+    feed and read. TFLiteConverter lists a Keras model's in an order of its own (ids and mask
+    came out mask first, a list's [scores, pooled] pooled first); each name ends with its
+    place: an input's in ours (``serving_default_input_<k>:0``), an output's in the model's
+    flattened answer (``StatefulPartitionedCall_1:<k>``)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    graph = model.subgraphs[0]
+    inputs = _by_place(graph, graph.inputs, r"_input_(\d+):0$")
+    outputs = _by_place(graph, graph.outputs, r":(\d+)$")
+    if inputs is None and outputs is None:
+        return flatbuffer
+    graph.inputs = graph.inputs if inputs is None else inputs
+    graph.outputs = graph.outputs if outputs is None else outputs
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _by_place(graph: Any, tensors: Any, place: str) -> list[int] | None:
+    """The tensors sorted by the place their names end with (None: in order already, or
+    names that do not say)."""
+    names = [graph.tensors[index].name for index in tensors]
+    found = [re.search(place, name.decode() if isinstance(name, bytes) else name)
+             for name in names]
+    if not all(found):
+        return None
+    order = [int(one.group(1)) for one in found]
+    if order == sorted(order) or sorted(order) != list(range(len(order))):
+        return None
+    return [tensor for _, tensor in sorted(zip(order, tensors, strict=True))]

@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def torch_macs(model: Any, example: tuple[Any, ...]) -> int:
@@ -92,15 +95,18 @@ def _without_dynamo_import() -> Iterator[None]:
 _DYNAMO_DISABLE_CACHE = "__dynamo_disable"
 
 
-def keras_macs(model: Any, input_shape: tuple[int, ...]) -> int:
-    """Traced into a TensorFlow graph at its input's shape (so any Keras model counts:
-    functional, sequential or subclassed), then summed over the convolution and matrix
-    product operations from their static shapes."""
+def keras_macs(model: Any, inputs: Sequence[np.ndarray]) -> int:
+    """Traced into a TensorFlow graph at its inputs' shapes and dtypes (so any Keras model
+    counts: functional, sequential or subclassed), then summed over the convolution and
+    matrix product operations from their static shapes."""
     import tensorflow as tf
 
-    traced = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-        tf.TensorSpec(input_shape, tf.float32))
+    from pytest_aiotbench.networks.implementations import keras_call, keras_specs
+
+    traced = tf.function(lambda *batch: model(keras_call(batch), training=False)
+                         ).get_concrete_function(*keras_specs(inputs))
     return sum(_operation_macs(operation) for operation in traced.graph.get_operations())
+
 
 
 def _operation_macs(operation: Any) -> int:

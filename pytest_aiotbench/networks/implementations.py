@@ -129,12 +129,11 @@ class Keras(Implementation):
         keras.utils.set_random_seed(seed)
 
     def outputs(self, model: Any, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        (batch,) = inputs  # a Keras network takes one input here (the registry says so)
-        return {name: _numpy(tensor)
-                for name, tensor in named_outputs(model(batch, training=False)).items()}
+        answer = _in_tensorflow_order(model(keras_call(inputs), training=False))
+        return {name: _numpy(tensor) for name, tensor in named_outputs(answer).items()}
 
     def macs(self, model: Any, inputs: Sequence[np.ndarray]) -> int:
-        return flops.keras_macs(model, inputs[0].shape)
+        return flops.keras_macs(model, inputs)
 
     def fingerprint(self, model: Any) -> str:
         digest = hashlib.sha256()
@@ -144,6 +143,33 @@ class Keras(Implementation):
             digest.update(f"{values.dtype}:{values.shape};".encode())
             digest.update(np.ascontiguousarray(values).tobytes())
         return digest.hexdigest()
+
+
+def keras_call(inputs: Sequence[Any]) -> Any:
+    """What a Keras model is called with: its one input, or the list of its inputs in order
+    (as a functional model with several ``keras.Input`` takes them)."""
+    return inputs[0] if len(inputs) == 1 else list(inputs)
+
+
+def keras_specs(inputs: Sequence[np.ndarray]) -> list[Any]:
+    """A TensorSpec per input, its shape and dtype; named ``input`` for one, ``input_<i>``
+    for several (what the ONNX file's inputs are called)."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec(one.shape, tf.as_dtype(one.dtype),
+                          name="input" if len(inputs) == 1 else f"input_{index}")
+            for index, one in enumerate(inputs)]
+
+
+def _in_tensorflow_order(answer: Any) -> Any:
+    """A Keras answer with its dicts' keys sorted: TensorFlow flattens a model's outputs so
+    (``tf.nest``), and its converters write them in that order (the TFLite export puts its
+    graph's outputs back in it)."""
+    if isinstance(answer, dict):
+        return {key: _in_tensorflow_order(answer[key]) for key in sorted(answer)}
+    if isinstance(answer, (list, tuple)):
+        return [_in_tensorflow_order(one) for one in answer]
+    return answer
 
 
 def named_outputs(answer: Any) -> dict[str, Any]:

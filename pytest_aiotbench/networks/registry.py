@@ -125,9 +125,6 @@ def _declared_inputs(network: str, input_shape: tuple[int, ...] | None,
     names = [one.name for one in declared]
     if len(set(names)) != len(names):
         raise ValueError(f"{where}: input names must differ: {names}")
-    if kind.name != "torch" and (len(declared) > 1 or declared[0].dtype != "float32"):
-        raise ValueError(f"{where}: a {kind.name} network takes one float32 input here; "
-                         "several or typed inputs are for torch networks")
     return declared
 
 
