@@ -9,11 +9,8 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import numpy as np
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 
 def torch_macs(model: Any, example: tuple[Any, ...]) -> int:
@@ -95,16 +92,13 @@ def _without_dynamo_import() -> Iterator[None]:
 _DYNAMO_DISABLE_CACHE = "__dynamo_disable"
 
 
-def keras_macs(model: Any, inputs: Sequence[np.ndarray]) -> int:
-    """Traced into a TensorFlow graph at its inputs' shapes and dtypes (so any Keras model
-    counts: functional, sequential or subclassed), then summed over the convolution and
-    matrix product operations from their static shapes."""
+def keras_macs(call: Callable[..., Any], specs: Sequence[Any]) -> int:
+    """A Keras model's ``call`` traced into a TensorFlow graph at its inputs' specs (so any
+    Keras model counts: functional, sequential or subclassed), then summed over the
+    convolution and matrix product operations from their static shapes."""
     import tensorflow as tf
 
-    from pytest_aiotbench.networks.implementations import keras_call, keras_specs
-
-    traced = tf.function(lambda *batch: model(keras_call(batch), training=False)
-                         ).get_concrete_function(*keras_specs(inputs))
+    traced = tf.function(call).get_concrete_function(*specs)
     return sum(_operation_macs(operation) for operation in traced.graph.get_operations())
 
 

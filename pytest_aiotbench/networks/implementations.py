@@ -133,7 +133,8 @@ class Keras(Implementation):
         return {name: _numpy(tensor) for name, tensor in named_outputs(answer).items()}
 
     def macs(self, model: Any, inputs: Sequence[np.ndarray]) -> int:
-        return flops.keras_macs(model, inputs)
+        return flops.keras_macs(lambda *batch: model(keras_call(batch), training=False),
+                                keras_specs(inputs))
 
     def fingerprint(self, model: Any) -> str:
         digest = hashlib.sha256()
