@@ -363,6 +363,14 @@ def _executorch_runtime():
     try:
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
+    except ImportError:
+        if bare is None:
+            raise
+        # An ExecuTorch whose runtime wants more of exir than its warnings: the slow way.
+        del sys.modules["executorch.exir"]
+        bare = None
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
     finally:
         if bare is not None and sys.modules.get("executorch.exir") is bare:
             del sys.modules["executorch.exir"]
