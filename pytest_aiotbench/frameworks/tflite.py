@@ -132,8 +132,8 @@ class TFLiteFromKeras(TFLite):
 
     implementation = "keras"
     export_packages = ("tensorflow", "keras")
-    # 2: batch 1 fixed in the file (the native runner takes no -1); 3: outputs in the
-    # model's order
+    # 2: batch 1 fixed in the file (the native runner takes no -1); 3: inputs and outputs
+    # in the model's order
     export_revision = 3
 
     def export(self, model: Any, example: Any, destination: Path) -> list[str]:

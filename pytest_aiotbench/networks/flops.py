@@ -102,7 +102,6 @@ def keras_macs(call: Callable[..., Any], specs: Sequence[Any]) -> int:
     return sum(_operation_macs(operation) for operation in traced.graph.get_operations())
 
 
-
 def _operation_macs(operation: Any) -> int:
     kind = operation.type
     if kind not in ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2"):
