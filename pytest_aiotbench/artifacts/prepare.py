@@ -82,8 +82,9 @@ def prepare_network(card: NetworkCard, *, pretrained: bool, seed: int, probe_cou
                          f"{type(exc).__name__}: {exc}") from exc
     probes = make_probes(card, probe_count, seed)
     try:
-        answers = [kind.outputs(model, batch) for batch in batches(probes)]
-        macs = kind.macs(model, batches(probes)[0])
+        rows = batches(probes)
+        answers = [kind.outputs(model, batch) for batch in rows]
+        macs = kind.macs(model, rows[0])
     except Exception as exc:
         raise BuildError(_does_not_run(card, exc)) from exc
     outputs = tuple(Output(name, tuple(value.shape), str(value.dtype))

@@ -169,12 +169,13 @@ def _keras_converter(model: Any, example: Any) -> Any:
     import keras
     import tensorflow as tf
 
-    from pytest_aiotbench.networks.implementations import keras_call
+    from pytest_aiotbench.networks.implementations import keras_call, keras_input_names
 
     # Named by their place: the converter may list them in another order (see below).
     inputs = keras_call([keras.Input(tuple(one.shape[1:]), batch_size=one.shape[0],
-                                     dtype=str(one.dtype), name=f"input_{index}")
-                         for index, one in enumerate(example)])
+                                     dtype=str(one.dtype), name=name)
+                         for one, name in zip(example, keras_input_names(len(example)),
+                                              strict=True)])
     return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs)))
 
 

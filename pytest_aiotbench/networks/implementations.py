@@ -152,14 +152,18 @@ def keras_call(inputs: Sequence[Any]) -> Any:
     return inputs[0] if len(inputs) == 1 else list(inputs)
 
 
+def keras_input_names(count: int) -> list[str]:
+    """What the converters call a Keras network's inputs: ``input`` for one, ``input_<i>``
+    for several (the place in the name puts a TFLite file's inputs back in order)."""
+    return ["input"] if count == 1 else [f"input_{index}" for index in range(count)]
+
+
 def keras_specs(inputs: Sequence[np.ndarray]) -> list[Any]:
-    """A TensorSpec per input, its shape and dtype; named ``input`` for one, ``input_<i>``
-    for several (what the ONNX file's inputs are called)."""
+    """A TensorSpec per input: its shape, dtype and name."""
     import tensorflow as tf
 
-    return [tf.TensorSpec(one.shape, tf.as_dtype(one.dtype),
-                          name="input" if len(inputs) == 1 else f"input_{index}")
-            for index, one in enumerate(inputs)]
+    return [tf.TensorSpec(one.shape, tf.as_dtype(one.dtype), name=name)
+            for one, name in zip(inputs, keras_input_names(len(inputs)), strict=True)]
 
 
 def _in_tensorflow_order(answer: Any) -> Any:
