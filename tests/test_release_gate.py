@@ -95,8 +95,8 @@ def test_records_are_pytest_benchmarks_saved_listed_and_compared(gate_project, r
     assert sum(shares) == pytest.approx(1.0)
     assert len(list((tmp_path / "hist").parent.glob("hist*.svg"))) == 1
 
-    # A plain re-run against the saved one passes; the induced slowdown (width 8 -> 128: two
-    # hundred times the work) fails. The limit is wide: a sub-millisecond median on a shared
+    # A plain re-run against the saved one passes; the induced slowdown (width 8 -> 128: 190
+    # times the work) fails. The limit is wide: a sub-millisecond median on a shared
     # two-core machine can double between two sessions (seen in CI).
     result, _ = run_plugin(FRAMEWORKS, "--benchmark-autosave", store, "--benchmark-compare",
                            "--benchmark-compare-fail=median:300%")
