@@ -225,8 +225,8 @@ def test_the_python_runner_times_a_pair_in_alternated_rounds(tmp_path):
     """Protocol 4: the baseline's artifact beside this one, after this one's own timing:
     the side that runs first alternates, every block has its samples and time, the rounds
     stop at the cap asked, and a much heavier current side reads as slower in every round
-    (200 layers against 1: 19x here; 48 layers, 5x, once read faster in a round beside a busy
-    CI worker)."""
+    (200 layers against 1: 19x here; 48 layers, 5x, once read faster in a round beside busy
+    test workers)."""
     light, heavy = tmp_path / "light.onnx", tmp_path / "heavy.onnx"
     onnx_chain(1, light)
     onnx_chain(200, heavy)
